@@ -1,0 +1,258 @@
+// Package maillog writes mail.log, the one-line-per-recipient-per-event record that
+// administrators grep: E (enqueued), D (delivered), Q (requeued), R (returned),
+// J (rejected in SMTP), K (returned without notice, NOTIFY=NEVER), W (delay warning),
+// H (held) and the connection records O/C/X when connection logging is on.
+//
+// A line is:
+//
+//	dd-Mon-yyyy hh:mm:ss.cc SOURCE [DEST] CODE SIZE FROM ORCPT TO ID [MESSAGE-ID] [DIAG]
+//
+// SIZE is in blocks of 1024 bytes (rounded up), FROM is "<>" for the empty sender
+// (LOG_FORMAT=2 style, so the field count never changes), ORCPT is "type;address"
+// ("rfc822;" + TO when the client gave none), ID is the queue id, MESSAGE-ID appears
+// when LOG_MESSAGE_ID=1, and DIAG is the free-text diagnostic, last, because it may
+// contain spaces. DEST is present on enqueue-side lines (E, J) and absent on dequeue
+// lines (D, Q, R, K, W, H).
+//
+// It owns the file and its reopening for logrotate; it must not decide what is logged.
+// Writes are asynchronous through one writer goroutine so that a slow disk never
+// holds an SMTP reply; nothing here is fsynced (the queue is the durable record).
+package maillog
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Record is one mail.log line.
+type Record struct {
+	Time      time.Time // zero: now
+	Source    string    // source channel (enqueue lines) or the channel dequeuing
+	Dest      string    // destination channel; only on enqueue-side lines (E, J)
+	Code      string    // E, D, Q, R, J, K, W, H, O, C, X, possibly with modifiers (EE, DE)
+	Size      int64     // bytes
+	From      string    // envelope sender, "" for <>
+	ORCPT     string    // "rfc822;addr" or ""
+	To        string    // current recipient
+	ID        string    // queue id, "" when there is none (J)
+	MessageID string    // Message-ID header, written when the logger has LogMessageID
+	Diag      string    // diagnostic text
+}
+
+// Logger is safe for concurrent use.
+type Logger struct {
+	path         string
+	logMessageID bool
+
+	mu     sync.Mutex // guards f, w, closed
+	f      *os.File
+	w      *bufio.Writer
+	closed bool
+
+	lines chan []byte
+	done  chan struct{}
+}
+
+// Options for Open.
+type Options struct {
+	LogMessageID bool // LOG_MESSAGE_ID=1
+}
+
+// Open opens (appends to) the log file and starts its writer.
+func Open(path string, opts Options) (*Logger, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open mail.log: %w", err)
+	}
+	l := &Logger{
+		path:         path,
+		logMessageID: opts.LogMessageID,
+		f:            f,
+		w:            bufio.NewWriterSize(f, 64<<10),
+		lines:        make(chan []byte, 4096),
+		done:         make(chan struct{}),
+	}
+	go l.run()
+	return l, nil
+}
+
+// Discard is a Logger that writes nowhere, for tests and tools.
+func Discard() *Logger {
+	l := &Logger{lines: make(chan []byte, 64), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for range l.lines {
+		}
+	}()
+	return l
+}
+
+func (l *Logger) run() {
+	defer close(l.done)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case b, ok := <-l.lines:
+			if !ok {
+				l.flush()
+				return
+			}
+			l.mu.Lock()
+			if l.w != nil {
+				l.w.Write(b)
+			}
+			l.mu.Unlock()
+		case <-tick.C:
+			l.flush()
+		}
+	}
+}
+
+func (l *Logger) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w != nil {
+		l.w.Flush()
+	}
+}
+
+// Log formats r and queues it for writing. It never blocks on the disk, only on a
+// full buffer (4096 lines), which is back-pressure rather than loss.
+func (l *Logger) Log(r Record) {
+	if l == nil {
+		return
+	}
+	l.lines <- l.format(r)
+}
+
+func (l *Logger) format(r Record) []byte {
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	b := make([]byte, 0, 200)
+	b = t.AppendFormat(b, "02-Jan-2006 15:04:05")
+	b = append(b, '.')
+	cs := t.Nanosecond() / 1e7
+	b = append(b, byte('0'+cs/10), byte('0'+cs%10))
+	field := func(s string) {
+		b = append(b, ' ')
+		b = append(b, clean(s)...)
+	}
+	field(orDash(r.Source))
+	if r.Dest != "" {
+		field(r.Dest)
+	}
+	field(r.Code)
+	field(strconv.FormatInt(Blocks(r.Size), 10))
+	from := r.From
+	if from == "" {
+		from = "<>"
+	}
+	field(from)
+	orcpt := r.ORCPT
+	if orcpt == "" && r.To != "" {
+		orcpt = "rfc822;" + r.To
+	}
+	field(orDash(orcpt))
+	field(orDash(r.To))
+	field(orDash(r.ID))
+	if l.logMessageID {
+		field(orDash(r.MessageID))
+	}
+	if r.Diag != "" {
+		b = append(b, ' ')
+		b = append(b, cleanText(r.Diag)...)
+	}
+	b = append(b, '\n')
+	return b
+}
+
+// Blocks converts a size in bytes to 1024-byte blocks, rounding up, as mail.log,
+// qm and counters report sizes.
+func Blocks(size int64) int64 { return (size + 1023) / 1024 }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// clean keeps one field one token: spaces and control characters would break
+// the column layout that administrators' scripts rely on.
+func clean(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// cleanText keeps the diagnostic on one line.
+func cleanText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' {
+			return ' '
+		}
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// Reopen closes and reopens the file by name, for logrotate (SIGUSR1, mtactl log -reopen).
+func (l *Logger) Reopen() error {
+	if l == nil || l.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("reopen mail.log: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w != nil {
+		l.w.Flush()
+	}
+	if l.f != nil {
+		l.f.Close()
+	}
+	l.f = f
+	l.w = bufio.NewWriterSize(f, 64<<10)
+	return nil
+}
+
+// Close writes everything queued and closes the file. Log must not be called after Close.
+func (l *Logger) Close() error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.lines)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		l.w.Flush()
+		return l.f.Close()
+	}
+	return nil
+}

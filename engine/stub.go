@@ -3,6 +3,8 @@ package engine
 // Placeholder bodies so that other packages compile while this package is built.
 // The owner of engine/ replaces this file; the signatures are the contract.
 
+import "mtad.dev/mta/mappings"
+
 // RuleSet is the compiled, immutable rule engine: rules indexed by pattern, the
 // channel table by host name, templates pre-parsed. Safe for concurrent use. It
 // round-trips through encoding/gob via MarshalBinary/UnmarshalBinary and is ready to
@@ -30,3 +32,8 @@ func (rs *RuleSet) NumRules() int { panic("not implemented") }
 
 func (rs *RuleSet) MarshalBinary() ([]byte, error) { panic("not implemented") }
 func (rs *RuleSet) UnmarshalBinary(b []byte) error { panic("not implemented") }
+
+// Attach connects a decoded RuleSet to the mapping tables and aliases of the same
+// image (they are serialised beside it, not inside it). Compile attaches those of
+// its Config itself.
+func (rs *RuleSet) Attach(m *mappings.Set, a *mappings.Aliases) { panic("not implemented") }

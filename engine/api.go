@@ -50,7 +50,7 @@ type Options struct {
 type Config struct {
 	Rules    []RuleSource
 	Channels []Channel
-	Mappings *mappings.Set    // ${table,arg}; may be nil
+	Mappings *mappings.Set     // ${table,arg}; may be nil
 	General  map[string]string // general database for $(key); keys lower-cased
 	Aliases  *mappings.Aliases // may be nil
 	Options  Options
@@ -86,12 +86,12 @@ type Request struct {
 
 // Result is the outcome of rewriting one address.
 type Result struct {
-	Address  string // the rewritten address as it will be queued (route included, "@a:u@b")
-	Channel  string // destination channel name; "" when Err is set
-	Official string // the routing host that selected the channel
-	Mailbox  string // local part of the rewritten address (test -rewrite "mbox =")
-	Host     string // domain of the rewritten address
-	Rule     string // "file:line" of the deciding rule; "" when the channel table decided
+	Address  string         // the rewritten address as it will be queued (route included, "@a:u@b")
+	Channel  string         // destination channel name; "" when Err is set
+	Official string         // the routing host that selected the channel
+	Mailbox  string         // local part of the rewritten address (test -rewrite "mbox =")
+	Host     string         // domain of the rewritten address
+	Rule     string         // "file:line" of the deciding rule; "" when the channel table decided
 	Err      *status.Status // the address is rejected: $?text or unknown host (5.1.2 default)
 	Trace    []TraceStep    // when Request.Trace
 }

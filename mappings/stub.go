@@ -46,23 +46,23 @@ func (p *Pattern) Match(s string) (captures []string, ok bool) { panic("not impl
 // Access is a decoded access-table result (PORT_ACCESS, *_SEND_ACCESS, *_MAIL_ACCESS,
 // FROM_ACCESS): the flags' arguments cut from the output string in the documented order.
 type Access struct {
-	Matched  bool
-	Allow    bool   // $Y, or matched without $N/$F
-	Reject   bool   // $N or $F
-	Text     string // $N/$F text ("$ " already turned into spaces)
-	Enhanced string // $X argument, e.g. "4.2.1"; "" means the default 5.7.1
-	Delay    int    // $D argument, hundredths of a second (negative: address command only)
-	Hold     bool   // $H
-	Bitbucket bool  // $B
-	Discard  bool   // $V / $Z
-	Debug    int    // $U argument
-	SetFrom  string // $J argument (FROM_ACCESS)
-	SetSender string // $K argument (FROM_ACCESS)
-	Tag      string // $T argument
-	AddHeader string // $A argument
-	SyslogMatch string // $< argument
+	Matched      bool
+	Allow        bool   // $Y, or matched without $N/$F
+	Reject       bool   // $N or $F
+	Text         string // $N/$F text ("$ " already turned into spaces)
+	Enhanced     string // $X argument, e.g. "4.2.1"; "" means the default 5.7.1
+	Delay        int    // $D argument, hundredths of a second (negative: address command only)
+	Hold         bool   // $H
+	Bitbucket    bool   // $B
+	Discard      bool   // $V / $Z
+	Debug        int    // $U argument
+	SetFrom      string // $J argument (FROM_ACCESS)
+	SetSender    string // $K argument (FROM_ACCESS)
+	Tag          string // $T argument
+	AddHeader    string // $A argument
+	SyslogMatch  string // $< argument
 	SyslogReject string // $> argument
-	Src      string // deciding entry
+	Src          string // deciding entry
 }
 
 // DecodeAccess cuts the flag arguments out of a mapping result.

@@ -48,7 +48,7 @@ func (q *Queue) Update(id string, updates []Update) error { panic("not implement
 
 // Hold marks a message .HELD with a reason; Release clears it (and calls OnCommit).
 func (q *Queue) Hold(id, reason string) error { panic("not implemented") }
-func (q *Queue) Release(id string) error     { panic("not implemented") }
+func (q *Queue) Release(id string) error      { panic("not implemented") }
 
 // Delete removes a message silently (qm delete).
 func (q *Queue) Delete(id string) error { panic("not implemented") }

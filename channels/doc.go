@@ -1,6 +1,54 @@
 // Package channels holds the delivery programs: local Maildir, SMTP client, LMTP,
-// pipe, bitbucket, hold. Each implements Program: deliver one message to some
+// pipe, bitbucket (hold is not here: holding is not delivering). Each implements Program: deliver one message to some
 // recipients and report one result per recipient.
 //
 // It must not schedule, retry, or touch the queue: the job controller does that.
+// It imports status and dnsx only; never queue, jobctl, engine or smtpserver.
+//
+// The rule every program follows: only a definitive answer about a recipient
+// (a 5xx from the remote server, an unsafe mailbox name, a sysexits code the
+// site program chose) is permanent. Everything the MTA or the network caused —
+// a full disk, a refused connection, a timeout, a dropped or stale connection,
+// a DNS failure — is temporary, so it defers and never bounces.
+//
+// # Maildir
+//
+// One copy per recipient under root/<mailbox>/ (mailbox = lower-cased local part
+// without +detail), with "Return-Path: <from>" and "Delivered-To: addr" prepended
+// and the stored content copied byte-exact. Written to tmp/, fsynced, renamed
+// into new/, and new/ fsynced: a message appears in new/ complete or not at all.
+//
+// # SMTP and LMTP client
+//
+// How it works:
+//   - Recipients are grouped by domain (all together when Daemon is set); each
+//     group is one transaction. The hosts to try come from route: an address
+//     literal, the smart host, or MX records in preference order (equal
+//     preferences shuffled under randommx), the domain itself when it has no MX
+//     (RFC 5321 §5.1), a permanent 5.1.10 on a null MX (RFC 7505). Every address
+//     of a host is tried before the next host.
+//   - Connections are cached per host (hostPool): at most MaxConnsPerHost exist,
+//     idle ones are closed after IdleTimeout or MaxMessagesPerConn transactions.
+//     A cached connection is checked with RSET before reuse; if that fails, or it
+//     dies before answering MAIL, it is dropped and a fresh one is opened: a
+//     stale connection never becomes the message's failure (seed 000).
+//   - A transaction sends MAIL and every RCPT in one write when the server offers
+//     PIPELINING, then DATA and the dot-stuffed content through one buffered
+//     writer. SIZE is checked before MAIL (552 5.3.4); BODY=8BITMIME, SMTPUTF8,
+//     RET/ENVID and NOTIFY/ORCPT are sent when offered.
+//   - Outcomes: a 2xx RCPT then 2xx after the dot delivers; a 4xx/5xx reply is
+//     that recipient's temporary/permanent result. A connection failure (refused,
+//     timeout, 421, drop, garbage) makes every recipient of the transaction
+//     temporary (except those already refused with a 5xx); before DATA it moves
+//     on to the next address/host, after DATA it does not (the message may have
+//     arrived: a duplicate beats a loss).
+//   - Every stage has its own inactivity timeout (RFC 5321 §4.5.3.2), and the
+//     context's cancellation interrupts any blocked read or write.
+//
+// # Pipe
+//
+// The site program runs once per recipient, without a shell, with the message
+// on stdin, in its own process group killed on timeout. Exit 0 delivers, 75
+// defers, 64-78 bounce (sysexits), anything else defers; the first lines of
+// stderr go into the diagnostic.
 package channels

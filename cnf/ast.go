@@ -77,6 +77,9 @@ type IMTAFile struct {
 	// RulesEnd is the blank line that ended the rule section (zero if none). The
 	// compiler points at it when channel blocks look like rules ("stray blank line").
 	RulesEnd Pos
+	// Warnings are things worth saying that do not stop a build (ParseFS moves them
+	// into Config.Warnings).
+	Warnings ErrorList
 }
 
 // Rule is one rewrite rule: pattern, whitespace, template (the rest of the logical
@@ -117,7 +120,8 @@ type HostLine struct {
 
 // MappingFile is the mappings file: named tables of pattern/template entries.
 type MappingFile struct {
-	Tables []MappingTable
+	Tables   []MappingTable
+	Warnings ErrorList
 }
 
 type MappingTable struct {

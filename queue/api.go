@@ -3,7 +3,10 @@ package queue
 // This file is the contract other packages code against (smtpserver via mtad, jobctl,
 // mtactl qm). Keep the exported names and signatures; add, don't change.
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // RcptState is where one recipient stands.
 type RcptState uint8
@@ -65,5 +68,23 @@ type Options struct {
 	// OnCommit is called, outside any lock, with envelopes that just became durable
 	// and deliverable: new enqueues and released messages. The job controller feeds
 	// its in-memory index from it. Envelopes passed in must not be modified.
+	// It runs on a goroutine of its own, in commit order; it may call the queue
+	// (but not Close). Messages enqueued already Held are not passed.
 	OnCommit func(envs []*Envelope)
+
+	// MaxBatchBytes caps the content bytes one commit gathers (0: 32 MiB), so a burst
+	// of large messages does not make every waiter wait for all of them.
+	MaxBatchBytes int
+	// QuickRecovery makes Open check only each content record's header and length,
+	// not the content checksum, so a queue of millions opens without reading every
+	// byte. Content still verifies the checksum before anything is delivered.
+	QuickRecovery bool
+	// Logger receives diagnostics (nil: slog.Default()).
+	Logger *slog.Logger
+
+	// Test hooks (nil in production).
+	createSegment func(path string) (segFile, error) // open a new segment for appending
+	beforeCommit  func() error                       // runs inside each index transaction
+	segmentSize   int64                              // rotate segments past this size (0: segTarget)
+	lockTimeout   time.Duration                      // wait for another process's lock (0: 2s)
 }

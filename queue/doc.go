@@ -4,5 +4,55 @@
 // Enqueue, so it is on disk and survives kill -9.
 //
 // It owns the files under the queue directory and nothing else. It must not schedule
-// (that is jobctl), rewrite addresses or talk SMTP.
+// (that is jobctl), rewrite addresses or talk SMTP. It imports only status.
+//
+// # How it works
+//
+// Layout under the queue directory:
+//
+//	queue.db            bbolt: bucket "msgs" (id -> envelope), bucket "quarantine"
+//	segments/NNNNNN.seg append-only content files, "MTASEG1\n" then records
+//
+// A content record is a 36-byte header (magic, id, length, CRC32C of the content,
+// CRC32C of the header) followed by the content. The envelope is a compact versioned
+// binary encoding with its own CRC32C, and carries the content's segment, offset,
+// length and CRC. Ids are 16 characters of Crockford base32 (48-bit milliseconds,
+// 16-bit counter, 16 random bits): unique, sortable by time, safe in logs and paths.
+//
+// Every change goes through a two-goroutine pipeline (commit.go). The committer takes
+// all requests waiting (up to MaxBatch / MaxBatchBytes), appends their contents to the
+// current segment with one write burst and ONE fsync, and hands the batch to the
+// indexer, which applies every envelope change (enqueues, delivery updates, hold,
+// release, delete) in ONE bbolt transaction, then wakes every waiter. While the
+// indexer commits batch N the committer already writes batch N+1, so batches grow by
+// themselves with load and the fsyncs of the two stages overlap. Per batch the order
+// is fixed: contents durable, then envelopes committed. A crash between the two
+// leaves unreferenced bytes in a segment that nothing will ever read. A write or fsync
+// error fails every enqueue of the batch with 452 4.3.1 and abandons the segment (its
+// state can no longer be trusted); the next batch starts a new one, so the queue works
+// again as soon as space returns.
+//
+// Segments are reference-counted in memory (number of live messages, counted from the
+// moment their content is written). A segment is deleted when the count drops to zero
+// and it is no longer the one being appended to; a new one is started past 64 MiB.
+// Space cost: one long-deferred message keeps its whole segment (up to 64 MiB) on disk
+// until it leaves the queue. There is no compaction yet; with a few-day maximum queue
+// life the worst case is bounded by the arrival volume of those days.
+//
+// Open recovers before returning: bbolt's own consistency check (a damaged index
+// fails Open: it cannot be repaired message by message), then every envelope is
+// decoded and its content record checked (header, length, and unless QuickRecovery
+// the content CRC). Damaged messages (bad
+// envelope checksum, bad record, truncated or missing segment) are moved to the
+// quarantine bucket with the reason and reported by Quarantined; they are never
+// delivered. Reference counts are rebuilt and unreferenced segments removed. Recovery
+// does not call OnCommit: the job controller Walks the queue at start-up.
+//
+// Memory: no envelope is kept in memory beyond a request in flight; bbolt is the
+// store and Walk streams it in chunks of short read transactions. Recovery streams
+// too: ids, segment numbers and offsets all grow with time, so one pass in key order
+// reads each segment sequentially and keeps nothing per message.
+//
+// OnCommit is called from its own goroutine in commit order, so a slow callback never
+// stalls commits and the callback may call back into the queue.
 package queue

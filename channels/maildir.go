@@ -1,0 +1,214 @@
+package channels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"mtad.dev/mta/status"
+)
+
+// Maildir delivers to local mailboxes in Maildir format under one root:
+// root/<mailbox>/{tmp,new,cur}. It is safe for concurrent use.
+type Maildir struct {
+	root     string
+	hostname string // already escaped for use in a file name
+	pid      int
+	counter  atomic.Uint64 // Q<n> in the unique name: unique within this process
+	now      func() time.Time
+}
+
+// NewMaildir returns a Maildir delivering under root; hostname goes into the
+// unique file names.
+func NewMaildir(root, hostname string) *Maildir {
+	return &Maildir{
+		root:     root,
+		hostname: escapeHostname(hostname),
+		pid:      os.Getpid(),
+		now:      time.Now,
+	}
+}
+
+// escapeHostname applies the Maildir spec's escapes: "/" and ":" would break the
+// file name or its info suffix.
+func escapeHostname(h string) string {
+	if h == "" {
+		h = "localhost"
+	}
+	return strings.NewReplacer("/", `\057`, ":", `\072`).Replace(h)
+}
+
+// MailboxOf returns the mailbox a recipient address delivers to: its local part,
+// lower-cased, without "+detail"; a quoted local part is unquoted. It returns a
+// permanent 5.1.1 status for a name that is not safe as a directory name.
+func MailboxOf(addr string) (string, *status.Status) {
+	local := addr
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		local = addr[:i]
+	}
+	if len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"' {
+		local = local[1 : len(local)-1]
+	}
+	if i := strings.IndexByte(local, '+'); i >= 0 {
+		local = local[:i]
+	}
+	local = strings.ToLower(local)
+	if local == "" || local[0] == '.' || strings.Contains(local, "..") ||
+		strings.ContainsAny(local, "/\\\x00") || !printable(local) {
+		return "", status.New(550, "5.1.1", "unsafe or empty mailbox name %q", local)
+	}
+	return local, nil
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Deliver implements Program: one copy per recipient, each with its own
+// Delivered-To header.
+func (md *Maildir) Deliver(ctx context.Context, m *Message) []Result {
+	out := make([]Result, len(m.Rcpts))
+	for i, r := range m.Rcpts {
+		if err := ctx.Err(); err != nil {
+			out[i] = Result{Err: status.New(451, "4.4.7", "delivery cancelled: %v", err), Reply: "maildir;cancelled"}
+			continue
+		}
+		name, st := md.deliverOne(m, r)
+		if st != nil {
+			out[i] = Result{Err: st, Reply: "maildir;" + st.Error()}
+			continue
+		}
+		out[i] = Result{Reply: "maildir;new/" + name}
+	}
+	return out
+}
+
+func (md *Maildir) deliverOne(m *Message, r Rcpt) (string, *status.Status) {
+	mbox, st := MailboxOf(r.Addr)
+	if st != nil {
+		return "", st
+	}
+	dir := filepath.Join(md.root, mbox)
+	if err := md.ensure(dir); err != nil {
+		return "", fsStatus("creating maildir "+mbox, err)
+	}
+
+	from := m.From
+	head := "Return-Path: <" + from + ">\r\nDelivered-To: " + r.Addr + "\r\n"
+	size := int64(len(head)) + m.Size
+
+	now := md.now()
+	base := fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, md.pid, md.counter.Add(1), md.hostname)
+	name := base + ",S=" + strconv.FormatInt(size, 10)
+	tmp := filepath.Join(dir, "tmp", name)
+
+	// O_EXCL: the name is unique by construction; if it is not, never overwrite.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fsStatus("creating "+filepath.Join(mbox, "tmp", name), err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := io.WriteString(f, head); err != nil {
+		return "", fsStatus("writing "+mbox, err)
+	}
+	n, err := io.Copy(f, io.NewSectionReader(m.Content, 0, m.Size))
+	if err != nil {
+		return "", fsStatus("writing "+mbox, err)
+	}
+	if n != m.Size {
+		return "", status.New(451, "4.3.0", "message content is %d bytes, expected %d", n, m.Size)
+	}
+	// The file must be on disk before its name appears in new/, else a crash
+	// could leave an empty or partial message that the user then sees.
+	if err := f.Sync(); err != nil {
+		return "", fsStatus("syncing "+mbox, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fsStatus("closing "+mbox, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "new", name)); err != nil {
+		return "", fsStatus("renaming into "+mbox+"/new", err)
+	}
+	ok = true
+	// The rename is durable only once the directory is synced; until then the
+	// queue must keep the message, so a failure here is temporary (a duplicate is
+	// better than a loss).
+	if err := syncDir(filepath.Join(dir, "new")); err != nil {
+		return "", fsStatus("syncing "+mbox+"/new", err)
+	}
+	return name, nil
+}
+
+// ensure creates dir/{tmp,new,cur} on first delivery.
+func (md *Maildir) ensure(dir string) error {
+	if fi, err := os.Stat(filepath.Join(dir, "new")); err == nil && fi.IsDir() {
+		if fi, err := os.Stat(filepath.Join(dir, "tmp")); err == nil && fi.IsDir() {
+			return nil
+		}
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// fsStatus maps a file-system error to a temporary status: a mailbox that cannot
+// be written today (permissions, full disk, quota) may be writable tomorrow, and
+// the postmaster must fix it rather than the sender be bounced.
+func fsStatus(what string, err error) *status.Status {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return status.New(452, "4.3.1", "%s: %v", what, err)
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
+		return status.New(450, "4.2.0", "%s: %v", what, err)
+	}
+	return status.New(451, "4.3.0", "%s: %v", what, err)
+}
+
+// Bitbucket accepts and discards every recipient.
+type Bitbucket struct{}
+
+// Deliver implements Program.
+func (Bitbucket) Deliver(ctx context.Context, m *Message) []Result {
+	out := make([]Result, len(m.Rcpts))
+	for i := range out {
+		out[i] = Result{Reply: "bitbucket;discarded"}
+	}
+	return out
+}

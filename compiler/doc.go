@@ -1,0 +1,52 @@
+// Package compiler turns a parsed configuration (cnf.Config) into one immutable
+// Image: it validates across files, interprets channel keywords, job_controller.cnf,
+// dispatcher.cnf, option.dat and the channel option files, compiles the rewrite
+// rules (engine) and mapping tables and aliases (mappings), and reads and writes the
+// image file that `mtactl cnbuild` produces and mtad loads.
+//
+// It owns the channel keyword table, the meaning of every option, the
+// cross-file checks (duplicate host names, pools, routing hosts without a channel)
+// and the image file format. It must not parse text (cnf does), rewrite addresses
+// (engine does) or run anything: an Image is data.
+//
+// How it works. Check runs every check and collects all errors and warnings, each
+// "FILE:LINE: message", sorted by position; Build is Check that fails on any error.
+// Keywords are grouped from the words of the channel-name line by an argument-shape
+// table (keywords.go); a defaults line is a list of keywords prepended to every later
+// block, so "later wins" is simply applying keywords in order. The rule engine is
+// only run on a sound channel table, so that a stray blank line among the rules gives
+// the product's "duplicate host in channel table" and a note at that blank line
+// instead of a cascade of template errors.
+//
+// Image file layout (all integers big-endian):
+//
+//	"MTAIMAGE" | uint32 FormatVersion | uint32 len | gob(Header) | uint64 len | gob(payload) | SHA-256 of all before
+//
+// The version is checked before anything else is decoded, so an image written by
+// another release gives "compiled configuration version mismatch ... run mtactl
+// cnbuild"; any other defect is "corrupt image". Write is atomic (temp file, fsync,
+// rename, fsync of the directory).
+//
+// Decisions where the reference is silent or tagged [inf]:
+//   - Contradictory keywords: the later wins; defaults lines are prepended to each
+//     block, so a block's own keyword beats a default.
+//   - Plain smtp accepts CRLF or bare LF; notices accept blanks or commas
+//     ("2,4,6,8"); the second defaulthost domain is taken only if it has a dot and
+//     is not a keyword; daemon with no dot means the official host name.
+//   - backoff arguments are the quoted words, or words starting "p" + digit or "t",
+//     after it; in periods a year is 365 days and a month 30 days.
+//   - Delivery windows "HH:MM-HH:MM": end before start wraps midnight, equal ends
+//     mean all day, 24:00 is allowed as an end. Of several [CHANNEL=] sections the
+//     exact name wins, then the wildcard with the most literal text.
+//   - No job_controller.cnf: one pool DEFAULT, job_limit 10 (also the JOB_LIMIT of a
+//     pool that gives none and has no global value). No dispatcher.cnf: no services.
+//   - Defaults: MAX_RECEIVED_LINES and MAX_INTERNAL_RECEIVED_LINES 50,
+//     MAX_REWRITE_PASSES 20 (ours), SMTP channel option times 10 minutes except
+//     DATA_RECEIVE_TIME 60, MAX_CLIENT_THREADS 20, logging on.
+//   - Unknown option names are warnings; malformed values are errors.
+//   - A rule whose literal routing host no channel owns is an error; templates
+//     without "@" (A%B, $?text) or whose routing host is built by a substitution are
+//     not checked.
+//   - When cnf reports syntax errors the cross-file checks still run (all problems
+//     at once), except the routing-host check, which a dropped line would mislead.
+package compiler

@@ -1,0 +1,362 @@
+package compiler
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"mtad.dev/mta/cnf"
+)
+
+// ParseInt reads an option integer: decimal, or "b%v" (v written in base b, e.g.
+// "16%FF" = 255), as every MTA option file allows (operations.md §1.2).
+func ParseInt(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if b, v, ok := strings.Cut(s, "%"); ok {
+		base, err := strconv.Atoi(b)
+		if err != nil || base < 2 || base > 36 {
+			return 0, fmt.Errorf("%q: bad base in b%%v integer", s)
+		}
+		n, err := strconv.ParseInt(v, base, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not an integer in base %d", s, base)
+		}
+		return int(n), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an integer", s)
+	}
+	return int(n), nil
+}
+
+// optKind is the type of an option value.
+type optKind uint8
+
+const (
+	optInt optKind = iota
+	optString
+	optBool    // 0/1 integer used as a switch
+	optMinutes // integer minutes (SMTP channel option timeouts)
+	optFloat
+)
+
+// optionReader interprets one option file: it checks each NAME against a table of
+// known options, converts the value, and reports unknown names (warning) and bad
+// values (error) at the option's position.
+type optionReader struct {
+	file  string
+	known map[string]optKind
+	errs  *cnf.ErrorList
+	warns *cnf.ErrorList
+	raw   map[string]string
+	ints  map[string]int
+	strs  map[string]string
+	durs  map[string]time.Duration
+	flts  map[string]float64
+}
+
+func newOptionReader(file string, known map[string]optKind, errs, warns *cnf.ErrorList) *optionReader {
+	return &optionReader{file: file, known: known, errs: errs, warns: warns,
+		raw: map[string]string{}, ints: map[string]int{}, strs: map[string]string{},
+		durs: map[string]time.Duration{}, flts: map[string]float64{}}
+}
+
+func (r *optionReader) read(opts []cnf.Option) {
+	for _, o := range opts {
+		name := strings.ToUpper(strings.TrimSpace(o.Name))
+		val := strings.TrimSpace(o.Value)
+		r.raw[name] = val
+		kind, ok := r.known[name]
+		if !ok {
+			*r.warns = append(*r.warns, &cnf.Error{Pos: o.Pos, Msg: fmt.Sprintf("unknown option %q in %s (ignored)", o.Name, r.file)})
+			continue
+		}
+		switch kind {
+		case optString:
+			r.strs[name] = val
+		case optInt, optBool, optMinutes:
+			n, err := ParseInt(val)
+			if err != nil {
+				*r.errs = append(*r.errs, &cnf.Error{Pos: o.Pos, Msg: fmt.Sprintf("bad value for option %s: %v", name, err)})
+				continue
+			}
+			r.ints[name] = n
+			if kind == optMinutes {
+				r.durs[name] = time.Duration(n) * time.Minute
+			}
+		case optFloat:
+			f, err := strconv.ParseFloat(val, 64)
+			if err != nil {
+				*r.errs = append(*r.errs, &cnf.Error{Pos: o.Pos, Msg: fmt.Sprintf("bad value for option %s: %q is not a number", name, val)})
+				continue
+			}
+			r.flts[name] = f
+		}
+	}
+}
+
+func (r *optionReader) int(name string, dst *int) {
+	if v, ok := r.ints[name]; ok {
+		*dst = v
+	}
+}
+
+func (r *optionReader) bool(name string, dst *bool) {
+	if v, ok := r.ints[name]; ok {
+		*dst = v != 0
+	}
+}
+
+func (r *optionReader) str(name string, dst *string) {
+	if v, ok := r.strs[name]; ok {
+		*dst = v
+	}
+}
+
+func (r *optionReader) dur(name string, dst *time.Duration) {
+	if v, ok := r.durs[name]; ok {
+		*dst = v
+	}
+}
+
+// Options is option.dat, typed. Raw keeps every NAME=value as given (names upper-cased).
+type Options struct {
+	LogMessageID             bool   // LOG_MESSAGE_ID
+	LogFilename              bool   // LOG_FILENAME
+	LogConnection            int    // LOG_CONNECTION bit mask
+	LogFormat                int    // LOG_FORMAT, default 1
+	LogFilter                bool   // LOG_FILTER
+	LogUsername              bool   // LOG_USERNAME
+	LogQueueTime             bool   // LOG_QUEUE_TIME
+	LogReason                bool   // LOG_REASON
+	MaxReceivedLines         int    // MAX_RECEIVED_LINES, default 50 [inf]
+	MaxLocalReceivedLines    int    // MAX_LOCAL_RECEIVED_LINES, default 10
+	MaxInternalReceivedLines int    // MAX_INTERNAL_RECEIVED_LINES, default 50 [inf]
+	ReturnUnits              int    // RETURN_UNITS: 0 days, 1 hours
+	ReturnAddress            string // RETURN_ADDRESS; default postmaster@<local host>
+	ReturnPersonal           string // RETURN_PERSONAL
+	ReturnEnvelope           int    // RETURN_ENVELOPE bits
+	BlockSize                int    // BLOCK_SIZE, default 1024
+	BlockLimit               int    // BLOCK_LIMIT (0 = none)
+	LineLimit                int    // LINE_LIMIT (0 = none)
+	AccessORCPT              int    // ACCESS_ORCPT bits
+	AccessCounts             int    // ACCESS_COUNTS
+	ErrorTextUnknownHost     string // ERROR_TEXT_UNKNOWN_HOST, default "unknown host or domain"
+	MaxAliasLevels           int    // MAX_ALIAS_LEVELS, default 10
+	SubaddressChar           string // SUBADDRESS_CHAR, default "+"
+	MaxRewritePasses         int    // MAX_REWRITE_PASSES [inf, ours], default 20
+	MissingRecipientPolicy   int    // MISSING_RECIPIENT_POLICY, default 1
+	MetricsListen            string // METRICS_LISTEN [ours]: host:port of /metrics, "" = off
+	MaxHeaderBlockUse        float64
+	MMDebug                  int
+	DequeueDebug             int
+	ReturnDebug              int
+	Raw                      map[string]string
+}
+
+var optionTable = map[string]optKind{
+	"LOG_MESSAGE_ID": optBool, "LOG_FILENAME": optBool, "LOG_CONNECTION": optInt,
+	"LOG_FORMAT": optInt, "LOG_FILTER": optBool, "LOG_PROCESS": optBool,
+	"LOG_USERNAME": optBool, "LOG_NOTARY": optBool, "LOG_ENVELOPE_ID": optBool,
+	"LOG_PRIORITY": optBool, "LOG_SENSITIVITY": optBool, "LOG_INTERMEDIATE": optBool,
+	"LOG_NODE": optBool, "LOG_QUEUE_TIME": optBool, "LOG_REASON": optBool,
+	"LOG_DIAGNOSTICS": optBool, "LOG_MESSAGES_SYSLOG": optInt,
+	"SEPARATE_CONNECTION_LOG": optBool,
+	"MAX_RECEIVED_LINES":      optInt, "MAX_LOCAL_RECEIVED_LINES": optInt,
+	"MAX_INTERNAL_RECEIVED_LINES": optInt, "MAX_MR_RECEIVED_LINES": optInt,
+	"HELD_SNDOPR":  optBool,
+	"RETURN_UNITS": optInt, "RETURN_ADDRESS": optString, "RETURN_PERSONAL": optString,
+	"RETURN_ENVELOPE": optInt, "ALIAS_MAGIC": optInt, "ACCESS_ORCPT": optInt,
+	"ACCESS_COUNTS": optInt, "SUBADDRESS_CHAR": optString, "BLOCK_SIZE": optInt,
+	"BLOCK_LIMIT": optInt, "LINE_LIMIT": optInt, "ERROR_TEXT_UNKNOWN_HOST": optString,
+	"MAX_ALIAS_LEVELS": optInt, "MAX_REWRITE_PASSES": optInt,
+	"MISSING_RECIPIENT_POLICY": optInt, "METRICS_LISTEN": optString,
+	"MAX_HEADER_BLOCK_USE": optFloat, "MAX_HEADER_LINE_USE": optFloat,
+	"MM_DEBUG": optInt, "DEQUEUE_DEBUG": optInt, "RETURN_DEBUG": optInt,
+	"POST_DEBUG": optInt, "OS_DEBUG": optInt, "CACHE_DEBUG": optInt,
+	"FILTER_DEBUG": optInt, "LOG_DEBUG": optInt, "AP_DEBUG": optInt,
+	"COMMENT_CHARS": optString, "DOMAIN_FAILURE": optString,
+}
+
+// DefaultOptions are the values used when option.dat does not set them.
+func DefaultOptions() Options {
+	return Options{
+		LogFormat:                1,
+		MaxReceivedLines:         50,
+		MaxLocalReceivedLines:    10,
+		MaxInternalReceivedLines: 50,
+		BlockSize:                1024,
+		ErrorTextUnknownHost:     "unknown host or domain",
+		MaxAliasLevels:           10,
+		SubaddressChar:           "+",
+		MaxRewritePasses:         20,
+		MissingRecipientPolicy:   1,
+		MaxHeaderBlockUse:        0.5,
+		Raw:                      map[string]string{},
+	}
+}
+
+func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
+	o := DefaultOptions()
+	if f == nil {
+		return o
+	}
+	r := newOptionReader("option.dat", optionTable, errs, warns)
+	r.read(f.Options)
+	r.bool("LOG_MESSAGE_ID", &o.LogMessageID)
+	r.bool("LOG_FILENAME", &o.LogFilename)
+	r.int("LOG_CONNECTION", &o.LogConnection)
+	r.int("LOG_FORMAT", &o.LogFormat)
+	r.bool("LOG_FILTER", &o.LogFilter)
+	r.bool("LOG_USERNAME", &o.LogUsername)
+	r.bool("LOG_QUEUE_TIME", &o.LogQueueTime)
+	r.bool("LOG_REASON", &o.LogReason)
+	r.int("MAX_RECEIVED_LINES", &o.MaxReceivedLines)
+	r.int("MAX_LOCAL_RECEIVED_LINES", &o.MaxLocalReceivedLines)
+	r.int("MAX_INTERNAL_RECEIVED_LINES", &o.MaxInternalReceivedLines)
+	r.int("RETURN_UNITS", &o.ReturnUnits)
+	r.str("RETURN_ADDRESS", &o.ReturnAddress)
+	r.str("RETURN_PERSONAL", &o.ReturnPersonal)
+	r.int("RETURN_ENVELOPE", &o.ReturnEnvelope)
+	r.int("BLOCK_SIZE", &o.BlockSize)
+	r.int("BLOCK_LIMIT", &o.BlockLimit)
+	r.int("LINE_LIMIT", &o.LineLimit)
+	r.int("ACCESS_ORCPT", &o.AccessORCPT)
+	r.int("ACCESS_COUNTS", &o.AccessCounts)
+	r.str("ERROR_TEXT_UNKNOWN_HOST", &o.ErrorTextUnknownHost)
+	r.int("MAX_ALIAS_LEVELS", &o.MaxAliasLevels)
+	r.str("SUBADDRESS_CHAR", &o.SubaddressChar)
+	r.int("MAX_REWRITE_PASSES", &o.MaxRewritePasses)
+	r.int("MISSING_RECIPIENT_POLICY", &o.MissingRecipientPolicy)
+	r.str("METRICS_LISTEN", &o.MetricsListen)
+	if v, ok := r.flts["MAX_HEADER_BLOCK_USE"]; ok {
+		o.MaxHeaderBlockUse = v
+	}
+	r.int("MM_DEBUG", &o.MMDebug)
+	r.int("DEQUEUE_DEBUG", &o.DequeueDebug)
+	r.int("RETURN_DEBUG", &o.ReturnDebug)
+	o.Raw = r.raw
+	pos := func(name string) cnf.Pos {
+		for _, op := range f.Options {
+			if strings.EqualFold(op.Name, name) {
+				return op.Pos
+			}
+		}
+		return cnf.Pos{File: "option.dat"}
+	}
+	if o.ReturnUnits != 0 && o.ReturnUnits != 1 {
+		*errs = append(*errs, &cnf.Error{Pos: pos("RETURN_UNITS"), Msg: fmt.Sprintf("bad value for option RETURN_UNITS: %d (0 = days, 1 = hours)", o.ReturnUnits)})
+	}
+	if o.BlockSize <= 0 {
+		*errs = append(*errs, &cnf.Error{Pos: pos("BLOCK_SIZE"), Msg: "bad value for option BLOCK_SIZE: must be positive"})
+	}
+	if len(o.SubaddressChar) > 1 {
+		*errs = append(*errs, &cnf.Error{Pos: pos("SUBADDRESS_CHAR"), Msg: fmt.Sprintf("bad value for option SUBADDRESS_CHAR: %q is not one character", o.SubaddressChar)})
+	}
+	if o.MaxAliasLevels < 1 {
+		*errs = append(*errs, &cnf.Error{Pos: pos("MAX_ALIAS_LEVELS"), Msg: "bad value for option MAX_ALIAS_LEVELS: must be at least 1"})
+	}
+	return o
+}
+
+// ChannelOptions is a <channel>_option file, typed (operations.md §3.4). Times given
+// in minutes in the file are durations here.
+type ChannelOptions struct {
+	AllowTransactionsPerSession    int // 0 = unlimited
+	AllowRecipientsPerTransaction  int // default 128
+	RejectRecipientsPerTransaction int
+	AllowRejectionsBeforeDeferral  int // 0 = unlimited
+	AllowETRNsPerSession           int // default 1
+	AttemptTransactionsPerSession  int // 0 = unlimited
+	BannerAddition                 string
+	BannerHost                     string
+	CommandReceiveTime             time.Duration // default 10 min [inf]
+	CommandTransmitTime            time.Duration // default 10 min [inf]
+	DataReceiveTime                time.Duration // default 60 min (SIMS)
+	DataTransmitTime               time.Duration // default 10 min (SIMS)
+	StatusReceiveTime              time.Duration // default 10 min [inf]
+	StatusTransmitTime             time.Duration // default 10 min [inf]
+	StatusMailReceiveTime          time.Duration
+	StatusRcptToReceiveTime        time.Duration
+	StatusDataReceiveTime          time.Duration
+	MaxBEntries                    int // default 10
+	MaxClientThreads               int // default 20 [inf]
+	PermanentErrorStrings552       []string
+	Raw                            map[string]string
+}
+
+var channelOptionTable = map[string]optKind{
+	"ALLOW_TRANSACTIONS_PER_SESSION": optInt, "ALLOW_RECIPIENTS_PER_TRANSACTION": optInt,
+	"REJECT_RECIPIENTS_PER_TRANSACTION": optInt, "ALLOW_REJECTIONS_BEFORE_DEFERRAL": optInt,
+	"ALLOW_ETRNS_PER_SESSION": optInt, "ATTEMPT_TRANSACTIONS_PER_SESSION": optInt,
+	"BANNER_ADDITION": optString, "BANNER_HOST": optString,
+	"COMMAND_RECEIVE_TIME": optMinutes, "COMMAND_TRANSMIT_TIME": optMinutes,
+	"DATA_RECEIVE_TIME": optMinutes, "DATA_TRANSMIT_TIME": optMinutes,
+	"STATUS_RECEIVE_TIME": optMinutes, "STATUS_TRANSMIT_TIME": optMinutes,
+	"STATUS_MAIL_RECEIVE_TIME": optMinutes, "STATUS_RCPT_TO_RECEIVE_TIME": optMinutes,
+	"STATUS_DATA_RECEIVE_TIME": optMinutes, "STATUS_DATA_RECV_PER_ADDR_TIME": optMinutes,
+	"STATUS_DATA_RECV_PER_BLOCK_TIME": optMinutes,
+	"552_PERMANENT_ERROR_STRING":      optString, "MAX_B_ENTRIES": optInt,
+	"MAX_CLIENT_THREADS": optInt,
+}
+
+// DefaultChannelOptions are the values of a channel without an option file.
+func DefaultChannelOptions() ChannelOptions {
+	return ChannelOptions{
+		AllowRecipientsPerTransaction: 128,
+		AllowETRNsPerSession:          1,
+		CommandReceiveTime:            10 * time.Minute,
+		CommandTransmitTime:           10 * time.Minute,
+		DataReceiveTime:               60 * time.Minute,
+		DataTransmitTime:              10 * time.Minute,
+		StatusReceiveTime:             10 * time.Minute,
+		StatusTransmitTime:            10 * time.Minute,
+		StatusMailReceiveTime:         10 * time.Minute,
+		StatusRcptToReceiveTime:       10 * time.Minute,
+		StatusDataReceiveTime:         10 * time.Minute,
+		MaxBEntries:                   10,
+		MaxClientThreads:              20,
+		Raw:                           map[string]string{},
+	}
+}
+
+func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorList) ChannelOptions {
+	o := DefaultChannelOptions()
+	if f == nil {
+		return o
+	}
+	r := newOptionReader(name+"_option", channelOptionTable, errs, warns)
+	r.read(f.Options)
+	r.int("ALLOW_TRANSACTIONS_PER_SESSION", &o.AllowTransactionsPerSession)
+	r.int("ALLOW_RECIPIENTS_PER_TRANSACTION", &o.AllowRecipientsPerTransaction)
+	r.int("REJECT_RECIPIENTS_PER_TRANSACTION", &o.RejectRecipientsPerTransaction)
+	r.int("ALLOW_REJECTIONS_BEFORE_DEFERRAL", &o.AllowRejectionsBeforeDeferral)
+	r.int("ALLOW_ETRNS_PER_SESSION", &o.AllowETRNsPerSession)
+	r.int("ATTEMPT_TRANSACTIONS_PER_SESSION", &o.AttemptTransactionsPerSession)
+	r.str("BANNER_ADDITION", &o.BannerAddition)
+	r.str("BANNER_HOST", &o.BannerHost)
+	r.dur("COMMAND_RECEIVE_TIME", &o.CommandReceiveTime)
+	r.dur("COMMAND_TRANSMIT_TIME", &o.CommandTransmitTime)
+	r.dur("DATA_RECEIVE_TIME", &o.DataReceiveTime)
+	r.dur("DATA_TRANSMIT_TIME", &o.DataTransmitTime)
+	r.dur("STATUS_RECEIVE_TIME", &o.StatusReceiveTime)
+	r.dur("STATUS_TRANSMIT_TIME", &o.StatusTransmitTime)
+	r.dur("STATUS_MAIL_RECEIVE_TIME", &o.StatusMailReceiveTime)
+	r.dur("STATUS_RCPT_TO_RECEIVE_TIME", &o.StatusRcptToReceiveTime)
+	r.dur("STATUS_DATA_RECEIVE_TIME", &o.StatusDataReceiveTime)
+	r.int("MAX_B_ENTRIES", &o.MaxBEntries)
+	r.int("MAX_CLIENT_THREADS", &o.MaxClientThreads)
+	if v, ok := r.strs["552_PERMANENT_ERROR_STRING"]; ok && v != "" {
+		o.PermanentErrorStrings552 = strings.Split(v, "|")
+	}
+	for _, op := range f.Options {
+		n := strings.ToUpper(op.Name)
+		if v, ok := r.ints[n]; ok && v < 0 {
+			*errs = append(*errs, &cnf.Error{Pos: op.Pos, Msg: fmt.Sprintf("bad value for option %s: %d is negative", n, v)})
+		}
+	}
+	o.Raw = r.raw
+	return o
+}

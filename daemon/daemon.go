@@ -1,0 +1,301 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mtad.dev/mta/compiler"
+	"mtad.dev/mta/dnsx"
+	"mtad.dev/mta/examples"
+	"mtad.dev/mta/jobctl"
+	"mtad.dev/mta/maillog"
+	"mtad.dev/mta/queue"
+	"mtad.dev/mta/smtpserver"
+)
+
+// Options say where the daemon finds its configuration and data.
+type Options struct {
+	// ConfigDir holds compiled.image (or the text files); "" means the configuration
+	// embedded in the binary.
+	ConfigDir string
+	// DataDir holds the queue, mail.log, the hold list and the Maildirs.
+	DataDir string
+	// Listen overrides the SMTP service's address ("127.0.0.1:0" in tests).
+	Listen string
+	// ReadyFile, when set, receives the bound SMTP address once the daemon accepts mail.
+	ReadyFile string
+	Logger    *slog.Logger
+}
+
+// Daemon is a running mtad.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+
+	image  atomic.Pointer[compiler.Image]
+	policy atomic.Pointer[smtpserver.Policy]
+
+	mlog  *maillog.Logger
+	queue *queue.Queue
+	jc    *jobctl.Controller
+	smtp  *smtpserver.Server
+
+	reloadMu  sync.Mutex // one reload at a time
+	listeners []net.Listener
+
+	progMu sync.Mutex // guards progs
+	progs  map[string]programEntry
+	dnsMu  sync.Mutex // guards dns
+	dns    map[string]dnsx.Resolver
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the job controller has stopped
+	errs   chan error
+}
+
+// Start loads the configuration, recovers the queue and begins serving. The queue is
+// recovered before the listener opens, so no client is told 250 by a daemon that has
+// not yet seen what an earlier run left.
+func Start(ctx context.Context, opts Options) (*Daemon, error) {
+	if opts.DataDir == "" {
+		opts.DataDir = "mta-data"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, done: make(chan struct{}), errs: make(chan error, 8)}
+
+	img, err := d.loadImage()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	d.image.Store(img)
+	d.policy.Store(newPolicy(img))
+
+	d.mlog, err = maillog.Open(filepath.Join(opts.DataDir, "mail.log"), maillog.Options{LogMessageID: img.Options.LogMessageID})
+	if err != nil {
+		return nil, err
+	}
+	// The job controller exists before the queue opens so that OnCommit always has
+	// somewhere to go; it reads nothing from the queue until Run.
+	var jcPtr atomic.Pointer[jobctl.Controller]
+	d.queue, err = queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
+		OnCommit: func(envs []*queue.Envelope) {
+			if jc := jcPtr.Load(); jc != nil {
+				jc.Add(envs)
+			}
+		},
+	})
+	if err != nil {
+		d.mlog.Close()
+		return nil, fmt.Errorf("open queue: %w", err)
+	}
+	d.jc = jobctl.New(d.jobConfig(img))
+	jcPtr.Store(d.jc)
+
+	d.smtp = smtpserver.New(smtpserver.Config{
+		Policy:      d.policy.Load,
+		Queue:       d.queue,
+		Log:         d.mlog,
+		MaxConns:    smtpMaxConns(img),
+		PerIPExempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Logger:      d.log.With("component", "smtp"),
+	})
+
+	addrs, err := listenAddrs(img, opts.Listen)
+	if err != nil {
+		d.closeStores()
+		return nil, err
+	}
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range d.listeners {
+				l.Close()
+			}
+			d.closeStores()
+			return nil, fmt.Errorf("listen %s: %w", a, err)
+		}
+		d.listeners = append(d.listeners, l)
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	go func() {
+		defer close(d.done)
+		if err := d.jc.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			d.errs <- fmt.Errorf("job controller: %w", err)
+		}
+	}()
+	for _, l := range d.listeners {
+		go func(l net.Listener) {
+			if err := d.smtp.Serve(runCtx, l); err != nil && runCtx.Err() == nil {
+				d.errs <- fmt.Errorf("smtp %s: %w", l.Addr(), err)
+			}
+		}(l)
+	}
+	if err := d.startControl(runCtx); err != nil {
+		d.log.Error("control socket", "err", err)
+	}
+	if err := d.startWatch(runCtx); err != nil {
+		d.log.Error("configuration watcher", "err", err)
+	}
+	if opts.ReadyFile != "" {
+		if err := writeFileAtomic(opts.ReadyFile, []byte(d.Addr().String()+"\n")); err != nil {
+			d.log.Error("ready file", "err", err)
+		}
+	}
+	d.log.Info("mtad started", "smtp", d.Addr().String(), "data", opts.DataDir,
+		"config", configName(opts.ConfigDir), "image_built", img.Header.BuildTime.Format(time.RFC3339),
+		"image_hash", fmt.Sprintf("%x", img.Header.SourceHash[:8]))
+	return d, nil
+}
+
+func configName(dir string) string {
+	if dir == "" {
+		return "(embedded default)"
+	}
+	return dir
+}
+
+// Addr is the first SMTP listener's address.
+func (d *Daemon) Addr() net.Addr {
+	if len(d.listeners) == 0 {
+		return nil
+	}
+	return d.listeners[0].Addr()
+}
+
+// Image is the image in force.
+func (d *Daemon) Image() *compiler.Image { return d.image.Load() }
+
+// Queue is the daemon's queue (for tools and tests in-process).
+func (d *Daemon) Queue() *queue.Queue { return d.queue }
+
+// Jobs is the daemon's job controller.
+func (d *Daemon) Jobs() *jobctl.Controller { return d.jc }
+
+// Errors reports fatal errors of the running parts.
+func (d *Daemon) Errors() <-chan error { return d.errs }
+
+func (d *Daemon) loadImage() (*compiler.Image, error) {
+	if d.opts.ConfigDir == "" {
+		r, err := compiler.CheckFS(examples.Default)
+		if err != nil {
+			return nil, fmt.Errorf("embedded configuration: %w", err)
+		}
+		if len(r.Errors) > 0 {
+			return nil, fmt.Errorf("embedded configuration: %w", r.Errors)
+		}
+		return r.Image, nil
+	}
+	img, fromImage, err := compiler.LoadOrBuild(d.opts.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	if !fromImage {
+		d.log.Warn("no compiled.image; using the text configuration (run mtactl cnbuild)", "config", d.opts.ConfigDir)
+	}
+	return img, nil
+}
+
+// Reload loads the configuration again and swaps it in if it is sound. SMTP
+// transactions in progress keep the policy they started with; new ones get the new
+// one. On error nothing changes.
+func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	img, err := d.loadImage()
+	if err != nil {
+		d.log.Error("reload refused; the previous configuration stays in force", "err", err)
+		return err
+	}
+	pol := newPolicy(img)
+	d.image.Store(img)
+	d.policy.Store(pol)
+	d.jc.SetConfig(d.jobConfig(img))
+	d.log.Info("configuration reloaded", "image_built", img.Header.BuildTime.Format(time.RFC3339),
+		"image_hash", fmt.Sprintf("%x", img.Header.SourceHash[:8]))
+	return nil
+}
+
+// ReopenLog reopens mail.log (logrotate).
+func (d *Daemon) ReopenLog() error { return d.mlog.Reopen() }
+
+// Shutdown stops accepting, lets sessions and deliveries finish within ctx, flushes
+// and closes the stores.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := d.smtp.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("smtp shutdown: %w", err))
+	}
+	d.cancel()
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("job controller did not stop in time: %w", ctx.Err()))
+	}
+	errs = append(errs, d.closeStores())
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) closeStores() error {
+	var errs []error
+	if d.queue != nil {
+		if err := d.queue.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close queue: %w", err))
+		}
+	}
+	if d.mlog != nil {
+		if err := d.mlog.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func smtpMaxConns(img *compiler.Image) int {
+	if s, ok := img.Dispatcher.Service("SMTP"); ok {
+		return s.MaxConnections()
+	}
+	return 0
+}
+
+// listenAddrs gives the SMTP service's addresses: -listen, else dispatcher.cnf's
+// [SERVICE=SMTP] INTERFACE_ADDRESS and PORT(s), else 127.0.0.1:2525.
+func listenAddrs(img *compiler.Image, override string) ([]string, error) {
+	if override != "" {
+		return []string{override}, nil
+	}
+	s, ok := img.Dispatcher.Service("SMTP")
+	if !ok || len(s.Port) == 0 {
+		return []string{"127.0.0.1:2525"}, nil
+	}
+	host := s.InterfaceAddress
+	var out []string
+	for _, p := range s.Port {
+		out = append(out, net.JoinHostPort(host, strconv.Itoa(p)))
+	}
+	return out, nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

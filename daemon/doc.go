@@ -1,0 +1,16 @@
+// Package daemon assembles the running mtad: it loads the compiled image, opens
+// mail.log and the queue, builds one delivery program per channel, starts the job
+// controller and the SMTP service, and swaps in a new image on reload.
+//
+// It owns the wiring and the one piece of global mutable state the design allows —
+// the current image, behind an atomic pointer that each SMTP transaction and each
+// delivery job reads once. It must not implement policy, scheduling or delivery
+// itself: those belong to smtpserver, jobctl and channels.
+//
+// How it works: Start builds everything from one image; the SMTP server asks for the
+// current Policy (derived from the image) at every connection and transaction; the
+// queue's OnCommit hook feeds the job controller, which delivers through the programs
+// built here. Reload loads and validates a new image off to the side and, only if it is
+// sound, stores it and hands the job controller its new limits; on any failure the old
+// image stays in force.
+package daemon

@@ -1,0 +1,278 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startDaemon runs an mtad in-process on a loopback port with a fresh data directory.
+func startDaemon(t *testing.T, configDir string) (*Daemon, string) {
+	t.Helper()
+	data := t.TempDir()
+	d, err := Start(context.Background(), Options{
+		ConfigDir: configDir,
+		DataDir:   data,
+		Listen:    "127.0.0.1:0",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return d, data
+}
+
+// smtpClient is a raw SMTP client: it writes exactly what it is told, so the tests
+// control every byte of the conversation.
+type smtpClient struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *smtpClient {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	t.Cleanup(func() { conn.Close() })
+	c := &smtpClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c.expect("220")
+	return c
+}
+
+// reply reads one (possibly multi-line) reply and returns it whole.
+func (c *smtpClient) reply() string {
+	c.t.Helper()
+	var all strings.Builder
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("read reply: %v (so far %q)", err, all.String())
+		}
+		all.WriteString(line)
+		if len(line) < 4 || line[3] != '-' {
+			return all.String()
+		}
+	}
+}
+
+func (c *smtpClient) expect(code string) string {
+	c.t.Helper()
+	r := c.reply()
+	if !strings.HasPrefix(r, code) {
+		c.t.Fatalf("want %s, got %q", code, r)
+	}
+	return r
+}
+
+func (c *smtpClient) cmd(line, code string) string {
+	c.t.Helper()
+	if _, err := io.WriteString(c.conn, line+"\r\n"); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.expect(code)
+}
+
+// data sends content (CRLF lines) dot-stuffed and returns the final reply.
+func (c *smtpClient) data(content []byte, code string) string {
+	c.t.Helper()
+	c.cmd("DATA", "354")
+	var b bytes.Buffer
+	atLineStart := true
+	for _, ch := range content {
+		if atLineStart && ch == '.' {
+			b.WriteByte('.')
+		}
+		b.WriteByte(ch)
+		atLineStart = ch == '\n'
+	}
+	if !atLineStart {
+		b.WriteString("\r\n")
+	}
+	b.WriteString(".\r\n")
+	if _, err := c.conn.Write(b.Bytes()); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.expect(code)
+}
+
+func (c *smtpClient) send(from string, to []string, content []byte) string {
+	c.t.Helper()
+	c.cmd("MAIL FROM:<"+from+">", "250")
+	for _, r := range to {
+		c.cmd("RCPT TO:<"+r+">", "250")
+	}
+	return c.data(content, "250")
+}
+
+// waitMaildir waits for n messages in a mailbox's new/ and returns their contents.
+func waitMaildir(t *testing.T, data, mailbox string, n int) [][]byte {
+	t.Helper()
+	dir := filepath.Join(data, "mailboxes", mailbox, "new")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ents, _ := os.ReadDir(dir)
+		if len(ents) >= n {
+			var out [][]byte
+			for _, e := range ents {
+				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, b)
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d messages after 15 s, want %d", dir, len(ents), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stripTrace removes what the MTA prepends (Return-Path, Delivered-To, our Received:)
+// and returns the rest, which must be the client's content byte for byte.
+func stripTrace(t *testing.T, b []byte) []byte {
+	t.Helper()
+	for _, name := range []string{"Return-Path:", "Delivered-To:", "Received:"} {
+		if !bytes.HasPrefix(b, []byte(name)) {
+			t.Fatalf("delivered message does not start with %s: %q", name, b[:min(len(b), 200)])
+		}
+		// a header field: its first line and any continuation lines
+		for {
+			i := bytes.Index(b, []byte("\r\n"))
+			if i < 0 {
+				t.Fatalf("unterminated %s header", name)
+			}
+			b = b[i+2:]
+			if len(b) == 0 || (b[0] != ' ' && b[0] != '\t') {
+				break
+			}
+		}
+	}
+	return b
+}
+
+func TestLocalDeliveryByteExact(t *testing.T) {
+	d, data := startDaemon(t, "")
+	long := strings.Repeat("x", 996) // 996 + CRLF = 998 octets with the CRLF counted as 2
+	bodies := map[string][]byte{
+		"7bit":   []byte("Subject: plain\r\nMessage-ID: <a1@test>\r\n\r\nHello.\r\n"),
+		"dots":   []byte("Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nafter a lone dot line\r\n"),
+		"8bit":   []byte("Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe, caf\xc3\xa9 \xe2\x82\xac\r\n"),
+		"binary": append([]byte("Subject: binaryish\r\n\r\n"), append(bytes.Repeat([]byte{0x01, 0x7f, 0x80, 0xff, 'a', '\t'}, 100), '\r', '\n')...),
+		"long":   []byte("Subject: long line\r\n\r\n" + long + "\r\n"),
+		"nobody": []byte("Subject: no trailing blank\r\n\r\nlast line without anything after\r\n"),
+	}
+	c := dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	for name, body := range bodies {
+		c.send("sender@localhost", []string{name + "@localhost"}, body)
+	}
+	c.cmd("QUIT", "221")
+	for name, body := range bodies {
+		got := waitMaildir(t, data, name, 1)[0]
+		if rest := stripTrace(t, got); !bytes.Equal(rest, body) {
+			t.Errorf("%s: delivered content differs\n got %q\nwant %q", name, rest, body)
+		}
+		if !bytes.HasPrefix(got, []byte("Return-Path: <sender@localhost>\r\nDelivered-To: "+name+"@localhost\r\n")) {
+			t.Errorf("%s: trace headers %q", name, got[:min(len(got), 120)])
+		}
+	}
+}
+
+func TestMailLogRecordsEnqueueAndDelivery(t *testing.T) {
+	d, data := startDaemon(t, "")
+	c := dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	reply := c.send("", []string{"alice@localhost"}, []byte("Subject: x\r\n\r\nbody\r\n"))
+	id := strings.TrimSpace(reply[strings.LastIndex(reply, " ")+1:])
+	waitMaildir(t, data, "alice", 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(data, "mail.log"))
+		log := string(b)
+		if strings.Contains(log, " E") && strings.Contains(log, " l D ") {
+			for _, want := range []string{"tcp_intranet l E", "<> rfc822;alice@localhost alice@localhost " + id} {
+				if !strings.Contains(log, want) {
+					t.Errorf("mail.log lacks %q:\n%s", want, log)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mail.log after 5 s:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestUnknownDomainAndRelayFromLoopback(t *testing.T) {
+	d, _ := startDaemon(t, "")
+	c := dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	c.cmd("MAIL FROM:<a@localhost>", "250")
+	// loopback clients are tcp_intranet and may relay to other domains
+	c.cmd("RCPT TO:<someone@example.invalid>", "250")
+	c.cmd("RSET", "250")
+}
+
+func TestRelayToRemoteSMTP(t *testing.T) {
+	sink := newSink(t)
+	dir := t.TempDir()
+	writeConfig(t, dir, map[string]string{
+		"imta.cnf": fmt.Sprintf(`! everything to the sink
+.                $U%%$H@tcp-daemon
+
+l
+localhost
+
+tcp_local smtp nomx single_sys daemon 127.0.0.1 port %d
+tcp-daemon
+`, sink.port),
+	})
+	d, _ := startDaemon(t, dir)
+	body := []byte("Subject: relayed\r\nMessage-ID: <r1@test>\r\n\r\n.dot\r\nline two\r\n")
+	c := dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	c.send("me@localhost", []string{"you@remote.example", "other@remote.example"}, body)
+	msgs := sink.wait(t, 1)
+	m := msgs[0]
+	if m.from != "me@localhost" || strings.Join(m.to, ",") != "you@remote.example,other@remote.example" {
+		t.Errorf("envelope from=%q to=%q", m.from, m.to)
+	}
+	if !bytes.HasPrefix(m.data, []byte("Received:")) {
+		t.Errorf("relayed message lacks our Received: %q", m.data[:min(len(m.data), 80)])
+	}
+	if !bytes.HasSuffix(m.data, body) {
+		t.Errorf("relayed content differs:\n got %q\nwant suffix %q", m.data, body)
+	}
+}
+
+func writeConfig(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

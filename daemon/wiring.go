@@ -1,0 +1,299 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"mtad.dev/mta/channels"
+	"mtad.dev/mta/compiler"
+	"mtad.dev/mta/dnsx"
+	"mtad.dev/mta/engine"
+	"mtad.dev/mta/jobctl"
+	"mtad.dev/mta/queue"
+	"mtad.dev/mta/smtpserver"
+	"mtad.dev/mta/status"
+)
+
+// hostname is the name the MTA gives itself: the local channel's official host.
+func hostname(img *compiler.Image) string {
+	if l := img.LocalChannel(); l != nil && l.Official != "" {
+		return l.Official
+	}
+	return "localhost"
+}
+
+// defaultSource is the channel SMTP connections start in: tcp_local when it exists
+// (the product's convention), else the first SMTP channel.
+func defaultSource(img *compiler.Image) string {
+	if _, ok := img.Channel("tcp_local"); ok {
+		return "tcp_local"
+	}
+	for _, c := range img.Channels {
+		if c.SMTP {
+			return c.Name
+		}
+	}
+	return "tcp_local"
+}
+
+// newPolicy derives the SMTP service's immutable policy from an image.
+func newPolicy(img *compiler.Image) *smtpserver.Policy {
+	src := defaultSource(img)
+	opts := img.ChannelOptionsFor(src)
+	p := &smtpserver.Policy{
+		Rules:            img.Rules,
+		Mappings:         img.Mappings,
+		Channels:         make(map[string]smtpserver.ChannelPolicy, len(img.Channels)),
+		DefaultSource:    src,
+		Hostname:         hostname(img),
+		BannerAddition:   opts.BannerAddition,
+		MaxRecipients:    opts.AllowRecipientsPerTransaction,
+		MaxReceivedLines: img.Options.MaxReceivedLines,
+		BlockSize:        int64(img.Options.BlockSize),
+		Timeouts: smtpserver.Timeouts{
+			Command:   opts.CommandReceiveTime,
+			DataBlock: opts.DataReceiveTime,
+		},
+	}
+	if img.Options.BlockLimit > 0 {
+		p.MaxMessageBytes = int64(img.Options.BlockLimit) * int64(img.Options.BlockSize)
+	}
+	if opts.BannerHost != "" {
+		p.Hostname = opts.BannerHost
+	}
+	for i := range img.Channels {
+		c := &img.Channels[i]
+		p.Channels[c.Name] = smtpserver.ChannelPolicy{
+			Name:               c.Name,
+			SwitchChannel:      c.Switch == compiler.Switch,
+			AllowSwitchChannel: c.Switch == compiler.AllowSwitch,
+			NoSwitchChannel:    c.Switch == compiler.NoSwitch,
+			SASLSwitchChannel:  c.SASLSwitchChannel,
+			BlockLimit:         int64(c.MessageBlockLimit),
+			SourceBlockLimit:   int64(c.SourceBlockLimit),
+			RecipientLimit:     c.RecipientLimit,
+		}
+	}
+	return p
+}
+
+// jobConfig derives the job controller's settings, and the delivery programs, from
+// an image.
+func (d *Daemon) jobConfig(img *compiler.Image) jobctl.Config {
+	cfg := jobctl.Config{
+		Queue:      d.queue,
+		Programs:   d.programs(img),
+		Channels:   make(map[string]jobctl.Channel, len(img.Channels)),
+		Pools:      make(map[string]int, len(img.Jobs.Pools)),
+		MailLog:    d.mlog,
+		Logger:     d.log.With("component", "jobctl"),
+		HoldList:   filepath.Join(d.opts.DataDir, "holdlist"),
+		Submit:     d.submitNotice,
+		Hostname:   hostname(img),
+		Postmaster: img.Options.ReturnAddress,
+		NoticeUnit: 24 * time.Hour,
+	}
+	if img.Options.ReturnUnits == 1 {
+		cfg.NoticeUnit = time.Hour
+	}
+	if cfg.Postmaster == "" {
+		cfg.Postmaster = "postmaster@" + hostname(img)
+	}
+	for i, p := range img.Jobs.Pools {
+		if i == 0 {
+			cfg.DefaultPool = p.Name
+		}
+		cfg.Pools[p.Name] = p.JobLimit
+	}
+	for i := range img.Channels {
+		c := &img.Channels[i]
+		jc := jobctl.Channel{
+			MaxJobs:     c.MaxJobs,
+			Pool:        c.Pool,
+			ThreadDepth: c.ThreadDepth,
+			Notices:     c.Notices[compiler.Normal],
+		}
+		for p := compiler.Priority(0); p < compiler.NumPriorities; p++ {
+			jc.Backoff[classOf(p)] = c.Backoff[p]
+		}
+		if s, ok := img.Jobs.ChannelSection(c.Name); ok {
+			if s.JobLimit > 0 && (jc.MaxJobs == 0 || s.JobLimit < jc.MaxJobs) {
+				jc.MaxJobs = s.JobLimit
+			}
+			if s.ThreadDepth > 0 {
+				jc.ThreadDepth = s.ThreadDepth
+			}
+			for p := compiler.Priority(0); p < compiler.NumPriorities; p++ {
+				if w := s.Windows[p]; w.Set {
+					if jw, err := jobctl.ParseWindow(w.String()); err == nil {
+						jc.Windows[classOf(p)] = jw
+					}
+				}
+			}
+		}
+		cfg.Channels[c.Name] = jc
+	}
+	return cfg
+}
+
+// classOf maps the compiler's priority index onto the job controller's class.
+func classOf(p compiler.Priority) jobctl.Class {
+	switch p {
+	case compiler.Urgent:
+		return jobctl.Urgent
+	case compiler.Nonurgent:
+		return jobctl.NonUrgent
+	}
+	return jobctl.Normal
+}
+
+// programs builds one delivery program per channel that has a master side. Channels
+// whose settings did not change keep their program (and its connection cache) across
+// reloads.
+func (d *Daemon) programs(img *compiler.Image) map[string]channels.Program {
+	d.progMu.Lock()
+	defer d.progMu.Unlock()
+	if d.progs == nil {
+		d.progs = map[string]programEntry{}
+	}
+	out := make(map[string]channels.Program, len(img.Channels))
+	seen := map[string]bool{}
+	for i := range img.Channels {
+		c := &img.Channels[i]
+		if c.Role == compiler.SlaveOnly {
+			continue
+		}
+		key, build := d.programFor(img, c)
+		if build == nil {
+			continue
+		}
+		seen[c.Name] = true
+		if e, ok := d.progs[c.Name]; ok && e.key == key {
+			out[c.Name] = e.prog
+			continue
+		}
+		if e, ok := d.progs[c.Name]; ok {
+			closeProgram(e.prog)
+		}
+		p := build()
+		d.progs[c.Name] = programEntry{key: key, prog: p}
+		out[c.Name] = p
+	}
+	for name, e := range d.progs {
+		if !seen[name] {
+			closeProgram(e.prog)
+			delete(d.progs, name)
+		}
+	}
+	return out
+}
+
+type programEntry struct {
+	key  string
+	prog channels.Program
+}
+
+func closeProgram(p channels.Program) {
+	if c, ok := p.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}
+
+// programFor chooses the delivery program of a channel by the product's conventions:
+// the local channel delivers to Maildirs, SMTP channels run the SMTP client,
+// bitbucket discards. Other channels have no master program here: their mail stays
+// queued and `qm` shows it.
+func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (string, func() channels.Program) {
+	host := hostname(img)
+	switch {
+	case c.Local():
+		root := filepath.Join(d.opts.DataDir, "mailboxes")
+		return "maildir|" + root + "|" + host, func() channels.Program { return channels.NewMaildir(root, host) }
+	case strings.HasPrefix(c.Name, "bitbucket"):
+		return "bitbucket", func() channels.Program { return channels.Bitbucket{} }
+	case c.SMTP:
+		opts := img.ChannelOptionsFor(c.Name)
+		so := channels.SMTPOptions{
+			Daemon:   c.DaemonHost(),
+			Port:     c.Port,
+			HeloName: host,
+			MX:       mxMode(c.MX),
+			Timeouts: channels.Timeouts{
+				Mail:     opts.StatusMailReceiveTime,
+				Rcpt:     opts.StatusRcptToReceiveTime,
+				DataEnd:  opts.StatusDataReceiveTime,
+				DataInit: opts.StatusReceiveTime,
+			},
+			MaxMessagesPerConn: opts.AttemptTransactionsPerSession,
+			Logger:             d.log.With("component", "smtp-client", "channel", c.Name),
+		}
+		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%s", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
+			so.MaxMessagesPerConn, strings.Join(c.Nameservers, ","))
+		return key, func() channels.Program {
+			so.Resolver = d.resolver(c.Nameservers)
+			return channels.NewSMTP(so)
+		}
+	}
+	return "", nil
+}
+
+func mxMode(m compiler.MXMode) channels.MXMode {
+	switch m {
+	case compiler.RandomMX:
+		return channels.MXRandom
+	case compiler.NoMX:
+		return channels.MXNone
+	case compiler.MX:
+		return channels.MXNonRandom
+	}
+	return channels.MXDefault
+}
+
+// resolver returns a DNS client for a nameserver list (the system's when empty),
+// shared between channels with the same list so that one cache serves them.
+func (d *Daemon) resolver(servers []string) dnsx.Resolver {
+	key := strings.Join(servers, ",")
+	d.dnsMu.Lock()
+	defer d.dnsMu.Unlock()
+	if r, ok := d.dns[key]; ok {
+		return r
+	}
+	r, err := dnsx.New(dnsx.Config{Servers: servers, Logger: d.log.With("component", "dns")})
+	if err != nil {
+		// No usable resolver (no resolv.conf): smart-host channels still work; MX
+		// routing then fails temporarily, which keeps mail queued rather than lost.
+		d.log.Warn("DNS resolver unavailable", "servers", servers, "err", err)
+		return nil
+	}
+	if d.dns == nil {
+		d.dns = map[string]dnsx.Resolver{}
+	}
+	d.dns[key] = r
+	return r
+}
+
+// submitNotice enqueues a delivery status notice: each recipient is rewritten and
+// routed like any envelope recipient, with the local channel as source.
+func (d *Daemon) submitNotice(ctx context.Context, from string, to []string, content []byte) error {
+	img := d.image.Load()
+	env := &queue.Envelope{From: from, Source: "l", Client: "localhost (internal)"}
+	for _, addr := range to {
+		res := img.Rules.Resolve(engine.Request{Address: addr, Kind: engine.EnvelopeTo})
+		if res.Err != nil {
+			return fmt.Errorf("notice recipient %s: %w", addr, res.Err)
+		}
+		for _, r := range res.Recipients {
+			env.Rcpts = append(env.Rcpts, queue.Recipient{
+				Addr: r.Address, Orig: addr, Channel: r.Channel, Host: strings.ToLower(r.Host), Notify: "NEVER",
+			})
+		}
+	}
+	if len(env.Rcpts) == 0 {
+		return status.New(550, "5.1.1", "notice has no deliverable recipient")
+	}
+	_, err := d.queue.Enqueue(ctx, env, content)
+	return err
+}

@@ -1,0 +1,17 @@
+// Package dsn builds delivery status notifications: RFC 3464 multipart/report
+// messages (RFC 6522) with a human-readable explanation, a message/delivery-status
+// part and the original message (message/rfc822 with RET=FULL) or its header
+// (text/rfc822-headers), and answers the RFC 3461 NOTIFY question "does this
+// recipient want a notice for this event?".
+//
+// It owns the notice format only. It must not decide when a notice is due, queue
+// anything or touch the queue: the job controller (jobctl) decides and hands the
+// bytes to its Submit hook. It imports nothing of ours.
+//
+// Decisions where the reference is [inf]:
+//   - An absent NOTIFY means FAILURE,DELAY (RFC 3461 §4.1 leaves the default to the
+//     MTA; this is what most MTAs do).
+//   - Subjects and the explanation text are ours: the vendor wording was not reached.
+//   - With RET=HDRS or no RET the original's header is returned (text/rfc822-headers),
+//     as RFC 3461 §4.3 recommends when RET is absent.
+package dsn

@@ -1,0 +1,661 @@
+package engine
+
+import (
+	"strconv"
+	"strings"
+
+	"mtad.dev/mta/status"
+)
+
+// state is the scratch space of one Rewrite call, pooled per RuleSet so that the
+// probe path reuses its buffers.
+type state struct {
+	rs       *RuleSet
+	req      Request // a copy: a pointer would make every Request escape
+	trace    bool
+	steps    []TraceStep
+	lower    []byte // the spec, lower-cased once
+	probe    []byte // tag + probe text
+	out      []byte // template expansion
+	seps     []sepPos
+	caseMode opKind
+
+	tag     string
+	errText string // sticky $? text
+	errCode int32
+	errSet  bool
+
+	srcName  string
+	srcCh    int // -1 when the source channel is unknown
+	srcRules bool
+	dstRules bool
+}
+
+func (rs *RuleSet) getState(req *Request) *state {
+	st, _ := rs.pool.Get().(*state)
+	if st == nil {
+		st = &state{}
+	}
+	st.rs, st.req, st.trace = rs, *req, req.Trace
+	st.tag, st.errText, st.errCode, st.errSet = "", "", 0, false
+	st.steps = nil
+	st.srcName, st.srcCh, st.srcRules, st.dstRules = req.SourceChannel, -1, true, true
+	if st.srcName == "" {
+		if rs.local >= 0 {
+			st.srcName = rs.channels[rs.local].Name
+		} else {
+			st.srcName = "l"
+		}
+	}
+	if i, ok := rs.lookupName(st.srcName); ok {
+		st.srcCh = i
+		st.srcRules = rs.channels[i].Rules
+	}
+	if req.DestChannel != "" {
+		if i, ok := rs.lookupName(req.DestChannel); ok {
+			st.dstRules = rs.channels[i].Rules
+		}
+	}
+	return st
+}
+
+func (rs *RuleSet) putState(st *state) {
+	st.rs, st.req, st.steps = nil, Request{}, nil
+	if cap(st.out) > 4096 {
+		st.out = nil
+	}
+	rs.pool.Put(st)
+}
+
+// lookupName finds a channel by name without allocating for the common case of a
+// name already in lower case.
+func (rs *RuleSet) lookupName(name string) (int, bool) {
+	if i, ok := rs.byName[name]; ok {
+		return i, true
+	}
+	i, ok := rs.byName[strings.ToLower(name)]
+	return i, ok
+}
+
+// lookupHost finds the channel owning a host name, case-insensitively.
+func (st *state) lookupHost(h string) (hostEntry, bool) {
+	st.probe = appendLower(st.probe[:0], h)
+	e, ok := st.rs.hosts[string(st.probe)]
+	return e, ok
+}
+
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		b = append(b, lowerByte(s[i]))
+	}
+	return b
+}
+
+func (st *state) step(depth int, src, text string) {
+	st.steps = append(st.steps, TraceStep{Depth: depth, Src: src, Text: text})
+}
+
+// outcome kinds of one spec's rewrite.
+const (
+	outApplied  = iota // a rule (or the channel table, or the spec itself) gave a routing host
+	outOnlyErr         // a $?-only rule: look the spec up as it is
+	outFallback        // A%B@localhost / B!A@localhost: hand to the local host, no more specs
+	outError           // err is set
+)
+
+type outcome struct {
+	kind    int
+	local   string // new local part
+	host    string // new host
+	route   string // inserted source route, or ""
+	routing string // routing host
+	src     string // deciding rule
+	err     *status.Status
+	// unmatchedLiteral: a domain literal no probe matched (not even "."); it is
+	// dropped when the address has more specs.
+	unmatchedLiteral bool
+}
+
+var kindNames = [...]string{EnvelopeTo: "envelope To", EnvelopeFrom: "envelope From", HeaderTo: "header To", HeaderFrom: "header From"}
+
+func kindName(k Kind) string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "kind " + strconv.Itoa(int(k))
+}
+
+// Rewrite rewrites and routes one address.
+func (rs *RuleSet) Rewrite(req Request) Result {
+	st := rs.getState(&req)
+	res := st.rewrite()
+	if st.trace {
+		res.Trace = st.steps
+	}
+	rs.putState(st)
+	return res
+}
+
+func (st *state) rewrite() Result {
+	rs := st.rs
+	req := &st.req
+	if st.trace {
+		st.step(0, "", "address "+strconv.Quote(req.Address)+" ("+kindName(req.Kind)+", source channel "+st.srcName+")")
+	}
+	a, perr := parseAddress(req.Address)
+	if perr != nil {
+		if st.trace {
+			st.step(0, "", "rejected: "+perr.Error())
+		}
+		return Result{Err: perr}
+	}
+	bop := st.srcCh >= 0 && rs.channels[st.srcCh].BangOverPercent
+	if len(a.route) == 0 && !a.hasDomain && !hasMoreSpecs(a.local) {
+		// A bare local part belongs to the local host.
+		if rs.opts.LocalHost == "" {
+			return Result{Err: st.unknownHost("no local host for bare local part")}
+		}
+		a.domain, a.hasDomain = rs.opts.LocalHost, true
+		if st.trace {
+			st.step(1, "", "bare local part: host is the local host "+strconv.Quote(a.domain))
+		}
+	}
+	if len(a.route) > 0 {
+		a.route = append([]string(nil), a.route...) // ours to edit
+	}
+	limit := rs.opts.MaxRewritePasses * 4
+	for iter := 0; ; iter++ {
+		if iter >= limit {
+			// Each pass consumes one spec of the address itself, so this is the
+			// address's fault, not the configuration's: permanent.
+			e := &status.Status{Code: 554, Enhanced: "5.4.6", Text: "routing loop: more than " + strconv.Itoa(limit) + " host specifications in address"}
+			if st.trace {
+				st.step(0, "", "rejected: "+e.Error())
+			}
+			return Result{Err: e}
+		}
+		var spec, u, rest string
+		var loc uint8
+		switch {
+		case len(a.route) > 0:
+			spec, u, loc = a.route[0], a.local, locRoute
+		case a.hasDomain:
+			spec, u, loc = a.domain, a.local, locAt
+		default:
+			var ok bool
+			spec, u, loc, ok = localSpec(a.local, bop)
+			if !ok {
+				return Result{Err: st.unknownHost("no host in address")}
+			}
+			rest = u
+			if spec == "" || u == "" {
+				return Result{Err: badSyntax("empty host or user around %q or %q", "%", "!")}
+			}
+			if e := checkDomain(spec); e != nil {
+				return Result{Err: e}
+			}
+		}
+		if st.trace {
+			st.step(1, "", "spec "+strconv.Quote(spec)+" ("+locName(loc)+"), user "+strconv.Quote(u)+tagNote(st.tag))
+		}
+		more := false
+		switch loc {
+		case locRoute:
+			more = true
+		case locAt:
+			more = hasMoreSpecs(a.local)
+		default:
+			more = hasMoreSpecs(rest)
+		}
+		out := st.rewriteSpec(spec, u, loc, &a)
+		if out.unmatchedLiteral && more {
+			// A domain literal nothing matched is dropped and rewriting goes on
+			// with the next part of the address (§2.3).
+			if st.trace {
+				st.step(1, "", "literal "+strconv.Quote(spec)+" matched nothing: dropped, re-extracting")
+			}
+			a.drop(loc, rest)
+			continue
+		}
+		if out.kind == outError {
+			return Result{Err: out.err, Rule: out.src}
+		}
+		if out.kind == outOnlyErr {
+			e, ok := st.lookupHost(spec)
+			if !ok {
+				return Result{Err: st.unknownHost("host " + spec + " is not in the channel table"), Rule: out.src}
+			}
+			return st.result(&a, e, spec, out.src)
+		}
+		e, ok := st.lookupHost(out.routing)
+		if !ok {
+			if st.trace {
+				st.step(1, "", "routing host "+strconv.Quote(out.routing)+": no channel")
+			}
+			return Result{Err: st.unknownHost("routing host " + out.routing + " is not in the channel table"), Rule: out.src}
+		}
+		c := &rs.channels[e.ch]
+		if st.trace {
+			st.step(1, c.Src, "routing host "+strconv.Quote(out.routing)+" -> channel "+c.Name)
+		}
+		if (c.Local || c.RouteLocal) && more && out.kind != outFallback {
+			// Local or routelocal with specs left: the rewrite is discarded and the
+			// spec deleted, so routes through this host disappear.
+			a.drop(loc, rest)
+			if st.trace {
+				st.step(1, c.Src, "channel "+c.Name+" is local/routelocal and more specs remain: spec "+strconv.Quote(spec)+" dropped, re-extracting")
+			}
+			continue
+		}
+		switch loc {
+		case locRoute:
+			a.route[0] = out.host
+		default:
+			a.domain, a.hasDomain = out.host, true
+		}
+		a.local = out.local
+		if out.route != "" {
+			a.route = append([]string{out.route}, a.route...)
+		}
+		return st.result(&a, e, out.routing, out.src)
+	}
+}
+
+// drop deletes the spec just extracted at loc; rest is what remains of the local
+// part for a % or ! spec.
+func (a *address) drop(loc uint8, rest string) {
+	switch loc {
+	case locRoute:
+		a.route = a.route[1:]
+	case locAt:
+		a.domain, a.hasDomain = "", false
+	default:
+		a.local = rest
+	}
+}
+
+func tagNote(tag string) string {
+	if tag == "" {
+		return ""
+	}
+	return ", tag " + strconv.Quote(tag)
+}
+
+// result builds the Result for an address routed to a channel.
+func (st *state) result(a *address, e hostEntry, routing, src string) Result {
+	c := &st.rs.channels[e.ch]
+	if st.req.Kind == EnvelopeTo && a.hasDomain && st.rs.hasProper {
+		// A host line's proper name replaces the host of envelope To addresses.
+		if he, ok := st.lookupHost(a.domain); ok && he.proper != "" && he.ch == e.ch {
+			if st.trace {
+				st.step(1, c.Src, "host "+strconv.Quote(a.domain)+" has proper name "+strconv.Quote(he.proper))
+			}
+			a.domain = he.proper
+		}
+	}
+	full := a.format()
+	local := full[len(full)-len(a.local)-len(a.domain)-1 : len(full)-len(a.domain)-1]
+	host := full[len(full)-len(a.domain):]
+	if !a.hasDomain {
+		local, host = full[len(full)-len(a.local):], ""
+	}
+	if st.trace {
+		st.step(0, src, "result "+strconv.Quote(full)+" channel "+c.Name)
+	}
+	return Result{Address: full, Channel: c.Name, Official: routing, Mailbox: local, Host: host, Rule: src}
+}
+
+// unknownHost is the error for an unroutable address: the sticky $? text if a rule
+// set one, else the configured unknown-host text (5.1.2).
+func (st *state) unknownHost(detail string) *status.Status {
+	text, code := st.rs.opts.UnknownHostText, int32(0)
+	if st.errSet {
+		text, code = st.errText, st.errCode
+	}
+	s := statusFor(code, text)
+	if st.trace {
+		st.step(0, "", "rejected: "+s.Error()+" ("+detail+")")
+	}
+	return s
+}
+
+// statusFor builds a status from $nnnnnnn? digits: x00y00z means x.y.z; 0 means
+// the default 5.1.2.
+func statusFor(code int32, text string) *status.Status {
+	if code == 0 {
+		return &status.Status{Code: 550, Enhanced: "5.1.2", Text: text}
+	}
+	x, y, z := code/1000000, code/1000%1000, code%1000
+	enh := strconv.Itoa(int(x)) + "." + strconv.Itoa(int(y)) + "." + strconv.Itoa(int(z))
+	smtp := 550
+	if x == 4 {
+		smtp = 450
+	}
+	return &status.Status{Code: smtp, Enhanced: enh, Text: text}
+}
+
+func (st *state) loopError(detail string) *status.Status {
+	s := &status.Status{Code: 451, Enhanced: "4.4.6", Text: "rewrite loop: " + detail}
+	if st.trace {
+		st.step(0, "", "rejected: "+s.Error())
+	}
+	return s
+}
+
+// rewriteSpec rewrites one spec, following A%B passes.
+func (st *state) rewriteSpec(spec, u string, loc uint8, a *address) outcome {
+	first := true
+	for pass := 0; ; pass++ {
+		if pass > st.rs.opts.MaxRewritePasses {
+			return outcome{kind: outError, err: st.loopError("more than " + strconv.Itoa(st.rs.opts.MaxRewritePasses) + " A%B passes, last spec " + spec)}
+		}
+		out, again, newU, newSpec := st.probeSpec(spec, u, loc, a, first)
+		if !again {
+			return out
+		}
+		first = false
+		if newSpec == "" {
+			return outcome{kind: outError, err: badSyntax("rule %s produced an empty host", out.src), src: out.src}
+		}
+		if st.trace {
+			st.step(1, out.src, "A%B pass "+strconv.Itoa(pass+1)+": rewrite again with spec "+strconv.Quote(newSpec)+", user "+strconv.Quote(newU)+tagNote(st.tag))
+		}
+		spec, u = newSpec, newU
+	}
+}
+
+// probeSpec runs the probe order on one spec. again is set for an A%B template.
+func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) (out outcome, again bool, newU, newSpec string) {
+	rs := st.rs
+	st.lower = appendLower(st.lower[:0], spec)
+	m := mctx{u: u, spec: spec, loc: loc, addr: a}
+	try := func(probe string, mm *mctx) (outcome, bool, bool) {
+		st.probe = append(append(st.probe[:0], st.tag...), probe...)
+		return st.tryProbe(mm)
+	}
+	// 1. $* (not on A%B repeat passes).
+	if withAny && rs.hasAny {
+		m.h, m.d, m.l = spec, "", ""
+		if o, ok, ag := try(patAny, &m); ok {
+			return o, ag, o.local, o.host
+		}
+	}
+	// 2. exact.
+	m.h, m.d, m.l = "", spec, ""
+	st.probe = append(append(st.probe[:0], st.tag...), st.lower...)
+	if o, ok, ag := st.tryProbe(&m); ok {
+		return o, ag, o.local, o.host
+	}
+	// 3. channel table. [inf] It is consulted whatever the tag: the tag is
+	// prepended to rule patterns, and a channel host name is not a pattern.
+	if _, ok := rs.hosts[string(st.lower)]; ok {
+		if st.trace {
+			st.step(2, "", "channel table: "+strconv.Quote(spec)+" is a channel host")
+		}
+		return outcome{kind: outApplied, local: u, host: spec, routing: spec}, false, "", ""
+	} else if st.trace {
+		st.step(2, "", "channel table: "+strconv.Quote(spec)+" is not a channel host")
+	}
+	// 4. generalisation.
+	if len(spec) > 1 && spec[0] == '[' {
+		if o, ok, ag := st.probeLiteral(spec, &m); ok {
+			return o, ag, o.local, o.host
+		}
+	} else {
+		lw := st.lower
+		n := 1 + strings.Count(spec, ".")
+		pos := 0 // start of label k in spec
+		for k := 1; k <= n; k++ {
+			if k < n {
+				pos += strings.IndexByte(spec[pos:], '.') + 1
+			} else {
+				pos = len(spec) + 1
+			}
+			// s2: k left-most labels turned into '*'.
+			st.probe = append(st.probe[:0], st.tag...)
+			for j := 0; j < k; j++ {
+				if j > 0 {
+					st.probe = append(st.probe, '.')
+				}
+				st.probe = append(st.probe, '*')
+			}
+			if k < n {
+				st.probe = append(st.probe, '.')
+				st.probe = append(st.probe, lw[pos:]...)
+				m.h, m.d = spec[:pos-1], spec[pos-1:]
+			} else {
+				m.h, m.d = spec, ""
+			}
+			if o, ok, ag := st.tryProbe(&m); ok {
+				return o, ag, o.local, o.host
+			}
+			// s1: first labels dropped, leading dot kept; "." last.
+			st.probe = append(st.probe[:0], st.tag...)
+			if k < n {
+				st.probe = append(st.probe, lw[pos-1:]...)
+				m.h, m.d = spec[:pos-1], spec[pos-1:]
+			} else {
+				// "." is reached only when the spec is not a channel host: the
+				// channel-table probe above would have routed it.
+				st.probe = append(st.probe, '.')
+				m.h, m.d = spec, "."
+			}
+			if o, ok, ag := st.tryProbe(&m); ok {
+				return o, ag, o.local, o.host
+			}
+		}
+	}
+	// 5. nothing matched.
+	if loc == locPercent || loc == locBang {
+		pat, sep := patPercent, "%"
+		if loc == locBang {
+			pat, sep = patBang, "!"
+		}
+		m.h, m.d, m.l = spec, "", ""
+		if o, ok, ag := try(pat, &m); ok {
+			return o, ag, o.local, o.host
+		}
+		// [inf] Without a $% / $! rule the address goes to the local host whole:
+		// A%B@localhost, B!A@localhost.
+		local := u + sep + spec
+		if loc == locBang {
+			local = spec + sep + u
+		}
+		if st.trace {
+			st.step(2, "", "no rule: handed to the local host as "+strconv.Quote(local+"@"+rs.opts.LocalHost))
+		}
+		return outcome{kind: outFallback, local: local, host: rs.opts.LocalHost, routing: rs.opts.LocalHost}, false, "", ""
+	}
+	if st.trace {
+		st.step(2, "", "no rule matched: "+strconv.Quote(spec)+" is the routing host")
+	}
+	return outcome{kind: outApplied, local: u, host: spec, routing: spec, unmatchedLiteral: spec[0] == '['}, false, "", ""
+}
+
+// probeLiteral runs the domain-literal probes: [a.b.c.d], [a.b.c.], ... [],
+// [*.*.*.*], then ".".
+func (st *state) probeLiteral(spec string, m *mctx) (outcome, bool, bool) {
+	content := spec[1 : len(spec)-1]
+	lc := st.lower[1 : len(st.lower)-1]
+	n := 1 + strings.Count(content, ".")
+	// Right-most elements removed one at a time: cut = end of the kept prefix.
+	cut := len(content)
+	for k := n - 1; k >= 1; k-- {
+		cut = strings.LastIndexByte(content[:cut], '.')
+		st.probe = append(append(append(st.probe[:0], st.tag...), '['), lc[:cut+1]...)
+		st.probe = append(st.probe, ']')
+		m.h, m.d, m.l = "", spec, content[cut+1:]
+		if o, ok, ag := st.tryProbe(m); ok {
+			return o, ok, ag
+		}
+	}
+	m.h, m.d, m.l = "", spec, content
+	st.probe = append(append(st.probe[:0], st.tag...), "[]"...)
+	if o, ok, ag := st.tryProbe(m); ok {
+		return o, ok, ag
+	}
+	st.probe = append(append(st.probe[:0], st.tag...), '[')
+	for j := 0; j < n; j++ {
+		if j > 0 {
+			st.probe = append(st.probe, '.')
+		}
+		st.probe = append(st.probe, '*')
+	}
+	st.probe = append(st.probe, ']')
+	if o, ok, ag := st.tryProbe(m); ok {
+		return o, ok, ag
+	}
+	m.h, m.d = spec, "."
+	st.probe = append(append(st.probe[:0], st.tag...), '.')
+	return st.tryProbe(m)
+}
+
+// tryProbe tries every rule whose pattern is st.probe, in file order. ok reports
+// a winner; again that its template was A%B.
+func (st *state) tryProbe(m *mctx) (out outcome, ok, again bool) {
+	i, found := st.rs.byKey[string(st.probe)]
+	if !found {
+		if st.trace {
+			st.step(2, "", "probe "+strconv.Quote(string(st.probe))+": no rule")
+		}
+		return outcome{}, false, false
+	}
+	for ; i >= 0; i = st.rs.next[i] {
+		if o, won, ag := st.tryRule(&st.rs.rules[i], m); won {
+			return o, true, ag
+		}
+	}
+	return outcome{}, false, false
+}
+
+// tryRule expands one candidate's template and shapes the result.
+func (st *state) tryRule(r *rule, m *mctx) (out outcome, won, again bool) {
+	st.out, st.seps, st.caseMode = st.out[:0], st.seps[:0], opOrigCase
+	var ex expansion
+	ok, why := st.expand(r.tmpl.ops, m, &ex, false, 0)
+	if ok && ex.locMask != 0 && ex.locMask&m.loc == 0 {
+		ok = false
+		if st.trace {
+			why = "location condition (spec is " + locName(m.loc) + ")"
+		}
+	}
+	if ok && !ex.stopped && ex.pendingFail() {
+		ok, why = false, ex.pendingWhy()
+	}
+	if !ok {
+		if st.trace {
+			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" failed: "+why)
+		}
+		return outcome{}, false, false
+	}
+	if ex.tagSet {
+		st.tag = ex.tag
+	}
+	if ex.errSet {
+		st.errText, st.errCode, st.errSet = ex.errText, ex.errCode, true
+	}
+	if len(st.seps) == 0 && len(st.out) == 0 && ex.errSet {
+		if st.trace {
+			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" matched: $? only, host looked up as it is")
+		}
+		return outcome{kind: outOnlyErr, src: r.src}, true, false
+	}
+	o, shaped, why := st.shape()
+	if !shaped {
+		if st.trace {
+			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" failed: "+why)
+		}
+		return outcome{}, false, false
+	}
+	o.src = r.src
+	if st.trace {
+		form := "A%B@C"
+		switch {
+		case o.kind == -1:
+			form = "A%B (rewrite again)"
+		case o.route != "":
+			form = "route inserted"
+		}
+		st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" matched ("+form+"): user "+
+			strconv.Quote(o.local)+" host "+strconv.Quote(o.host)+routeNote(o)+tagNote(ex.tag))
+	}
+	if o.kind == -1 {
+		o.kind = outApplied
+		return o, true, true
+	}
+	return o, true, false
+}
+
+func routeNote(o outcome) string {
+	s := ""
+	if o.route != "" {
+		s += " route " + strconv.Quote(o.route)
+	}
+	if o.routing != "" {
+		s += " routing host " + strconv.Quote(o.routing)
+	}
+	return s
+}
+
+// shape splits the expansion at its template-level separators into the forms
+// A%B, A@B, A%B@C, A@B@C and A@B@C@D. kind -1 marks A%B.
+func (st *state) shape() (outcome, bool, string) {
+	full := string(st.out)
+	// Parts separated by '@'; the last '%' of the first part splits A from B.
+	var parts [5]string
+	np := 0
+	pct := -1
+	start := 0
+	for _, s := range st.seps {
+		if !s.at {
+			if np == 0 {
+				pct = int(s.pos)
+				continue
+			}
+			return outcome{}, false, "% after @ in template result"
+		}
+		if np >= 4 {
+			return outcome{}, false, "more than three @ in template result"
+		}
+		parts[np] = full[start:s.pos]
+		np++
+		start = int(s.pos)
+	}
+	parts[np] = full[start:]
+	np++
+	var o outcome
+	var rest []string
+	if pct >= 0 {
+		o.local, o.host = full[:pct], parts[0][pct:]
+		if np == 1 {
+			o.host = full[pct:]
+			o.kind = -1
+			return o, true, ""
+		}
+		rest = parts[1:np]
+	} else {
+		if np < 2 {
+			return o, false, "no host in template result"
+		}
+		o.local, o.host = parts[0], parts[1]
+		rest = parts[2:np]
+	}
+	switch len(rest) {
+	case 0:
+		o.routing = o.host
+	case 1:
+		if pct >= 0 {
+			o.routing = rest[0]
+		} else {
+			o.route, o.routing = rest[0], rest[0]
+		}
+	case 2:
+		o.route, o.routing = rest[0], rest[1]
+	default:
+		return o, false, "too many @ in template result"
+	}
+	if o.routing == "" {
+		return o, false, "empty routing host"
+	}
+	return o, true, ""
+}

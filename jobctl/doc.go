@@ -1,0 +1,78 @@
+// Package jobctl is the job controller: the only scheduler. It keeps an in-memory
+// index of the queue's pending work, starts and feeds channel jobs within the
+// maxjobs / pool / threaddepth limits, records every delivery result durably in the
+// queue, writes the D/Q/R/K/W lines of mail.log, sends delay and failure notices
+// (through package dsn and a Submit hook), keeps the persistent hold list of
+// stopped channels (qm stop/start), and answers qm's questions (Snapshot).
+//
+// It owns the hold-list file and nothing else on disk. It must not deliver (that
+// is channels), store messages (that is queue: it only calls Get, Content, Walk,
+// Update), rewrite addresses or talk SMTP; it never imports smtpserver or mtad.
+//
+// # How it works
+//
+// Index. Every pending message is split into items: the recipients of that message
+// going to one (channel, destination host). An item holds ids, recipient indexes
+// and times, not envelopes: a job re-reads the envelope (Queue.Get) and the content
+// when it takes the item, so a million queued messages cost a few hundred bytes
+// each. Items live either in their host's ready FIFO (one per priority class,
+// urgent first) or in one min-heap of delayed items ordered by next attempt. A
+// second heap holds hosts backed off as a whole and a third holds each message's
+// next notice deadline. Run keeps one timer on the earliest of the three heads and
+// is woken by Add (queue OnCommit) and by results; the disk is never polled. At
+// start Run walks the queue once; Envelope.Rcpts[].Attempts/NextAttempt and
+// Envelope.Notices make a restart resume each recipient's schedule.
+//
+// Jobs. A job is a goroutine bound to a channel. It takes items from the channel's
+// round-robin of hosts (one item per host per turn, so a host with 50 000 queued
+// recipients never delays the others), delivers through the channel's Program,
+// records the results with Queue.Update, logs them, and asks again; when there is
+// nothing it waits IdleTime and exits. Kick, called whenever work or a slot
+// appears, starts jobs while the channel's eligible backlog exceeds
+// jobs*ThreadDepth, its MaxJobs and its pool's job_limit (shared across the pool's
+// channels) allow. When a pool is full and one of its channels has work but no
+// job, an idle job gives its slot back at once and a busy job hands its slot to
+// that channel after its current message, so a busy channel cannot keep a shared
+// pool to itself. A host may be worked by HostJobs jobs at once, but only one
+// (a probe) after a connection-level failure.
+//
+// Results. Delivered: Delivered, D. Temporary: Pending with Attempts+1 and
+// NextAttempt from the channel's backoff list for the message's class (the last
+// interval repeats), Q; the item goes back to the delayed heap only after the
+// Update returned, so it is durable before it can run again (mox's rule: record
+// the next attempt before trying). When every recipient of an attempt failed
+// temporarily and no server answered (empty Result.Remote, or an enhanced code
+// 4.4.x), the host is backed off as a whole until that next attempt (at most the
+// channel's first interval): its other ready items wait with it instead of each
+// dialling a dead host. Permanent: the
+// failure notice is submitted first, then the recipients are marked Returned (R,
+// or K when NOTIFY excludes FAILURE): a crash in between repeats a notice rather
+// than losing one.
+//
+// Notices. A message's notice schedule is the notices list of the channel of its
+// first pending recipient, in NoticeUnit. Each intermediate age passed sends one
+// delay notice listing every pending recipient (W) and bumps Envelope.Notices
+// (persisted when the queue implements NoticeRecorder); the last age returns
+// everything still pending. Work in flight at that moment is returned by its job
+// when the attempt ends. Notices have the empty envelope sender; a message with
+// the empty sender gets no delay notice and its failure notice goes to the
+// postmaster, and a failed notice to the postmaster is dropped: no loops.
+//
+// Windows. An item whose class is outside its channel's delivery window when a job
+// reaches it is parked in the delayed heap until the window opens.
+//
+// Shutdown. When Run's context ends no job starts and idle jobs exit; running
+// deliveries get ShutdownGrace, then their context is cancelled (programs then
+// return temporary failures, which are recorded like any other). Run returns once
+// every job has recorded its results.
+//
+// Decisions where the reference is [inf]:
+//   - Notices are evaluated continuously per message rather than by a daily return
+//     job at 00:30: ages are exact, and a missed run cannot skip a warning.
+//   - Several ages passed at once (after downtime) give one delay notice.
+//   - Default maxjobs 10; a window "HH:MM-HH:MM" with start = end is always open;
+//     a Channels key "tcp_*" matches by prefix, the longest prefix winning.
+//   - Expired recipients are reported with Status 5.4.7; delay notices carry the
+//     enhanced code found in the last error, else 4.0.0.
+//   - A channel without a Program (no master program) keeps its mail queued.
+package jobctl

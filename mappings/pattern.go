@@ -1,0 +1,737 @@
+package mappings
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Limits from MS 6.3 (§1.2): patterns up to 256 characters, templates up to 1024.
+const (
+	MaxPatternLen  = 256
+	MaxTemplateLen = 1024
+)
+
+// maxMatchSteps bounds one Match call. With the failure memo a pattern of k items
+// on an input of n bytes needs at most about k*n*n steps; real probes are far below
+// this. A pattern with back-matches cannot use the memo, so the budget is what stops
+// it: beyond the budget the pattern does not match.
+const maxMatchSteps = 1 << 20
+
+// memoAfter is the step count after which the failure memo is switched on; simple
+// matches never pay for its allocation.
+const memoAfter = 256
+
+type itemKind uint8
+
+const (
+	kLit       itemKind = iota // literal text (lower-cased)
+	kAny                       // * : zero or more characters
+	kOne                       // % : exactly one character
+	kClassMany                 // $A* $[..]* ...
+	kClassOne                  // $A% $[..]% ...
+	kBack                      // $n* : the text saved item n matched
+	kIP4                       // $(a.b.c.d/n) or $<a.b.c.d/n>
+	kIP6                       // ${addr/n}
+)
+
+// item is one element of a compiled pattern. It is kept flat (no pointers) so a
+// table's items can share one backing array and serialise directly.
+type item struct {
+	kind itemKind
+	save bool  // numbered, returned as a capture
+	lazy bool  // $_ : as few characters as possible
+	n    uint8 // kBack: the saved item referred to; kIP6: prefix bits
+	lit  string
+	cls  [4]uint64 // character class (already case-folded)
+	ip   [16]byte  // kIP4: addr in ip[0:4], mask in ip[4:8]; kIP6: address
+}
+
+// Pattern is one compiled mapping pattern.
+type Pattern struct {
+	items   []item
+	nsave   int
+	hasBack bool
+	literal bool     // no wildcard at all: matches exactly items[0].lit, case-insensitively
+	meta    *patMeta // quick-reject facts; nil for literal patterns, which need none
+}
+
+// patMeta is kept out of Pattern so that the all-literal entries that make up most
+// big tables stay small (less to allocate, clear and scan on image load).
+type patMeta struct {
+	prefix string    // lower-cased literal text every match starts with
+	suffix string    // lower-cased literal text every match ends with
+	must   string    // the longest inner literal: a quick reject when absent
+	bytes  [4]uint64 // every byte of its literals: a probe lacking one cannot match
+	minLen int       // no shorter input can match
+}
+
+// Capture is one saved item of a match, as printed by `mtactl test -match`.
+type Capture struct {
+	Index int
+	Text  string
+}
+
+// CompilePattern compiles a mapping pattern (wildcards, globs, IP matchers, $-quoting).
+func CompilePattern(p string) (*Pattern, error) {
+	pat := &Pattern{}
+	if err := compilePattern(p, pat); err != nil {
+		return nil, err
+	}
+	return pat, nil
+}
+
+func compilePattern(p string, pat *Pattern) error {
+	if len(p) > MaxPatternLen {
+		return fmt.Errorf("pattern too long: %d characters (maximum %d)", len(p), MaxPatternLen)
+	}
+	var items []item
+	var lit []byte
+	flush := func() {
+		if len(lit) > 0 {
+			items = append(items, item{kind: kLit, lit: string(lit)})
+			lit = lit[:0]
+		}
+	}
+	save, lazy := true, false
+	pendingMod := false // a $_ $@ $^ waits for its wildcard
+	nsave := 0
+	add := func(it item) {
+		flush()
+		it.save, it.lazy = save, lazy
+		if it.kind == kBack {
+			// A back-match repeats text; it is not itself numbered. [inf]
+			it.save, it.lazy = false, false
+		}
+		if it.save {
+			nsave++
+		}
+		items = append(items, it)
+		save, lazy, pendingMod = true, false, false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch c {
+		case '*':
+			add(item{kind: kAny})
+			continue
+		case '%':
+			add(item{kind: kOne})
+			continue
+		case '$':
+		default:
+			if pendingMod {
+				return fmt.Errorf("$_, $@ and $^ must be followed by a wildcard, glob or IP matcher (found %q at offset %d)", p[i:i+1], i)
+			}
+			lit = append(lit, lower(c))
+			continue
+		}
+		// $-sequence
+		if i+1 >= len(p) {
+			return errors.New("pattern ends with a lone $")
+		}
+		i++
+		c = p[i]
+		switch {
+		case c == '*' || c == '%' || c == '$' || c == ' ' || c == '\t':
+			if pendingMod {
+				return fmt.Errorf("$_, $@ and $^ must be followed by a wildcard, glob or IP matcher (found $%c at offset %d)", c, i-1)
+			}
+			lit = append(lit, c)
+		case c == '_':
+			lazy, pendingMod = true, true
+		case c == '@':
+			save, pendingMod = false, true
+		case c == '^':
+			save, pendingMod = true, true
+		case c >= '0' && c <= '9':
+			n := int(c - '0')
+			if i+1 >= len(p) || p[i+1] != '*' {
+				return fmt.Errorf("back-match $%d at offset %d must be written $%d*", n, i-1, n)
+			}
+			if n >= nsave {
+				return fmt.Errorf("back-match $%d* at offset %d refers to a wildcard not saved before it (%d saved so far)", n, i-1, nsave)
+			}
+			i++
+			add(item{kind: kBack, n: uint8(n)})
+		case c == '[':
+			cls, end, err := parseClass(p, i+1)
+			if err != nil {
+				return err
+			}
+			i = end // at ']'
+			k, err := globKind(p, i+1)
+			if err != nil {
+				return fmt.Errorf("bad glob $[%s]: %w", p[strings.IndexByte(p[:i+1], '[')+1:i], err)
+			}
+			i++
+			add(item{kind: k, cls: cls})
+		case c == '(' || c == '<':
+			closer := byte(')')
+			if c == '<' {
+				closer = '>'
+			}
+			end := strings.IndexByte(p[i+1:], closer)
+			if end < 0 {
+				return fmt.Errorf("unterminated $%c IP matcher at offset %d", c, i-1)
+			}
+			spec := p[i+1 : i+1+end]
+			it, err := parseIP4(spec, c == '<')
+			if err != nil {
+				return fmt.Errorf("bad IP prefix $%c%s%c: %w", c, spec, closer, err)
+			}
+			i += 1 + end
+			add(it)
+		case c == '{':
+			end := strings.IndexByte(p[i+1:], '}')
+			if end < 0 {
+				return fmt.Errorf("unterminated ${ IP matcher at offset %d", i-1)
+			}
+			spec := p[i+1 : i+1+end]
+			it, err := parseIP6(spec)
+			if err != nil {
+				return fmt.Errorf("bad IP prefix ${%s}: %w", spec, err)
+			}
+			i += 1 + end
+			add(it)
+		case isLetter(c):
+			cls, ok := namedClass(c)
+			if !ok {
+				return fmt.Errorf("bad glob $%c at offset %d: unknown class (use $A $B $D $H $O $S $T $X or $[...])", c, i-1)
+			}
+			k, err := globKind(p, i+1)
+			if err != nil {
+				return fmt.Errorf("bad glob $%c at offset %d: %w", c, i-1, err)
+			}
+			i++
+			add(item{kind: k, cls: cls})
+		default:
+			return fmt.Errorf("invalid $%c sequence in pattern at offset %d", c, i-1)
+		}
+	}
+	if pendingMod {
+		return errors.New("pattern ends with $_, $@ or $^ that modifies no wildcard")
+	}
+	flush()
+	pat.items = items
+	pat.finish()
+	return nil
+}
+
+// finish derives the index facts from items (also used after decoding).
+func (p *Pattern) finish() {
+	p.literal, p.hasBack, p.nsave, p.meta = false, false, 0, nil
+	if len(p.items) == 0 || len(p.items) == 1 && p.items[0].kind == kLit {
+		// The common all-literal entry: matched by text, none of the rest is used.
+		p.literal = true
+		return
+	}
+	m := &patMeta{}
+	p.meta = m
+	for k, it := range p.items {
+		switch it.kind {
+		case kLit:
+			m.minLen += len(it.lit)
+			for i := 0; i < len(it.lit); i++ {
+				c := it.lit[i]
+				m.bytes[c>>6] |= 1 << (c & 63)
+			}
+			if k > 0 && k < len(p.items)-1 && len(it.lit) > len(m.must) {
+				m.must = it.lit
+			}
+		case kOne, kClassOne:
+			m.minLen++
+		case kIP4:
+			m.minLen += 7 // "0.0.0.0"
+		case kIP6:
+			m.minLen += 2 // "::"
+		case kBack:
+			p.hasBack = true
+		}
+		if it.save {
+			p.nsave++
+		}
+	}
+	if p.items[0].kind == kLit {
+		m.prefix = p.items[0].lit
+	}
+	if k := len(p.items); p.items[k-1].kind == kLit {
+		m.suffix = p.items[k-1].lit
+	}
+}
+
+func globKind(p string, i int) (itemKind, error) {
+	if i >= len(p) {
+		return 0, errors.New("must be followed by % or *")
+	}
+	switch p[i] {
+	case '%':
+		return kClassOne, nil
+	case '*':
+		return kClassMany, nil
+	}
+	return 0, errors.New("must be followed by % or *")
+}
+
+// parseClass reads a $[...] body starting at p[i]; it returns the class and the
+// offset of the closing ']'. Backslash quotes the next character (\- \] \\).
+func parseClass(p string, i int) (cls [4]uint64, end int, err error) {
+	var chars []byte  // resolved characters
+	var quoted []bool // whether chars[k] was quoted (a quoted '-' is literal)
+	for ; i < len(p); i++ {
+		c := p[i]
+		if c == ']' {
+			break
+		}
+		if c == '\\' {
+			if i+1 >= len(p) {
+				return cls, 0, errors.New("unterminated $[ glob")
+			}
+			i++
+			chars = append(chars, p[i])
+			quoted = append(quoted, true)
+			continue
+		}
+		chars = append(chars, c)
+		quoted = append(quoted, false)
+	}
+	if i >= len(p) {
+		return cls, 0, errors.New("unterminated $[ glob")
+	}
+	if len(chars) == 0 {
+		return cls, 0, errors.New("bad glob: empty $[]")
+	}
+	for k := 0; k < len(chars); k++ {
+		lo := chars[k]
+		if k+2 < len(chars) && chars[k+1] == '-' && !quoted[k+1] {
+			hi := chars[k+2]
+			if hi < lo {
+				return cls, 0, fmt.Errorf("bad glob: range %c-%c is reversed", lo, hi)
+			}
+			for c := int(lo); c <= int(hi); c++ {
+				setClass(&cls, byte(c))
+			}
+			k += 2
+			continue
+		}
+		setClass(&cls, lo)
+	}
+	return cls, i, nil
+}
+
+// setClass adds c in both cases: matching is case-insensitive.
+func setClass(cls *[4]uint64, c byte) {
+	cls[c>>6] |= 1 << (c & 63)
+	if u := upper(c); u != c {
+		cls[u>>6] |= 1 << (u & 63)
+	}
+	if l := lower(c); l != c {
+		cls[l>>6] |= 1 << (l & 63)
+	}
+}
+
+// byteSet is the set of bytes present in s.
+func byteSet(s string) (set [4]uint64) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		set[c>>6] |= 1 << (c & 63)
+	}
+	return set
+}
+
+// lacks reports whether some byte of need is missing from have.
+func lacks(need, have *[4]uint64) bool {
+	return need[0]&^have[0]|need[1]&^have[1]|need[2]&^have[2]|need[3]&^have[3] != 0
+}
+
+func inClass(cls *[4]uint64, c byte) bool { return cls[c>>6]&(1<<(c&63)) != 0 }
+
+func classOf(chars string) [4]uint64 {
+	var cls [4]uint64
+	for i := 0; i < len(chars); i++ {
+		setClass(&cls, chars[i])
+	}
+	return cls
+}
+
+const (
+	digits  = "0123456789"
+	letters = "abcdefghijklmnopqrstuvwxyz"
+)
+
+// namedClass is the glob table of §2.3; the letter is accepted in either case.
+func namedClass(c byte) ([4]uint64, bool) {
+	switch upper(c) {
+	case 'A':
+		return classOf(letters), true
+	case 'B':
+		return classOf("01"), true
+	case 'D':
+		return classOf(digits), true
+	case 'H', 'X':
+		return classOf(digits + "abcdef"), true
+	case 'O':
+		return classOf("01234567"), true
+	case 'S':
+		return classOf(digits + letters + "_$"), true
+	case 'T':
+		return classOf(" \t\v"), true
+	}
+	return [4]uint64{}, false
+}
+
+func parseIP4(spec string, ignoreBits bool) (item, error) {
+	addrText, bitsText, hasBits := strings.Cut(spec, "/")
+	a, err := netip.ParseAddr(addrText)
+	if err != nil || !a.Is4() {
+		return item{}, fmt.Errorf("%q is not an IPv4 address", addrText)
+	}
+	n := 32
+	if hasBits {
+		n, err = strconv.Atoi(bitsText)
+		if err != nil || n < 0 || n > 32 {
+			return item{}, fmt.Errorf("bit count %q not in 0..32", bitsText)
+		}
+	}
+	if ignoreBits {
+		// $<a.b.c.d/n> ignores the last n bits: the prefix is the other 32-n.
+		n = 32 - n
+	}
+	var mask uint32
+	if n > 0 {
+		mask = ^uint32(0) << (32 - n)
+	}
+	b := a.As4()
+	addr := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) & mask
+	it := item{kind: kIP4}
+	putU32(it.ip[0:4], addr)
+	putU32(it.ip[4:8], mask)
+	return it, nil
+}
+
+func parseIP6(spec string) (item, error) {
+	addrText, bitsText, hasBits := strings.Cut(spec, "/")
+	a, err := netip.ParseAddr(addrText)
+	if err != nil || !a.Is6() || a.Zone() != "" {
+		return item{}, fmt.Errorf("%q is not an IPv6 address", addrText)
+	}
+	n := 128
+	if hasBits {
+		n, err = strconv.Atoi(bitsText)
+		if err != nil || n < 0 || n > 128 {
+			return item{}, fmt.Errorf("bit count %q not in 0..128", bitsText)
+		}
+	}
+	pfx, err := a.Prefix(n)
+	if err != nil {
+		return item{}, err
+	}
+	return item{kind: kIP6, ip: pfx.Addr().As16(), n: uint8(n)}, nil
+}
+
+func putU32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+}
+
+func getU32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
+// lowerASCII folds ASCII letters only, so offsets in the result equal offsets in s.
+func lowerASCII(s string) string {
+	i := 0
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			break
+		}
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		b[i] = lower(b[i])
+	}
+	return string(b)
+}
+
+// Match matches the whole of s case-insensitively; captures are the saved wildcards
+// in order ($0, $1 ...), each the text of s it matched.
+func (p *Pattern) Match(s string) (captures []string, ok bool) {
+	var buf [32]int
+	caps, ok := p.match(s, lowerASCII(s), buf[:0])
+	if !ok {
+		return nil, false
+	}
+	captures = make([]string, p.nsave)
+	for k := range captures {
+		captures[k] = s[caps[2*k]:caps[2*k+1]]
+	}
+	return captures, true
+}
+
+// MatchDetail is Match in the shape `mtactl test -match` prints: each saved item
+// with its number.
+func (p *Pattern) MatchDetail(s string) (ok bool, caps []Capture) {
+	texts, ok := p.Match(s)
+	if !ok {
+		return false, nil
+	}
+	caps = make([]Capture, len(texts))
+	for k, t := range texts {
+		caps[k] = Capture{Index: k, Text: t}
+	}
+	return true, caps
+}
+
+// match runs the pattern on s (low is s ASCII-lower-cased); on success caps holds
+// start/end offsets, two per saved item. buf is reused when large enough.
+func (p *Pattern) match(s, low string, buf []int) ([]int, bool) {
+	if p.literal {
+		want := ""
+		if len(p.items) == 1 {
+			want = p.items[0].lit
+		}
+		return buf[:0], low == want
+	}
+	if mt := p.meta; len(low) < mt.minLen || low[:len(mt.prefix)] != mt.prefix ||
+		low[len(low)-len(mt.suffix):] != mt.suffix ||
+		mt.must != "" && !strings.Contains(low[len(mt.prefix):len(low)-len(mt.suffix)], mt.must) {
+		return nil, false
+	}
+	m := matcher{items: p.items, s: s, low: low, hasBack: p.hasBack}
+	// pos[k] is the text offset where item k starts; captures are derived from it.
+	var posBuf [33]int
+	if len(p.items)+1 <= len(posBuf) {
+		m.pos = posBuf[:len(p.items)+1]
+	} else {
+		m.pos = make([]int, len(p.items)+1)
+	}
+	if !m.run(0, 0) {
+		return nil, false
+	}
+	caps := buf[:0]
+	for k, it := range p.items {
+		if it.save {
+			caps = append(caps, m.pos[k], m.pos[k+1])
+		}
+	}
+	return caps, true
+}
+
+type matcher struct {
+	items   []item
+	s, low  string
+	hasBack bool
+	pos     []int
+	steps   int
+	memo    []uint64 // failure memo, bit (k*(len+1)+i)
+}
+
+func (m *matcher) failedBefore(k, i int) bool {
+	if m.memo == nil {
+		return false
+	}
+	b := k*(len(m.low)+1) + i
+	return m.memo[b>>6]&(1<<(b&63)) != 0
+}
+
+func (m *matcher) markFailed(k, i int) {
+	if m.memo == nil {
+		return
+	}
+	b := k*(len(m.low)+1) + i
+	m.memo[b>>6] |= 1 << (b & 63)
+}
+
+func (m *matcher) tick() bool {
+	m.steps++
+	if m.steps == memoAfter && !m.hasBack {
+		m.memo = make([]uint64, ((len(m.items)+1)*(len(m.low)+1)+63)/64)
+	}
+	return m.steps <= maxMatchSteps
+}
+
+// run reports whether items[k:] match low[i:] entirely, recording item starts in pos.
+func (m *matcher) run(k, i int) bool {
+	if !m.tick() {
+		return false
+	}
+	m.pos[k] = i
+	if k == len(m.items) {
+		return i == len(m.low)
+	}
+	if m.failedBefore(k, i) {
+		return false
+	}
+	ok := m.step(k, i)
+	if !ok {
+		m.markFailed(k, i)
+	}
+	return ok
+}
+
+func (m *matcher) step(k, i int) bool {
+	it := &m.items[k]
+	low := m.low
+	switch it.kind {
+	case kLit:
+		if strings.HasPrefix(low[i:], it.lit) {
+			return m.run(k+1, i+len(it.lit))
+		}
+		return false
+	case kOne:
+		return i < len(low) && m.run(k+1, i+1)
+	case kClassOne:
+		return i < len(low) && inClass(&it.cls, low[i]) && m.run(k+1, i+1)
+	case kBack:
+		ref := m.savedSpan(int(it.n))
+		if strings.HasPrefix(low[i:], ref) {
+			return m.run(k+1, i+len(ref))
+		}
+		return false
+	case kAny, kClassMany:
+		hi := len(low)
+		if it.kind == kClassMany {
+			hi = i
+			for hi < len(low) && inClass(&it.cls, low[hi]) {
+				hi++
+			}
+		}
+		if k+1 == len(m.items) {
+			// Last item: it must take everything left.
+			return hi == len(low) && m.run(k+1, hi)
+		}
+		// A following literal lets us jump between its occurrences instead of
+		// trying every end position.
+		var next string
+		if n := &m.items[k+1]; n.kind == kLit {
+			next = n.lit
+		}
+		if it.lazy {
+			for j := i; j <= hi; j++ {
+				if next != "" {
+					x := strings.Index(low[j:], next)
+					if x < 0 || j+x > hi {
+						return false
+					}
+					j += x
+				}
+				if m.run(k+1, j) {
+					return true
+				}
+				if !m.tick() {
+					return false
+				}
+			}
+			return false
+		}
+		for j := hi; j >= i; j-- {
+			if next != "" {
+				end := min(j+len(next), len(low))
+				x := strings.LastIndex(low[i:end], next)
+				if x < 0 {
+					return false
+				}
+				j = i + x
+			}
+			if m.run(k+1, j) {
+				return true
+			}
+			if !m.tick() {
+				return false
+			}
+		}
+		return false
+	case kIP4, kIP6:
+		return m.stepIP(k, i, it)
+	}
+	return false
+}
+
+// savedSpan returns the lower-cased text matched by the n-th saved item so far.
+func (m *matcher) savedSpan(n int) string {
+	for k := range m.items {
+		if m.items[k].save {
+			if n == 0 {
+				return m.low[m.pos[k]:m.pos[k+1]]
+			}
+			n--
+		}
+	}
+	return ""
+}
+
+// stepIP tries every end j for which low[i:j] parses as an address of the right
+// family (longest first, or shortest first when lazy) and lies in the prefix.
+func (m *matcher) stepIP(k, i int, it *item) bool {
+	low := m.low
+	maxLen, isIPChar := 15, func(c byte) bool { return isDigit(c) || c == '.' }
+	if it.kind == kIP6 {
+		maxLen = 45
+		isIPChar = func(c byte) bool { return isDigit(c) || (c >= 'a' && c <= 'f') || c == ':' || c == '.' }
+	}
+	hi := i
+	for hi < len(low) && hi-i < maxLen && isIPChar(low[hi]) {
+		hi++
+	}
+	try := func(j int) bool {
+		if !m.tick() {
+			return false
+		}
+		a, err := netip.ParseAddr(low[i:j])
+		if err != nil || !ipMatch(it, a) {
+			return false
+		}
+		return m.run(k+1, j)
+	}
+	if it.lazy {
+		for j := i + 1; j <= hi; j++ {
+			if try(j) {
+				return true
+			}
+		}
+		return false
+	}
+	for j := hi; j > i; j-- {
+		if try(j) {
+			return true
+		}
+	}
+	return false
+}
+
+func ipMatch(it *item, a netip.Addr) bool {
+	if it.kind == kIP4 {
+		if !a.Is4() {
+			return false
+		}
+		b := a.As4()
+		v := getU32(b[:])
+		return v&getU32(it.ip[4:8]) == getU32(it.ip[0:4])
+	}
+	if !a.Is6() {
+		return false
+	}
+	pfx := netip.PrefixFrom(netip.AddrFrom16(it.ip), int(it.n))
+	return pfx.Contains(a)
+}

@@ -1,0 +1,418 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"mtad.dev/mta/status"
+)
+
+var (
+	bucketMsgs       = []byte("msgs")
+	bucketQuarantine = []byte("quarantine")
+)
+
+const defaultMaxBatch = 512
+
+// ErrClosed is returned by operations on a closed queue.
+var ErrClosed = errors.New("queue: closed")
+
+// errNoSpace is what a failed write becomes for the SMTP client: 452 4.3.1.
+func errNoSpace(err error) error {
+	return fmt.Errorf("queue: %w: %w", status.New(452, "4.3.1", "insufficient system storage"), err)
+}
+
+// Queue is the durable message queue. Safe for concurrent use.
+type Queue struct {
+	dir    string
+	segDir string
+	db     *bolt.DB
+	opts   Options
+	log    *slog.Logger
+
+	reqs    chan *request
+	handoff chan []*request // committer -> indexer
+	quit    chan struct{}
+	stopped chan struct{}
+	closeMu sync.Mutex
+	closed  bool
+	isDown  atomic.Bool // closed, readable without closeMu by the read paths
+
+	// mu guards the segment table; the committer changes it after each commit and
+	// Content opens segment files under it so none is removed under its feet.
+	mu      sync.Mutex
+	segs    map[uint32]int // live messages per segment
+	cur     *curSegment    // the segment being appended to; nil until the next batch
+	nextSeg uint32
+
+	ids    *idGen        // committer only
+	wbuf   *bufio.Writer // committer only: batches content writes into few syscalls
+	notify *notifier
+	stats  statsCounters
+}
+
+// curSegment is the committer's open segment. Only the committer touches it.
+type curSegment struct {
+	n    uint32
+	f    segFile
+	size int64
+}
+
+// Open opens or creates the queue under dir and recovers it (everything committed
+// is there; anything half-written is discarded) before returning.
+func Open(dir string, opts Options) (*Queue, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = defaultMaxBatch
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = 32 << 20
+	}
+	if opts.segmentSize <= 0 {
+		opts.segmentSize = segTarget
+	}
+	if opts.lockTimeout <= 0 {
+		opts.lockTimeout = 2 * time.Second
+	}
+	if opts.createSegment == nil {
+		opts.createSegment = createSegmentFile
+	}
+	q := &Queue{
+		dir:     dir,
+		segDir:  filepath.Join(dir, "segments"),
+		opts:    opts,
+		log:     opts.Logger,
+		reqs:    make(chan *request),
+		handoff: make(chan []*request), // unbuffered: at most one batch waits, so batches grow
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+		segs:    make(map[uint32]int),
+		ids:     newIDGen(),
+	}
+	if q.log == nil {
+		q.log = slog.Default()
+	}
+	q.log = q.log.With("subsystem", "queue")
+	if err := os.MkdirAll(q.segDir, 0o700); err != nil {
+		return nil, fmt.Errorf("queue: open %s: %w", dir, err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "queue.db"), 0o600, &bolt.Options{
+		Timeout: opts.lockTimeout, // another mtad holds the queue: fail instead of hanging
+		// The freelist is rebuilt at open instead of written at every commit: commits
+		// are the hot path, opens are rare.
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 256 << 20, // fewer remaps, which wait for readers
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: open index %s: %w", filepath.Join(dir, "queue.db"), err)
+	}
+	q.db = db
+	// The directory entries of queue.db and segments/ must be durable before any
+	// acknowledgement relies on them (they are new on the first start).
+	if err := syncDir(dir); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue: open %s: %w", dir, err)
+	}
+	if err := q.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	q.notify = newNotifier(opts.OnCommit)
+	go q.committer()
+	go q.indexer()
+	return q, nil
+}
+
+// Close stops the committer after flushing pending work. Operations after Close
+// return ErrClosed.
+func (q *Queue) Close() error {
+	q.closeMu.Lock()
+	if q.closed {
+		q.closeMu.Unlock()
+		return nil
+	}
+	q.closed = true
+	q.isDown.Store(true)
+	close(q.quit)
+	q.closeMu.Unlock()
+	<-q.stopped
+	q.notify.close()
+	var errs []error
+	if q.cur != nil {
+		errs = append(errs, q.cur.f.Close())
+		q.cur = nil
+	}
+	errs = append(errs, q.db.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("queue: close: %w", err)
+	}
+	return nil
+}
+
+// submit hands r to the committer and waits for its commit.
+func (q *Queue) submit(ctx context.Context, r *request) error {
+	r.done = make(chan struct{})
+	select {
+	case q.reqs <- r:
+	case <-q.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("queue: %w", ctx.Err())
+	}
+	// Once handed over the request will be committed or fail shortly; waiting for
+	// the outcome (rather than for ctx) keeps "returned nil" equal to "on disk".
+	<-r.done
+	return r.err
+}
+
+// Enqueue stores env and content durably and returns the new id only once both are
+// on disk (fsync'd, shared with concurrent enqueues by group commit). The caller
+// answers 250 after this returns nil. env is not modified; the queue keeps a copy.
+func (q *Queue) Enqueue(ctx context.Context, env *Envelope, content []byte) (string, error) {
+	if env == nil {
+		return "", errors.New("queue: enqueue: nil envelope")
+	}
+	if !hasPending(env) {
+		// It would never be delivered nor removed.
+		return "", errors.New("queue: enqueue: no pending recipient")
+	}
+	e := cloneEnvelope(env)
+	if e.Arrival.IsZero() {
+		e.Arrival = time.Now()
+	}
+	e.Arrival = e.Arrival.Round(0) // no monotonic reading: it is meaningless on disk
+	e.Size = int64(len(content))
+	r := &request{kind: opEnqueue, env: e, content: content}
+	if err := q.submit(ctx, r); err != nil {
+		return "", err
+	}
+	return r.env.ID, nil
+}
+
+// Update records delivery results durably (group-committed). When no recipient is
+// Pending any more, the message is removed from the queue. A recipient already
+// Delivered or Returned cannot go back to Pending: such an update is refused whole.
+func (q *Queue) Update(id string, updates []Update) error {
+	return q.submit(context.Background(), &request{kind: opUpdate, id: id, updates: updates})
+}
+
+// Hold marks a message .HELD with a reason; Release clears it (and calls OnCommit).
+// Holding a held message replaces the reason; releasing one not held does nothing.
+func (q *Queue) Hold(id, reason string) error {
+	return q.submit(context.Background(), &request{kind: opHold, id: id, reason: reason})
+}
+
+// Release clears .HELD and hands the message to OnCommit.
+func (q *Queue) Release(id string) error {
+	return q.submit(context.Background(), &request{kind: opRelease, id: id})
+}
+
+// Delete removes a message silently (qm delete).
+func (q *Queue) Delete(id string) error {
+	return q.submit(context.Background(), &request{kind: opDelete, id: id})
+}
+
+// Get returns a copy of one envelope.
+func (q *Queue) Get(id string) (*Envelope, error) {
+	env, _, err := q.get(id)
+	return env, err
+}
+
+func (q *Queue) get(id string) (*Envelope, contentLoc, error) {
+	if q.isDown.Load() {
+		return nil, contentLoc{}, ErrClosed
+	}
+	var (
+		env *Envelope
+		loc contentLoc
+	)
+	err := q.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMsgs).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		env, loc, err = decodeEnvelope(v)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, loc, ErrNotFound
+		}
+		return nil, loc, fmt.Errorf("queue: get %s: %w", id, err)
+	}
+	return env, loc, nil
+}
+
+// Walk calls fn for every message in the queue (held ones too), in id order, until
+// fn returns false. Envelopes passed to fn must not be retained across calls unless copied.
+//
+// It reads the index in chunks of short read transactions rather than one long one:
+// a read transaction held open for a whole million-message walk would stop bbolt from
+// growing its map for the committer.
+func (q *Queue) Walk(fn func(*Envelope) bool) error {
+	if q.isDown.Load() {
+		return ErrClosed
+	}
+	const chunk = 1024
+	var after []byte
+	batch := make([]*Envelope, 0, chunk)
+	for {
+		batch = batch[:0]
+		err := q.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketMsgs).Cursor()
+			var k, v []byte
+			if after == nil {
+				k, v = c.First()
+			} else {
+				k, v = c.Seek(after)
+				if k != nil && string(k) == string(after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(batch) < chunk; k, v = c.Next() {
+				after = append(after[:0], k...)
+				env, _, err := decodeEnvelope(v)
+				if err != nil {
+					// Recovery quarantines these; one appearing later is reported, not fatal.
+					q.log.Error("unreadable envelope skipped", "id", string(k), "err", err)
+					continue
+				}
+				batch = append(batch, env)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("queue: walk: %w", err)
+		}
+		for _, env := range batch {
+			if !fn(env) {
+				return nil
+			}
+		}
+		if len(batch) < chunk {
+			return nil
+		}
+	}
+}
+
+// Content opens a message's content for reading; the caller must Close it. The
+// content's checksum is verified first, so a damaged message is never delivered.
+func (q *Queue) Content(id string) (Content, error) {
+	_, loc, err := q.get(id)
+	if err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	f, err := os.Open(segPath(q.segDir, loc.Seg))
+	q.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// The message was removed (and its segment with it) after we read it.
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("queue: content %s: %w", id, err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = checkContent(f, fi.Size(), id, loc, true)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("queue: content %s: %w", id, err)
+	}
+	return &content{f: f, sr: io.NewSectionReader(f, loc.Off, loc.Len)}, nil
+}
+
+// Quarantined lists the messages recovery set aside as damaged, in id order.
+func (q *Queue) Quarantined() []QuarantineInfo {
+	var out []QuarantineInfo
+	err := q.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketQuarantine).ForEach(func(k, v []byte) error {
+			out = append(out, decodeQuarantine(string(k), v))
+			return nil
+		})
+	})
+	if err != nil {
+		q.log.Error("reading quarantine", "err", err)
+	}
+	return out
+}
+
+// DeleteQuarantined forgets a quarantined message (qm, once the operator has seen it).
+func (q *Queue) DeleteQuarantined(id string) error {
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQuarantine)
+		if b.Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("queue: delete quarantined %s: %w", id, err)
+	}
+	return err
+}
+
+// Stats are counters since Open, for metrics and benchmarks.
+type Stats struct {
+	Enqueued     int64 // messages acknowledged
+	Batches      int64 // committer rounds (each one bbolt commit)
+	SegmentSyncs int64 // fsyncs of segment files and of the segments directory
+	IndexCommits int64 // bbolt commits (each costs two fdatasyncs)
+	Segments     int   // segment files holding live messages or open for appending
+}
+
+type statsCounters struct {
+	enqueued, batches, segSyncs, commits atomic.Int64
+}
+
+// Stats returns the counters since Open.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	n := len(q.segs)
+	if q.cur != nil {
+		if _, ok := q.segs[q.cur.n]; !ok {
+			n++
+		}
+	}
+	q.mu.Unlock()
+	return Stats{
+		Enqueued:     q.stats.enqueued.Load(),
+		Batches:      q.stats.batches.Load(),
+		SegmentSyncs: q.stats.segSyncs.Load(),
+		IndexCommits: q.stats.commits.Load(),
+		Segments:     n,
+	}
+}
+
+func cloneEnvelope(e *Envelope) *Envelope {
+	c := *e
+	c.Rcpts = append([]Recipient(nil), e.Rcpts...)
+	return &c
+}
+
+// Content is a message's bytes.
+type Content interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// ErrNotFound is returned for an unknown id.
+var ErrNotFound = errNotFound{}
+
+type errNotFound struct{}
+
+func (errNotFound) Error() string { return "queue: no such message" }

@@ -1,0 +1,148 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Segment files: segments/%06d.seg, append-only. A segment starts with segMagic and
+// then holds records, each a recHeaderLen-byte header followed by the content:
+//
+//	"MQR1" | id (16 bytes) | content length (uint64 LE) | content CRC32C | header CRC32C
+//
+// The envelope in bbolt points at the content (segment, offset, length, CRC); the
+// header lets recovery and Content check that the bytes there are really that
+// message's and are whole. Bytes no envelope points at (a batch whose bbolt commit
+// failed or was cut by a crash) are never read and disappear with the segment.
+const (
+	segMagic     = "MTASEG1\n"
+	recMagic     = "MQR1"
+	recHeaderLen = 4 + idLen + 8 + 4 + 4
+	// segTarget is the size after which a new segment is started. A segment is removed
+	// only when no queued message points into it, so one long-deferred message pins up
+	// to segTarget bytes of disk until it is delivered or expires (no compaction yet).
+	segTarget = 64 << 20
+)
+
+// segFile is what the committer needs of a segment it appends to. It is an interface
+// so tests can inject write and sync failures (a full disk) without filling one.
+type segFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+func createSegmentFile(path string) (segFile, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+}
+
+func segName(n uint32) string { return fmt.Sprintf("%06d.seg", n) }
+
+func parseSegName(name string) (uint32, bool) {
+	s, ok := strings.CutSuffix(name, ".seg")
+	if !ok || len(s) < 6 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+func appendRecHeader(dst []byte, id string, content []byte, sum uint32) []byte {
+	start := len(dst)
+	dst = append(dst, recMagic...)
+	dst = append(dst, id...)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(len(content)))
+	dst = binary.LittleEndian.AppendUint32(dst, sum)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+var errRecord = errors.New("queue: bad content record")
+
+// checkRecHeader verifies the header just before loc.Off belongs to id and loc.
+func checkRecHeader(h []byte, id string, loc contentLoc) error {
+	if len(h) != recHeaderLen || string(h[:4]) != recMagic {
+		return fmt.Errorf("%w: no record header", errRecord)
+	}
+	if crc32.Checksum(h[:recHeaderLen-4], castagnoli) != binary.LittleEndian.Uint32(h[recHeaderLen-4:]) {
+		return fmt.Errorf("%w: header checksum mismatch", errRecord)
+	}
+	if string(h[4:4+idLen]) != id {
+		return fmt.Errorf("%w: header names %q", errRecord, h[4:4+idLen])
+	}
+	if int64(binary.LittleEndian.Uint64(h[4+idLen:])) != loc.Len || binary.LittleEndian.Uint32(h[4+idLen+8:]) != loc.CRC {
+		return fmt.Errorf("%w: header length/checksum differ from envelope", errRecord)
+	}
+	return nil
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// checkContent reads the record at loc from r and verifies header and content CRC.
+// It distinguishes a short file (truncated segment) from a checksum mismatch.
+func checkContent(r io.ReaderAt, size int64, id string, loc contentLoc, verifyBody bool) error {
+	if loc.Off < int64(len(segMagic))+recHeaderLen || loc.Off+loc.Len > size {
+		return fmt.Errorf("%w: segment truncated (record ends at %d, segment has %d bytes)", errRecord, loc.Off+loc.Len, size)
+	}
+	var h [recHeaderLen]byte
+	if _, err := r.ReadAt(h[:], loc.Off-recHeaderLen); err != nil {
+		return fmt.Errorf("read record header: %w", err)
+	}
+	if err := checkRecHeader(h[:], id, loc); err != nil {
+		return err
+	}
+	if !verifyBody {
+		return nil
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	var sum uint32
+	for off := int64(0); off < loc.Len; {
+		n := min(int64(len(buf)), loc.Len-off)
+		if _, err := r.ReadAt(buf[:n], loc.Off+off); err != nil {
+			return fmt.Errorf("read content: %w", err)
+		}
+		sum = crc32.Update(sum, castagnoli, buf[:n])
+		off += n
+	}
+	if sum != loc.CRC {
+		return fmt.Errorf("%w: content checksum mismatch", errRecord)
+	}
+	return nil
+}
+
+// syncDir makes a directory entry (a new segment) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// content is a verified message content backed by its segment file.
+type content struct {
+	f  *os.File
+	sr *io.SectionReader
+}
+
+func (c *content) ReadAt(p []byte, off int64) (int, error) { return c.sr.ReadAt(p, off) }
+func (c *content) Size() int64                             { return c.sr.Size() }
+func (c *content) Close() error                            { return c.f.Close() }
+
+func segPath(dir string, n uint32) string { return filepath.Join(dir, segName(n)) }

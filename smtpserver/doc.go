@@ -1,0 +1,49 @@
+// Package smtpserver is the SMTP service: the dispatcher's listener (connection caps,
+// PORT_ACCESS) and the SMTP server's policy (source-channel switching, the access
+// tables FROM_ACCESS, ORIG_SEND_ACCESS, ORIG_MAIL_ACCESS, SEND_ACCESS, MAIL_ACCESS,
+// recipient resolution through the rewrite engine, size and recipient limits, loop
+// detection by Received: count) on top of github.com/emersion/go-smtp.
+//
+// It owns the SMTP conversation up to the moment a message is handed to an Enqueuer
+// and the J and E records of mail.log. It must not touch the image file (it is given a
+// function returning the current *Policy), the queue's internals (it only calls
+// Enqueue), delivery or scheduling.
+//
+// # How it works
+//
+// Snapshots. A connection takes Config.Policy() when it is accepted and uses it for
+// PORT_ACCESS, the banner, EHLO and the source-channel switch. Each MAIL FROM takes the
+// then-current policy and the transaction keeps it until it ends (DATA reply or RSET),
+// so a reload never mixes two rule sets in one transaction.
+//
+// The guard. go-smtp v0.25.1 has several behaviours we must not inherit: it always
+// advertises CHUNKING (issue #315), it closes after 4 bad commands with a 500, one
+// line-length limit covers commands and message data alike, one timeout covers
+// commands and DATA (and a stalled DATA is not closed, #196), and a few replies use
+// 502 where RFC 5321 wants 503. Every connection is therefore wrapped in a guard, a
+// net.Conn between the socket and go-smtp that works at line level:
+//
+//   - Read side: in command mode it hands go-smtp exactly one validated command line per
+//     call, never a byte beyond it. go-smtp is synchronous (it reads the next line only
+//     after answering the previous one), so when the guard is asked for a line, every
+//     earlier reply has been written; the guard may answer a line itself (too long,
+//     NUL or bare CR, unknown verb, BDAT, STARTTLS) without breaking reply order under
+//     PIPELINING. In data mode (after go-smtp wrote 354) it passes bytes through a copy
+//     of go-smtp's end-of-data state machine and stops at the terminating CRLF.CRLF, so
+//     go-smtp's buffer never holds bytes of the next command and both sides agree where
+//     DATA ends. Deadlines are set here: per command, per DATA block.
+//   - Write side: go-smtp flushes one reply line per Write; the guard rewrites the
+//     banner and the EHLO list (our host name, SIZE of this connection's policy, no
+//     CHUNKING, STARTTLS when configured), turns 502-for-sequence into 503, and counts
+//     protocol errors (5.5.x) toward Policy.MaxErrors, after which it answers 421 and
+//     closes.
+//   - STARTTLS is done by the guard, not go-smtp: it discards any bytes pipelined after
+//     the command (command injection, CVE-2011-0411 class), handshakes, swaps the
+//     underlying connection, and requires a new EHLO.
+//
+// SMTP smuggling. go-smtp's DATA reader only ends a message at CRLF.CRLF, so a bare LF
+// or bare CR cannot end a message early; such bytes would however stay inside the
+// message and might end it at a later, laxer hop. The session therefore rejects any
+// message containing a bare LF or bare CR with 550 5.5.2 (go-smtp then drains the rest,
+// issue #209), so one DATA never yields more than one message.
+package smtpserver

@@ -1,0 +1,464 @@
+package smtpserver
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// guard wraps one client connection between the socket and go-smtp; see doc.go.
+// Read and Write are called from go-smtp's connection goroutine only; Close,
+// wakeIfIdle and the deadline setters may come from elsewhere.
+type guard struct {
+	srv    *Server
+	pol    *Policy // connection snapshot
+	raw    net.Conn
+	conn   net.Conn // raw, or the *tls.Conn after STARTTLS
+	br     *bufio.Reader
+	local  netip.AddrPort
+	remote netip.AddrPort
+
+	id        string // connection id for slog lines
+	portProbe string
+	src       string   // source channel after switchchannel
+	sess      *session // set by NewSession
+
+	// read side
+	dataMode   bool
+	dataState  int
+	dataPrevCR bool   // the last DATA byte was CR
+	dataBare   bool   // a bare CR or LF was seen in this DATA, on the wire
+	pending    []byte // validated command line not yet taken by go-smtp
+	firstCmd   bool   // no command read yet: greeting timeout applies
+
+	// write side
+	wbuf     []byte
+	greeted  bool
+	lastVerb string
+	ehloLine int
+
+	// protocol state the guard tracks for itself
+	errors   int
+	ehlo     bool // the last greeting was EHLO
+	tls      bool
+	auth     bool // AUTH succeeded (see session.authenticated)
+	needHelo bool // after STARTTLS until a new EHLO/HELO
+
+	dead      atomic.Bool // closed: Read returns io.EOF, writes are dropped
+	inTx      atomic.Bool // a MAIL transaction is open (set by the session)
+	reading   atomic.Bool // blocked waiting for a command line
+	closeOnce sync.Once
+}
+
+func newGuard(s *Server, c net.Conn, pol *Policy, local, remote netip.AddrPort) *guard {
+	g := &guard{
+		srv:       s,
+		pol:       pol,
+		raw:       c,
+		conn:      c,
+		br:        bufio.NewReaderSize(c, 4096),
+		local:     local,
+		remote:    remote,
+		portProbe: portProbe(local, remote),
+		firstCmd:  true,
+		id:        newID()[:10],
+	}
+	s.register(g)
+	return g
+}
+
+// end-of-data state machine, the same as go-smtp's dataReader (data.go) so that both
+// agree on where a message ends: only CRLF "." CRLF does.
+const (
+	dsBeginLine = iota
+	dsDot
+	dsDotCR
+	dsCR
+	dsData
+	dsEOF
+)
+
+func nextDataState(state int, c byte) int {
+	switch state {
+	case dsBeginLine:
+		switch c {
+		case '.':
+			return dsDot
+		case '\r':
+			return dsCR
+		}
+		return dsData
+	case dsDot:
+		if c == '\r' {
+			return dsDotCR
+		}
+		return dsData
+	case dsDotCR:
+		if c == '\n' {
+			return dsEOF
+		}
+		return dsData
+	case dsCR:
+		if c == '\n' {
+			return dsBeginLine
+		}
+		return dsData
+	case dsData:
+		if c == '\r' {
+			return dsCR
+		}
+		return dsData
+	}
+	return state
+}
+
+func (g *guard) Read(p []byte) (int, error) {
+	for len(g.pending) == 0 {
+		if g.dead.Load() {
+			return 0, io.EOF
+		}
+		if g.dataMode {
+			return g.readData(p)
+		}
+		if err := g.nextCommand(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, g.pending)
+	g.pending = g.pending[n:]
+	return n, nil
+}
+
+// readData passes message bytes through, stopping right after the end-of-data line.
+func (g *guard) readData(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if g.br.Buffered() == 0 {
+		g.conn.SetReadDeadline(time.Now().Add(g.pol.Timeouts.dataBlock()))
+		if _, err := g.br.Peek(1); err != nil {
+			g.readFailed(err, "DATA")
+			return 0, io.EOF
+		}
+	}
+	buf, _ := g.br.Peek(min(g.br.Buffered(), len(p)))
+	n := 0
+	for n < len(buf) {
+		c := buf[n]
+		// Seen on the raw bytes: go-smtp's unstuffing drops the CR of a line
+		// starting ".\r" (net/textproto keeps it), so the session alone could miss it.
+		if (c == '\n') != g.dataPrevCR {
+			g.dataBare = true
+		}
+		g.dataPrevCR = c == '\r'
+		g.dataState = nextDataState(g.dataState, c)
+		n++
+		if g.dataState == dsEOF {
+			g.dataMode = false
+			break
+		}
+	}
+	copy(p, buf[:n])
+	g.br.Discard(n)
+	return n, nil
+}
+
+// nextCommand reads client lines until one is fit for go-smtp (left in g.pending),
+// answering the others itself. A non-nil error ends the connection.
+func (g *guard) nextCommand() error {
+	d := g.pol.Timeouts.command()
+	if g.firstCmd {
+		d = g.pol.Timeouts.greeting()
+	}
+	g.conn.SetReadDeadline(time.Now().Add(d))
+	g.reading.Store(true)
+	// Checked after arming the deadline: Shutdown sets closing, then expires the
+	// deadline, so either we see the flag here or the read below wakes up.
+	if g.srv.closing.Load() && !g.inTx.Load() {
+		g.reading.Store(false)
+		g.bye("421 4.3.2 " + g.pol.hostname() + " Service shutting down")
+		return io.EOF
+	}
+	line, tooLong, err := g.readLine()
+	g.reading.Store(false)
+	if err != nil {
+		g.readFailed(err, "command")
+		return io.EOF
+	}
+	g.firstCmd = false
+	if tooLong {
+		g.replyError("500 5.5.2 Line too long")
+		return nil
+	}
+	if bytes.IndexByte(line, 0) >= 0 || bytes.IndexByte(line, '\r') >= 0 {
+		g.replyError("501 5.5.2 Syntax error: NUL or bare CR in command")
+		return nil
+	}
+	line = bytes.TrimRight(line, " \t")
+	verb, _, _ := bytes.Cut(line, []byte{' '})
+	v := strings.ToUpper(string(verb))
+	switch v {
+	case "HELO", "EHLO":
+		// needHelo and ehlo change when go-smtp accepts the greeting (see filter)
+	case "MAIL":
+		if g.needHelo {
+			g.replyError("503 5.5.1 Error: send HELO/EHLO first")
+			return nil
+		}
+	case "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY":
+	case "EXPN", "HELP", "TURN", "SEND", "SOML", "SAML":
+		g.replyError("502 5.5.1 Error: command not implemented")
+		return nil
+	case "STARTTLS":
+		return g.startTLS(len(line) != len(verb))
+	case "AUTH":
+		// The AUTH hook (saslswitchchannel) comes later; AUTH is not advertised.
+		g.replyError("503 5.5.1 Error: authentication not enabled")
+		return nil
+	case "BDAT":
+		// CHUNKING is not advertised (go-smtp #315), so BDAT is an unknown command.
+		g.replyError("500 5.5.1 Error: BDAT not supported")
+		return nil
+	case "":
+		g.replyError("500 5.5.2 Error: bad syntax")
+		return nil
+	default:
+		g.replyError("500 5.5.2 Error: command not recognized")
+		return nil
+	}
+	g.lastVerb = v
+	g.ehloLine = 0
+	g.pending = append(append(g.pending[:0], line...), '\r', '\n')
+	return nil
+}
+
+// readLine reads one line without its LF/CRLF. A line over MaxCommandLine is
+// consumed to its end and reported as tooLong; it is never held in memory whole.
+func (g *guard) readLine() (line []byte, tooLong bool, err error) {
+	var acc []byte
+	for {
+		chunk, err := g.br.ReadSlice('\n')
+		if !tooLong {
+			acc = append(acc, chunk...)
+			if len(acc) > MaxCommandLine {
+				tooLong, acc = true, nil
+			}
+		}
+		switch {
+		case err == nil:
+			if tooLong {
+				return nil, true, nil
+			}
+			acc = acc[:len(acc)-1]
+			acc = bytes.TrimSuffix(acc, []byte{'\r'})
+			return acc, false, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return nil, false, err
+		}
+	}
+}
+
+func (g *guard) readFailed(err error, where string) {
+	var ne net.Error
+	switch {
+	case g.dead.Load():
+	case errors.As(err, &ne) && ne.Timeout():
+		if g.srv.closing.Load() {
+			g.bye("421 4.3.2 " + g.pol.hostname() + " Service shutting down")
+		} else {
+			g.srv.log.Info("timeout", "conn", g.id, "remote", g.remote, "during", where)
+			g.bye("421 4.4.2 " + g.pol.hostname() + " Error: timeout exceeded")
+		}
+	default:
+		g.Close()
+	}
+}
+
+func (g *guard) startTLS(hasArgs bool) error {
+	switch {
+	case hasArgs:
+		g.replyError("501 5.5.4 Syntax: STARTTLS")
+		return nil
+	case g.srv.cfg.TLS == nil:
+		g.replyError("502 5.5.1 Error: command not implemented")
+		return nil
+	case g.tls:
+		g.replyError("503 5.5.1 Error: TLS already active")
+		return nil
+	}
+	g.writeRaw("220 2.0.0 Ready to start TLS\r\n")
+	// Bytes the client pipelined after STARTTLS were sent in clear text and must not
+	// be taken as commands of the protected session (RFC 3207 §4.2).
+	g.br.Discard(g.br.Buffered())
+	tc := tls.Server(g.raw, g.srv.cfg.TLS)
+	tc.SetDeadline(time.Now().Add(g.pol.Timeouts.command()))
+	if err := tc.Handshake(); err != nil {
+		g.srv.log.Info("TLS handshake failed", "conn", g.id, "remote", g.remote, "err", err)
+		g.Close()
+		return io.EOF
+	}
+	tc.SetDeadline(time.Time{})
+	g.conn = tc
+	g.br = bufio.NewReaderSize(tc, 4096)
+	g.tls = true
+	g.needHelo = true
+	g.ehlo = false
+	if g.sess != nil {
+		g.sess.tlsStarted()
+	}
+	return nil
+}
+
+// replyError answers a line the guard refused and counts it as a protocol error.
+func (g *guard) replyError(line string) {
+	g.writeRaw(line + "\r\n")
+	g.countError()
+}
+
+func (g *guard) countError() {
+	g.errors++
+	if g.errors >= g.pol.maxErrors() {
+		g.bye("421 4.7.0 " + g.pol.hostname() + " Error: too many errors")
+	}
+}
+
+// bye writes a last line and closes.
+func (g *guard) bye(line string) {
+	if g.dead.Load() {
+		return
+	}
+	g.writeRaw(line + "\r\n")
+	g.Close()
+}
+
+func (g *guard) writeRaw(s string) {
+	if g.dead.Load() {
+		return
+	}
+	g.conn.SetWriteDeadline(time.Now().Add(g.pol.Timeouts.command()))
+	g.conn.Write([]byte(s))
+}
+
+// Write receives go-smtp's replies, one line per call (textproto flushes each line),
+// and rewrites them; see filter.
+func (g *guard) Write(p []byte) (int, error) {
+	if g.dead.Load() {
+		return 0, net.ErrClosed
+	}
+	g.wbuf = append(g.wbuf, p...)
+	for {
+		i := bytes.IndexByte(g.wbuf, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(g.wbuf[:i+1])
+		g.wbuf = g.wbuf[i+1:]
+		g.filter(strings.TrimRight(line, "\r\n"))
+	}
+	if len(g.wbuf) == 0 {
+		g.wbuf = nil
+	} else if len(g.wbuf) > 4096 {
+		// never seen from go-smtp; pass it on rather than grow
+		g.writeRaw(string(g.wbuf))
+		g.wbuf = nil
+	}
+	return len(p), nil
+}
+
+// filter rewrites one reply line of go-smtp's and writes it.
+func (g *guard) filter(line string) {
+	if len(line) < 4 {
+		g.writeRaw(line + "\r\n")
+		return
+	}
+	code, sep, text := line[:3], line[3], line[4:]
+	host := g.pol.hostname()
+	if !g.greeted {
+		g.greeted = true
+		if code == "220" {
+			banner := "220 " + host + " ESMTP mtad"
+			if g.pol.BannerAddition != "" {
+				banner += " " + g.pol.BannerAddition
+			}
+			g.writeRaw(banner + "\r\n")
+			return
+		}
+	}
+	out := line
+	switch {
+	case g.lastVerb == "EHLO" && code == "250":
+		g.ehloLine++
+		word := strings.ToUpper(strings.SplitN(text, " ", 2)[0])
+		switch {
+		case g.ehloLine == 1:
+			// RFC 5321 §4.1.1.1: the reply starts with our domain.
+			out = "250" + string(sep) + host + " " + text
+		case word == "CHUNKING":
+			return
+		case word == "SIZE":
+			out = "250" + string(sep) + "SIZE " + strconv.FormatInt(g.pol.maxMessageBytes(g.src), 10)
+		}
+		if sep == ' ' && g.srv.cfg.TLS != nil && !g.tls {
+			g.writeRaw("250-STARTTLS\r\n")
+		}
+	case code == "502" && strings.Contains(text, "Missing MAIL FROM"):
+		out = "503 5.5.1 Error: need MAIL command"
+	case code == "502" && strings.Contains(text, "Missing RCPT TO"):
+		out = "503 5.5.1 Error: need RCPT command"
+	case code == "502" && strings.Contains(text, "introduce yourself"):
+		out = "503 5.5.1 Error: send HELO/EHLO first"
+	case code == "500" && strings.Contains(text, "Too many errors"):
+		out = "421 4.7.0 " + host + " Error: too many errors"
+	case code == "250" && g.lastVerb == "MAIL" && strings.HasPrefix(text, "2.0.0 Roger"):
+		out = "250 2.1.0 Ok"
+	case code == "250" && g.lastVerb == "RCPT" && strings.HasPrefix(text, "2.0.0 I'll make sure"):
+		out = "250 2.1.5 Ok"
+	}
+	g.writeRaw(out + "\r\n")
+	switch {
+	case code == "250" && sep == ' ' && (g.lastVerb == "EHLO" || g.lastVerb == "HELO"):
+		g.needHelo = false
+		g.ehlo = g.lastVerb == "EHLO"
+	case code == "354":
+		g.dataMode, g.dataState = true, dsBeginLine
+		g.dataPrevCR, g.dataBare = false, false
+	case strings.HasPrefix(out, "421"):
+		g.Close()
+	case sep == ' ' && len(out) > 8 && out[0] == '5' && strings.HasPrefix(out[4:], "5.5."):
+		// syntax and sequence errors count toward MaxErrors; policy refusals do not
+		g.countError()
+	}
+}
+
+// wakeIfIdle makes a session that waits for a command notice a shutdown at once.
+func (g *guard) wakeIfIdle() {
+	if g.reading.Load() && !g.inTx.Load() {
+		g.raw.SetReadDeadline(time.Now())
+	}
+}
+
+func (g *guard) Close() error {
+	g.closeOnce.Do(func() {
+		g.dead.Store(true)
+		g.raw.Close()
+		g.srv.release(g)
+	})
+	return nil
+}
+
+func (g *guard) LocalAddr() net.Addr                { return g.raw.LocalAddr() }
+func (g *guard) RemoteAddr() net.Addr               { return g.raw.RemoteAddr() }
+func (g *guard) SetDeadline(t time.Time) error      { return g.conn.SetDeadline(t) }
+func (g *guard) SetReadDeadline(t time.Time) error  { return g.conn.SetReadDeadline(t) }
+func (g *guard) SetWriteDeadline(t time.Time) error { return g.conn.SetWriteDeadline(t) }

@@ -1,0 +1,205 @@
+package smtpserver
+
+import (
+	"context"
+	"time"
+
+	"mtad.dev/mta/engine"
+	"mtad.dev/mta/mappings"
+	"mtad.dev/mta/queue"
+)
+
+// Defaults applied when a Policy or Config field is zero.
+const (
+	// DefaultMaxMessageBytes bounds a message when neither the policy nor the channel
+	// sets a limit: the whole message is held in memory before Enqueue, so "no limit"
+	// would let a client grow our memory at will.
+	DefaultMaxMessageBytes = 50 << 20
+	// DefaultMaxRecipients is ALLOW_RECIPIENTS_PER_TRANSACTION's 6.x default.
+	DefaultMaxRecipients = 128
+	// DefaultMaxReceivedLines is MAX_RECEIVED_LINES. [inf] The reference gives 50 as
+	// an unconfirmed default; we use it.
+	DefaultMaxReceivedLines = 50
+	// DefaultMaxErrors is how many protocol errors (bad or out-of-sequence commands)
+	// a session may make before 421 and close. [inf] disconnectbadcommandlimit has no
+	// documented default; MAX_B_ENTRIES is 10.
+	DefaultMaxErrors = 10
+	// DefaultMaxConns is MAX_PROCS*MAX_CONNS of the sample dispatcher.cnf (5*20).
+	DefaultMaxConns = 100
+	// DefaultMaxConnsPerIP caps one client address. [inf] not a dispatcher option in
+	// the reference; 20 is one worker's MAX_CONNS.
+	DefaultMaxConnsPerIP = 20
+	// DefaultBlockSize is BLOCK_SIZE.
+	DefaultBlockSize = 1024
+
+	// MaxCommandLine is RFC 5321 §4.5.3.1.4: 512 octets including CRLF.
+	MaxCommandLine = 512
+)
+
+// Timeouts are the server-side SMTP timeouts, RFC 5321 §4.5.3.2 defaults.
+type Timeouts struct {
+	Greeting  time.Duration // until the first command; default 5 min
+	Command   time.Duration // waiting for each further command; default 5 min (COMMAND_RECEIVE_TIME)
+	DataBlock time.Duration // between two reads inside DATA; default 3 min (DATA_RECEIVE_TIME)
+	// DataTermination bounds our own work after the final dot (Enqueue): RFC 5321
+	// §4.5.3.2.6 is how long the client waits for that reply. Default 10 min.
+	DataTermination time.Duration
+}
+
+func (t Timeouts) greeting() time.Duration { return orDur(t.Greeting, 5*time.Minute) }
+func (t Timeouts) command() time.Duration  { return orDur(t.Command, 5*time.Minute) }
+func (t Timeouts) dataBlock() time.Duration {
+	return orDur(t.DataBlock, 3*time.Minute)
+}
+func (t Timeouts) dataTermination() time.Duration {
+	return orDur(t.DataTermination, 10*time.Minute)
+}
+
+func orDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Policy is everything the server decides with, built by mtad from the compiled image.
+// It is immutable once handed out: connections and transactions hold on to the
+// snapshot they started with.
+type Policy struct {
+	Rules         *engine.RuleSet          // rewriting, routing, alias expansion
+	Mappings      *mappings.Set            // access tables; may be nil
+	Channels      map[string]ChannelPolicy // by channel name
+	DefaultSource string                   // the channel an SMTP connection starts in ("tcp_local")
+	Hostname      string                   // our name in the banner, EHLO and Received:
+
+	// BannerAddition is appended to the 220 banner (BANNER_ADDITION).
+	BannerAddition string
+
+	MaxMessageBytes  int64 // the message as the client sends it (SIZE); 0: DefaultMaxMessageBytes
+	MaxRecipients    int   // RCPT commands accepted per transaction; 0: DefaultMaxRecipients
+	MaxReceivedLines int   // Received: fields, ours included [inf]; above: queued held; 0: DefaultMaxReceivedLines
+	MaxErrors        int   // protocol errors before 421; 0: DefaultMaxErrors
+	BlockSize        int64 // BLOCK_SIZE for blocklimit; 0: DefaultBlockSize
+	Timeouts         Timeouts
+
+	// for tests: scripted engine and access tables in place of Rules and Mappings.
+	resolver resolver
+	access   accessTables
+}
+
+// ChannelPolicy is what the SMTP server needs of one channel's keywords.
+type ChannelPolicy struct {
+	Name               string
+	SwitchChannel      bool   // switchchannel: the source channel follows the client IP
+	AllowSwitchChannel bool   // allowswitchchannel: may be switched to
+	NoSwitchChannel    bool   // noswitchchannel: no switching to or from
+	SASLSwitchChannel  string // saslswitchchannel CH: after AUTH (not implemented yet)
+	BlockLimit         int64  // blocklimit: largest message enqueued to this channel, in blocks; 0 none
+	SourceBlockLimit   int64  // sourceblocklimit: largest message accepted from it, in blocks; 0 none
+	RecipientLimit     int    // recipientlimit / ALLOW_RECIPIENTS_PER_TRANSACTION of the source; 0 none
+}
+
+// Enqueuer is the queue as the server sees it. Enqueue must make the message durable
+// before returning nil; the 250 is sent only then. Errors are replied with
+// status.From (452 4.3.1 for a full disk).
+type Enqueuer interface {
+	Enqueue(ctx context.Context, env *queue.Envelope, content []byte) (string, error)
+}
+
+// resolver is the part of the rewrite engine the server uses; *engine.RuleSet has it.
+type resolver interface {
+	Resolve(engine.Request) engine.Resolution
+	Rewrite(engine.Request) engine.Result
+}
+
+// accessTables runs one access table on a probe. ok is false when the table does not
+// exist or nothing matched.
+type accessTables interface {
+	Access(table, probe string, in mappings.Flags) (a mappings.Access, ok bool)
+}
+
+type mappingAccess struct{ set *mappings.Set }
+
+func (m mappingAccess) Access(table, probe string, in mappings.Flags) (mappings.Access, bool) {
+	if !m.set.Has(table) {
+		return mappings.Access{}, false
+	}
+	r, ok := m.set.Map(table, probe, in, &mappings.Env{})
+	if !ok || !r.Matched {
+		return mappings.Access{}, false
+	}
+	return mappings.DecodeAccess(r), true
+}
+
+func (p *Policy) rules() resolver {
+	if p.resolver != nil {
+		return p.resolver
+	}
+	if p.Rules == nil {
+		return nil
+	}
+	return p.Rules
+}
+
+func (p *Policy) tables() accessTables {
+	if p.access != nil {
+		return p.access
+	}
+	if p.Mappings == nil {
+		return nil
+	}
+	return mappingAccess{p.Mappings}
+}
+
+func (p *Policy) hostname() string {
+	if p.Hostname != "" {
+		return p.Hostname
+	}
+	return "localhost"
+}
+
+func (p *Policy) blockSize() int64 {
+	if p.BlockSize > 0 {
+		return p.BlockSize
+	}
+	return DefaultBlockSize
+}
+
+// maxMessageBytes is the size limit for a message from source channel src.
+func (p *Policy) maxMessageBytes(src string) int64 {
+	max := p.MaxMessageBytes
+	if max <= 0 {
+		max = DefaultMaxMessageBytes
+	}
+	if cp, ok := p.Channels[src]; ok && cp.SourceBlockLimit > 0 {
+		if b := cp.SourceBlockLimit * p.blockSize(); b < max {
+			max = b
+		}
+	}
+	return max
+}
+
+func (p *Policy) maxRecipients(src string) int {
+	max := p.MaxRecipients
+	if max <= 0 {
+		max = DefaultMaxRecipients
+	}
+	if cp, ok := p.Channels[src]; ok && cp.RecipientLimit > 0 && cp.RecipientLimit < max {
+		max = cp.RecipientLimit
+	}
+	return max
+}
+
+func (p *Policy) maxReceivedLines() int {
+	if p.MaxReceivedLines > 0 {
+		return p.MaxReceivedLines
+	}
+	return DefaultMaxReceivedLines
+}
+
+func (p *Policy) maxErrors() int {
+	if p.MaxErrors > 0 {
+		return p.MaxErrors
+	}
+	return DefaultMaxErrors
+}

@@ -1,0 +1,412 @@
+package smtpserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"mtad.dev/mta/maillog"
+	"mtad.dev/mta/mappings"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Policy returns the current policy snapshot; it must never return nil once
+	// serving (a nil policy makes connections answer 421).
+	Policy func() *Policy
+	Queue  Enqueuer
+	Log    *maillog.Logger // mail.log; nil writes nothing
+	TLS    *tls.Config     // nil: no STARTTLS
+
+	MaxConns      int // simultaneous connections (MAX_PROCS*MAX_CONNS); 0: DefaultMaxConns
+	MaxConnsPerIP int // simultaneous connections from one client IP; 0: DefaultMaxConnsPerIP
+	// PerIPExempt lists client networks the per-IP cap does not apply to, the way
+	// Postfix exempts $mynetworks: a trusted relay client or a local load generator
+	// opens many sessions at once and reconnects before our side has counted the
+	// previous close. mtad exempts loopback.
+	PerIPExempt []netip.Prefix
+
+	Logger *slog.Logger // diagnostics; nil discards
+}
+
+// Server is the SMTP service. Serve may be called for several listeners.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	smtp *smtp.Server
+	in   *chanListener // accepted, admitted connections handed to go-smtp
+
+	startOnce sync.Once
+	closing   atomic.Bool
+
+	// baseCtx bounds Enqueue; cancelled when Shutdown gives up waiting.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	mu        sync.Mutex // guards the fields below
+	listeners map[net.Listener]struct{}
+	conns     map[*guard]struct{}
+	perIP     map[netip.Addr]int
+	nconns    int
+}
+
+// New builds a Server; nothing listens until Serve.
+func New(cfg Config) *Server {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       lg,
+		in:        newChanListener(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*guard]struct{}),
+		perIP:     make(map[netip.Addr]int),
+	}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+
+	srv := smtp.NewServer(&backend{s: s})
+	srv.Domain = "localhost" // the guard rewrites the banner with the connection's policy
+	// The guard enforces line length (512 on commands) and timeouts itself; go-smtp's
+	// one limit would cut long message lines and its one timeout cannot tell DATA apart.
+	srv.MaxLineLength = 0
+	srv.MaxMessageBytes = 0 // enforced by the session, per policy snapshot
+	srv.MaxRecipients = 0   // likewise, with our own 452 4.5.3 text and J record
+	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = true
+	srv.ErrorLog = slogPrintf{lg}
+	s.smtp = srv
+	return s
+}
+
+// Serve accepts connections on l until ctx is cancelled, l fails or Shutdown is
+// called. It returns nil after Shutdown, ctx.Err() after cancellation.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	s.start()
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("smtpserver: accept on %s: %w", l.Addr(), err)
+			}
+			// EMFILE and the like pass; the listener must survive them.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "listener", l.Addr(), "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		delay = 0
+		go s.admit(c)
+	}
+}
+
+func (s *Server) start() {
+	s.startOnce.Do(func() {
+		go func() {
+			if err := s.smtp.Serve(s.in); err != nil {
+				s.log.Error("smtp server stopped", "err", err)
+			}
+		}()
+	})
+}
+
+// admit runs the dispatcher's checks on a new connection (caps, PORT_ACCESS), then
+// hands it to go-smtp.
+func (s *Server) admit(c net.Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic admitting connection", "remote", c.RemoteAddr(), "panic", r)
+			c.Close()
+		}
+	}()
+	pol := s.policy()
+	remote := addrPort(c.RemoteAddr())
+	local := addrPort(c.LocalAddr())
+
+	if pol == nil {
+		rejectRaw(c, "421 4.3.0 Service not available, configuration not loaded")
+		return
+	}
+	if msg := s.acquire(remote.Addr()); msg != "" {
+		rejectRaw(c, msg)
+		return
+	}
+	g := newGuard(s, c, pol, local, remote)
+	// PORT_ACCESS, before the banner (mappings.md §4.3): $N/$F text goes down the
+	// socket raw with CRLF appended, then the connection is closed.
+	if t := pol.tables(); t != nil {
+		if a, ok := t.Access("PORT_ACCESS", g.portProbe, 0); ok && a.Reject {
+			s.log.Info("PORT_ACCESS rejected", "conn", g.id, "probe", g.portProbe, "entry", a.Src)
+			if a.Text != "" {
+				g.writeRaw(a.Text + "\r\n")
+			}
+			g.Close()
+			return
+		}
+	}
+	g.src = s.sourceChannel(pol, remote.Addr())
+	if !s.in.hand(g) {
+		g.writeRaw("421 4.3.2 " + pol.hostname() + " Service shutting down\r\n")
+		g.Close()
+	}
+}
+
+// sourceChannel applies switchchannel (channels.md §3.5): the client IP literal is
+// rewritten with the rules and, when it routes to a channel that allows being switched
+// to, that channel becomes the session's source. [inf] The literal is rewritten as an
+// envelope To address, "postmaster@[IP]", from the initial channel.
+func (s *Server) sourceChannel(pol *Policy, ip netip.Addr) string {
+	src := pol.DefaultSource
+	cp, ok := pol.Channels[src]
+	if !ok || !cp.SwitchChannel || cp.NoSwitchChannel || !ip.IsValid() {
+		return src
+	}
+	r := pol.rules()
+	if r == nil {
+		return src
+	}
+	res := r.Rewrite(engineRequestLiteral(ip, src))
+	if res.Err != nil || res.Channel == "" || res.Channel == src {
+		return src
+	}
+	if to, ok := pol.Channels[res.Channel]; ok && to.AllowSwitchChannel && !to.NoSwitchChannel {
+		return res.Channel
+	}
+	return src
+}
+
+func (s *Server) policy() *Policy {
+	if s.cfg.Policy == nil {
+		return nil
+	}
+	return s.cfg.Policy()
+}
+
+// acquire counts a connection against the caps; it returns the refusal line, or "".
+func (s *Server) acquire(ip netip.Addr) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nconns >= s.cfg.MaxConns {
+		return "421 4.3.2 Too many connections, try again later"
+	}
+	if s.perIP[ip] >= s.cfg.MaxConnsPerIP && !s.exempt(ip) {
+		return "421 4.3.2 Too many connections from your address, try again later"
+	}
+	s.nconns++
+	s.perIP[ip]++
+	return ""
+}
+
+func (s *Server) exempt(ip netip.Addr) bool {
+	for _, p := range s.cfg.PerIPExempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) release(g *guard) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nconns--
+	ip := g.remote.Addr()
+	if s.perIP[ip] <= 1 {
+		delete(s.perIP, ip)
+	} else {
+		s.perIP[ip]--
+	}
+	delete(s.conns, g)
+}
+
+func (s *Server) register(g *guard) {
+	s.mu.Lock()
+	s.conns[g] = struct{}{}
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, tells idle sessions goodbye (421), lets sessions inside a
+// transaction finish, and when ctx expires closes whatever remains.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	idle := make([]*guard, 0, len(s.conns))
+	for g := range s.conns {
+		idle = append(idle, g)
+	}
+	s.mu.Unlock()
+	for _, g := range idle {
+		g.wakeIfIdle()
+	}
+	s.start() // so that go-smtp's Shutdown has its listener to close
+	err := s.smtp.Shutdown(ctx)
+	if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		// go-smtp's Close refuses to run after its Shutdown; close what is left here.
+		s.cancel()
+		s.mu.Lock()
+		rest := make([]*guard, 0, len(s.conns))
+		for g := range s.conns {
+			rest = append(rest, g)
+		}
+		s.mu.Unlock()
+		for _, g := range rest {
+			g.Close()
+		}
+		return fmt.Errorf("smtpserver: shutdown: %w", err)
+	}
+	s.cancel()
+	return nil
+}
+
+// rejectRaw answers a connection we will not serve, without blocking on a slow client.
+func rejectRaw(c net.Conn, line string) {
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte(line + "\r\n"))
+	c.Close()
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort()
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return ap
+}
+
+// portProbe is the PORT_ACCESS probe, also the first five fields of the MAIL and
+// FROM_ACCESS probes: TCP|server-ip|server-port|client-ip|client-port.
+func portProbe(local, remote netip.AddrPort) string {
+	ip := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return ""
+		}
+		return a.Unmap().String()
+	}
+	return "TCP|" + ip(local.Addr()) + "|" + strconv.Itoa(int(local.Port())) + "|" +
+		ip(remote.Addr()) + "|" + strconv.Itoa(int(remote.Port()))
+}
+
+// backend adapts go-smtp's Backend to our sessions.
+type backend struct{ s *Server }
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	g, ok := c.Conn().(*guard)
+	if !ok {
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "internal error: unguarded connection"}
+	}
+	sess := &session{srv: b.s, g: g, conn: c}
+	g.sess = sess
+	return sess, nil
+}
+
+// chanListener is the net.Listener go-smtp serves: it yields connections that passed
+// admission.
+type chanListener struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) hand(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+type slogPrintf struct{ l *slog.Logger }
+
+func (p slogPrintf) Printf(format string, v ...any) { p.l.Warn(fmt.Sprintf(format, v...)) }
+func (p slogPrintf) Println(v ...any)               { p.l.Warn(fmt.Sprint(v...)) }
+
+// inFlags are the access tables' input flags (mappings.md §4.2): E EHLO, T TLS,
+// A SASL.
+func inFlags(ehlo, tls, auth bool) mappings.Flags {
+	var f mappings.Flags
+	if auth {
+		f |= mappings.Flag('A')
+	}
+	if ehlo {
+		f |= mappings.Flag('E')
+	}
+	if tls {
+		f |= mappings.Flag('T')
+	}
+	return f
+}

@@ -1,0 +1,526 @@
+package smtpserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"mtad.dev/mta/engine"
+	"mtad.dev/mta/maillog"
+	"mtad.dev/mta/mappings"
+	"mtad.dev/mta/queue"
+	"mtad.dev/mta/status"
+)
+
+// session is one SMTP connection's state above go-smtp.
+type session struct {
+	srv  *Server
+	g    *guard
+	conn *smtp.Conn
+	tx   *transaction
+}
+
+// transaction is one MAIL FROM .. DATA, with the policy snapshot taken at MAIL.
+type transaction struct {
+	pol     *Policy
+	id      string // our own id, for Received: before the queue assigns one
+	from    string
+	ret     string
+	envID   string
+	body8   bool
+	utf8    bool
+	nRcpt   int // RCPT commands accepted
+	rcpts   []queue.Recipient
+	seen    map[string]bool
+	held    string // reason, when an access entry said $H
+	discard bool   // $V/$Z: accept, queue nothing
+}
+
+var _ smtp.Session = (*session)(nil)
+
+func (s *session) helo() string { return s.conn.Hostname() }
+
+func (s *session) Reset() {
+	s.tx = nil
+	s.g.inTx.Store(false)
+}
+
+func (s *session) Logout() error {
+	s.Reset()
+	return nil
+}
+
+// tlsStarted forgets everything learnt before STARTTLS (RFC 3207 §4.2).
+func (s *session) tlsStarted() { s.Reset() }
+
+// authenticated is the hook for AUTH, which is not implemented yet (AUTH is neither
+// advertised nor accepted): after a successful AUTH the access tables get the $A
+// input flag and the source channel becomes the current one's saslswitchchannel
+// (channels.md §3.5). [inf] The target must exist in the policy and neither side may
+// be noswitchchannel; allowswitchchannel is not required of it, since the
+// administrator named it explicitly.
+func (s *session) authenticated() {
+	s.g.auth = true
+	pol := s.g.pol
+	cp, ok := pol.Channels[s.g.src]
+	if !ok || cp.SASLSwitchChannel == "" || cp.NoSwitchChannel {
+		return
+	}
+	if to, ok := pol.Channels[cp.SASLSwitchChannel]; ok && !to.NoSwitchChannel {
+		s.g.src = cp.SASLSwitchChannel
+	}
+}
+
+func smtpErr(st *status.Status) *smtp.SMTPError {
+	// go-smtp splits a text on LF into continuation lines; a CR would end the reply
+	// early. Texts come from configuration ($N, $?) and must stay one line.
+	text := strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, st.Text)
+	e := &smtp.SMTPError{Code: st.Code, Message: text, EnhancedCode: smtp.EnhancedCodeNotSet}
+	if p := strings.Split(st.Enhanced, "."); len(p) == 3 {
+		var ec smtp.EnhancedCode
+		ok := true
+		for i, f := range p {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 0 || n > 999 {
+				ok = false
+				break
+			}
+			ec[i] = n
+		}
+		if ok {
+			e.EnhancedCode = ec
+		}
+	}
+	return e
+}
+
+// reply normalises a status for the wire: anything that is not a 4xx or 5xx reply
+// counts as a temporary failure.
+func reply(st *status.Status) *status.Status {
+	if st == nil {
+		return nil
+	}
+	if st.Code < 400 || st.Code > 599 {
+		return &status.Status{Code: 451, Enhanced: "4.3.0", Text: st.Text}
+	}
+	return st
+}
+
+func badChars(s string) bool { return strings.ContainsAny(s, "\r\n\x00") }
+
+// Mail starts a transaction: policy snapshot, SIZE, FROM_ACCESS.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.tx != nil {
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: nested MAIL command"}
+	}
+	if badChars(from) || badChars(opts.EnvelopeID) {
+		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	}
+	pol := s.srv.policy()
+	if pol == nil {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Configuration not available, try again later"}
+	}
+	src := s.g.src
+	if max := pol.maxMessageBytes(src); opts.Size > max {
+		st := status.New(552, "5.3.4", "Message size exceeds fixed maximum message size")
+		s.logJ(pol, from, "", "", "", st)
+		return smtpErr(st)
+	}
+	tx := &transaction{
+		pol:   pol,
+		id:    newID(),
+		from:  from,
+		ret:   string(opts.Return),
+		envID: opts.EnvelopeID,
+		body8: opts.Body == smtp.Body8BitMIME,
+		utf8:  opts.UTF8,
+		seen:  make(map[string]bool),
+	}
+	// FROM_ACCESS (mappings.md §4.6):
+	// port-access-probe-info|app-info|submit-type|src-channel|from-address|auth-from
+	if t := pol.tables(); t != nil {
+		probe := s.g.portProbe + "|SMTP/" + s.helo() + "|MAIL|" + src + "|" + from + "|"
+		if a, ok := t.Access("FROM_ACCESS", probe, inFlags(s.g.ehlo, s.g.tls, s.g.auth)); ok {
+			if a.Reject {
+				st := accessStatus(a, from)
+				s.logJ(pol, from, "", "", "", st)
+				return smtpErr(st)
+			}
+			tx.apply(a)
+		}
+	}
+	s.tx = tx
+	s.g.inTx.Store(true)
+	return nil
+}
+
+// accessStatus is the refusal an access entry asks for: the reply class follows the
+// $X enhanced code (default 5.7.1), the text is the $N/$F text, then the address
+// (mappings.md §4.7). [inf] An entry without text says "Access denied".
+func accessStatus(a mappings.Access, addr string) *status.Status {
+	enh := a.Enhanced
+	if enh == "" || (enh[0] != '4' && enh[0] != '5') {
+		enh = "5.7.1"
+	}
+	text := a.Text
+	if text == "" {
+		text = "Access denied"
+	}
+	if addr != "" {
+		text += " " + addr
+	}
+	return status.FromEnhanced(enh, text)
+}
+
+// apply records the non-refusing effects of an access entry on the transaction.
+func (tx *transaction) apply(a mappings.Access) {
+	if a.Hold && tx.held == "" {
+		tx.held = "access: held by " + orStr(a.Src, "access mapping")
+	}
+	if a.Discard {
+		tx.discard = true
+	}
+}
+
+func orStr(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+// Rcpt resolves one recipient and runs the recipient access tables.
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	tx := s.tx
+	if tx == nil {
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: need MAIL command"}
+	}
+	if badChars(to) || badChars(opts.OriginalRecipient) {
+		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	}
+	pol := tx.pol
+	src := s.g.src
+	if tx.nRcpt >= pol.maxRecipients(src) {
+		st := status.New(452, "4.5.3", "Too many recipients")
+		s.logJ(pol, tx.from, "", to, "", st)
+		return smtpErr(st)
+	}
+	r := pol.rules()
+	if r == nil {
+		st := status.New(451, "4.3.0", "Routing not available, try again later")
+		s.logJ(pol, tx.from, "", to, "", st)
+		return smtpErr(st)
+	}
+	res := r.Resolve(engine.Request{Address: to, Kind: engine.EnvelopeTo, SourceChannel: src})
+	if res.Err != nil {
+		st := reply(res.Err)
+		s.logJ(pol, tx.from, res.Rewrite.Channel, to, "", st)
+		return smtpErr(st)
+	}
+	if len(res.Recipients) == 0 {
+		st := status.New(550, "5.1.1", "No such user %s", to)
+		s.logJ(pol, tx.from, res.Rewrite.Channel, to, "", st)
+		return smtpErr(st)
+	}
+
+	orcpt := ""
+	if opts.OriginalRecipient != "" {
+		typ := strings.ToLower(string(opts.OriginalRecipientType))
+		if typ == "" {
+			typ = "rfc822"
+		}
+		orcpt = typ + ";" + opts.OriginalRecipient
+	}
+	notify := make([]string, len(opts.Notify))
+	var in mappings.Flags = inFlags(s.g.ehlo, s.g.tls, s.g.auth)
+	for i, n := range opts.Notify {
+		notify[i] = string(n)
+		switch n {
+		case smtp.DSNNotifyDelayed:
+			in |= mappings.Flag('D')
+		case smtp.DSNNotifyFailure:
+			in |= mappings.Flag('F')
+		case smtp.DSNNotifySuccess:
+			in |= mappings.Flag('S')
+		}
+	}
+
+	t := pol.tables()
+	// check runs one SEND-type and one MAIL-type table for one (src, from, dst, to);
+	// the first refusal wins (mappings.md §4.1: ORIG_SEND then ORIG_MAIL [inf]).
+	check := func(send, mail, dst, addr string) (*status.Status, []mappings.Access) {
+		if t == nil {
+			return nil, nil
+		}
+		sendProbe := src + "|" + tx.from + "|" + dst + "|" + addr
+		var effects []mappings.Access
+		for _, c := range []struct{ table, probe string }{
+			{send, sendProbe},
+			{mail, s.g.portProbe + "|SMTP/" + s.helo() + "|MAIL|" + sendProbe},
+		} {
+			a, ok := t.Access(c.table, c.probe, in)
+			if !ok {
+				continue
+			}
+			if a.Reject {
+				return accessStatus(a, addr), nil
+			}
+			effects = append(effects, a)
+		}
+		return nil, effects
+	}
+
+	// ORIG_*: after rewriting, before alias expansion.
+	st, effects := check("ORIG_SEND_ACCESS", "ORIG_MAIL_ACCESS", res.Rewrite.Channel, res.Rewrite.Address)
+	if st != nil {
+		s.logJ(pol, tx.from, res.Rewrite.Channel, to, orcpt, st)
+		return smtpErr(st)
+	}
+	// SEND_*/MAIL_*: each expanded recipient. [inf] A refused expansion is dropped
+	// (and logged); the RCPT itself is refused only when nothing is left.
+	var accepted []queue.Recipient
+	var firstRefusal *status.Status
+	bitbucket := false
+	for _, a := range effects {
+		bitbucket = bitbucket || a.Bitbucket
+	}
+	for _, rc := range res.Recipients {
+		st, eff := check("SEND_ACCESS", "MAIL_ACCESS", rc.Channel, rc.Address)
+		if st != nil {
+			s.logJ(pol, tx.from, rc.Channel, rc.Address, orcpt, st)
+			if firstRefusal == nil {
+				firstRefusal = st
+			}
+			continue
+		}
+		drop := bitbucket
+		for _, a := range eff {
+			drop = drop || a.Bitbucket
+			effects = append(effects, a)
+		}
+		if drop {
+			continue // $B: accepted, sent nowhere
+		}
+		accepted = append(accepted, queue.Recipient{
+			Addr:    rc.Address,
+			Orig:    to,
+			ORCPT:   orcpt,
+			Notify:  strings.Join(notify, ","),
+			Channel: rc.Channel,
+			Host:    strings.ToLower(rc.Host),
+		})
+	}
+	if len(accepted) == 0 && firstRefusal != nil {
+		return smtpErr(firstRefusal)
+	}
+	for _, a := range effects {
+		tx.apply(a)
+	}
+	for _, rc := range accepted {
+		key := strings.ToLower(rc.Channel + "\x00" + rc.Addr)
+		if tx.seen[key] {
+			continue
+		}
+		tx.seen[key] = true
+		tx.rcpts = append(tx.rcpts, rc)
+	}
+	tx.nRcpt++
+	return nil
+}
+
+// Data reads the message, checks it, adds our Received: and enqueues it.
+func (s *session) Data(r io.Reader) error {
+	tx := s.tx
+	if tx == nil {
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: need MAIL command"}
+	}
+	pol := tx.pol
+	src := s.g.src
+	max := pol.maxMessageBytes(src)
+
+	rcvd := s.receivedHeader(tx)
+	var buf bytes.Buffer
+	buf.WriteString(rcvd)
+	// One byte over the limit tells "too big" from "exactly the limit"; go-smtp
+	// drains whatever we leave unread (issue #209).
+	_, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		// the client went away or timed out; the guard has answered and closed
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Error reading message"}
+	}
+	content := buf.Bytes()
+	body := content[len(rcvd):]
+	size := int64(len(content))
+
+	fail := func(st *status.Status) error {
+		for _, rc := range tx.rcpts {
+			s.logJSize(tx.from, rc.Channel, rc.Addr, rc.ORCPT, int64(len(body)), st)
+		}
+		return smtpErr(st)
+	}
+	if int64(len(body)) > max {
+		return fail(status.New(552, "5.3.4", "Message size exceeds fixed maximum message size"))
+	}
+	if s.g.dataBare || bareLineEnd(body) {
+		return fail(status.New(550, "5.5.2", "bare LF/CR not allowed"))
+	}
+	for _, rc := range tx.rcpts {
+		if cp, ok := pol.Channels[rc.Channel]; ok && cp.BlockLimit > 0 && size > cp.BlockLimit*pol.blockSize() {
+			// [inf] one oversized destination refuses the message for all: DATA has
+			// one reply.
+			return fail(status.New(552, "5.3.4", "Message size exceeds fixed maximum message size for channel %s", rc.Channel))
+		}
+	}
+	if len(tx.rcpts) == 0 || tx.discard {
+		// every recipient was sent to the bitbucket ($B) or the message discarded ($V/$Z)
+		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + tx.id}
+	}
+
+	hdr := scanHeader(body)
+	env := &queue.Envelope{
+		From:      tx.from,
+		Rcpts:     tx.rcpts,
+		Source:    src,
+		RET:       tx.ret,
+		EnvID:     tx.envID,
+		Body8Bit:  tx.body8,
+		SMTPUTF8:  tx.utf8,
+		MessageID: hdr.messageID,
+		Client:    s.helo() + " ([" + ipString(s.g.remote.Addr()) + "])",
+	}
+	if n := hdr.received + 1; n > pol.maxReceivedLines() {
+		env.Held, env.HeldReason = true, fmt.Sprintf("loop: %d Received: lines", n)
+	} else if tx.held != "" {
+		env.Held, env.HeldReason = true, tx.held
+	}
+	if s.srv.cfg.Queue == nil {
+		return fail(status.New(451, "4.3.0", "Queue not available"))
+	}
+	ctx, cancel := context.WithTimeout(s.srv.baseCtx, pol.Timeouts.dataTermination())
+	defer cancel()
+	id, err := s.srv.cfg.Queue.Enqueue(ctx, env, content)
+	if err != nil {
+		st := reply(status.From(err))
+		s.srv.log.Warn("enqueue failed", "conn", s.g.id, "tx", tx.id, "err", err)
+		return fail(st)
+	}
+	code := "E"
+	if s.g.ehlo {
+		code += "E"
+	}
+	if s.g.tls {
+		code += "S"
+	}
+	for _, rc := range tx.rcpts {
+		s.srv.cfg.Log.Log(maillog.Record{
+			Source: src, Dest: rc.Channel, Code: code, Size: size, From: tx.from,
+			ORCPT: rc.ORCPT, To: rc.Addr, ID: id, MessageID: hdr.messageID,
+		})
+	}
+	s.srv.log.Info("queued", "id", id, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "size", size, "held", env.Held)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
+}
+
+// logJ writes a J (rejected at enqueue) record.
+func (s *session) logJ(pol *Policy, from, dest, to, orcpt string, st *status.Status) {
+	s.logJSize(from, dest, to, orcpt, 0, st)
+}
+
+// logJSize is logJ for a refused message of known size.
+func (s *session) logJSize(from, dest, to, orcpt string, size int64, st *status.Status) {
+	s.srv.cfg.Log.Log(maillog.Record{
+		Source: s.g.src, Dest: dest, Code: "J", Size: size, From: from, ORCPT: orcpt, To: to, Diag: st.Error(),
+	})
+}
+
+// receivedHeader is our trace line (RFC 5321 §4.4). The queue id is not known before
+// Enqueue, so "id" is the transaction's own id, which the slog lines also carry.
+func (s *session) receivedHeader(tx *transaction) string {
+	proto := "SMTP"
+	if s.g.ehlo {
+		proto = "ESMTP"
+		if s.g.tls {
+			proto = "ESMTPS"
+		}
+	}
+	var b strings.Builder
+	b.WriteString("Received: from ")
+	b.WriteString(sanitizeHelo(s.helo()))
+	b.WriteString(" ([")
+	b.WriteString(ipString(s.g.remote.Addr()))
+	b.WriteString("])\r\n\tby ")
+	b.WriteString(tx.pol.hostname())
+	b.WriteString(" (mtad) with ")
+	b.WriteString(proto)
+	b.WriteString(" id ")
+	b.WriteString(tx.id)
+	if len(tx.rcpts) == 1 {
+		b.WriteString("\r\n\tfor <")
+		b.WriteString(sanitizeAddr(tx.rcpts[0].Orig))
+		b.WriteString(">")
+	}
+	b.WriteString("; ")
+	b.WriteString(time.Now().Format(time.RFC1123Z))
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+func ipString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		return "IPv6:" + a.String()
+	}
+	return a.String()
+}
+
+// sanitizeHelo keeps the client's name from breaking the header's structure.
+func sanitizeHelo(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r >= 0x7f || r == '(' || r == ')' || r == ';' {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func sanitizeAddr(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == '>' || r == '<' {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// engineRequestLiteral is the switchchannel probe: postmaster at the client's IP
+// literal (RFC 5321 §4.1.3 address-literal form).
+func engineRequestLiteral(ip netip.Addr, src string) engine.Request {
+	return engine.Request{
+		Address:       "postmaster@[" + ipString(ip) + "]",
+		Kind:          engine.EnvelopeTo,
+		SourceChannel: src,
+	}
+}

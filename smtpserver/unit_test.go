@@ -1,0 +1,95 @@
+package smtpserver
+
+import (
+	"testing"
+
+	"mtad.dev/mta/mappings"
+	"mtad.dev/mta/status"
+)
+
+func TestBareLineEnd(t *testing.T) {
+	tests := []struct {
+		in   string
+		bare bool
+	}{
+		{"", false},
+		{"a\r\nb\r\n", false},
+		{"a\nb\r\n", true},
+		{"a\rb\r\n", true},
+		{"a\r\n\r", true},
+		{"a\r\r\n", true},
+		{"\n", true},
+	}
+	for _, tt := range tests {
+		if got := bareLineEnd([]byte(tt.in)); got != tt.bare {
+			t.Errorf("bareLineEnd(%q) = %v", tt.in, got)
+		}
+	}
+}
+
+func TestScanHeader(t *testing.T) {
+	msg := "Received: from a\r\n\tby b\r\nreceived : x\r\nMessage-ID:\r\n <id@x>\r\nX-Not-Received: y\r\n\r\nReceived: body\r\n"
+	h := scanHeader([]byte(msg))
+	if h.received != 2 || h.messageID != "<id@x>" {
+		t.Errorf("%+v", h)
+	}
+	if h := scanHeader([]byte("\r\nReceived: x\r\n")); h.received != 0 {
+		t.Errorf("empty header section: %+v", h)
+	}
+}
+
+func TestAccessStatus(t *testing.T) {
+	tests := []struct {
+		a    mappings.Access
+		addr string
+		want string
+	}{
+		{mappings.Access{Reject: true, Text: "Relaying denied"}, "bob@x.org", "550 5.7.1 Relaying denied bob@x.org"},
+		{mappings.Access{Reject: true, Enhanced: "4.2.1", Text: "Host temporarily blocked"}, "a@b", "450 4.2.1 Host temporarily blocked a@b"},
+		{mappings.Access{Reject: true}, "a@b", "550 5.7.1 Access denied a@b"},
+		{mappings.Access{Reject: true, Enhanced: "2.0.0", Text: "odd"}, "", "550 5.7.1 odd"},
+	}
+	for _, tt := range tests {
+		if got := accessStatus(tt.a, tt.addr).Error(); got != tt.want {
+			t.Errorf("accessStatus(%+v) = %q, want %q", tt.a, got, tt.want)
+		}
+	}
+}
+
+func TestSMTPErr(t *testing.T) {
+	e := smtpErr(status.New(550, "5.1.2", "line one\r\nline two"))
+	if e.Code != 550 || e.EnhancedCode != [3]int{5, 1, 2} || e.Message != "line one  line two" {
+		t.Errorf("%+v", e)
+	}
+	if e := smtpErr(status.New(451, "", "x")); e.EnhancedCode != [3]int{0, 0, 0} {
+		t.Errorf("no enhanced code: %+v", e)
+	}
+	if st := reply(status.New(250, "2.0.0", "odd")); st.Code != 451 {
+		t.Errorf("a 2xx refusal became %v", st)
+	}
+}
+
+func TestAuthenticatedHook(t *testing.T) {
+	tests := []struct {
+		name     string
+		channels map[string]ChannelPolicy
+		want     string
+	}{
+		{"switch", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth"}, "tcp_auth": {}}, "tcp_auth"},
+		{"target unknown", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth"}}, "tcp_local"},
+		{"target noswitchchannel", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth"}, "tcp_auth": {NoSwitchChannel: true}}, "tcp_local"},
+		{"source noswitchchannel", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth", NoSwitchChannel: true}, "tcp_auth": {}}, "tcp_local"},
+		{"none", map[string]ChannelPolicy{"tcp_local": {}}, "tcp_local"},
+	}
+	for _, tt := range tests {
+		g := &guard{pol: &Policy{Channels: tt.channels}, src: "tcp_local"}
+		s := &session{g: g}
+		s.authenticated()
+		if g.src != tt.want || !g.auth {
+			t.Errorf("%s: src %q auth %v", tt.name, g.src, g.auth)
+		}
+		if !inFlags(false, false, g.auth).Has('A') {
+			t.Errorf("%s: no $A input flag", tt.name)
+		}
+	}
+}

@@ -5,10 +5,8 @@ import (
 	"encoding/gob"
 	"fmt"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // bigConfig generates n rules in the shapes real configurations use: exact hosts,
@@ -194,37 +192,31 @@ func TestBinaryRoundTrip(t *testing.T) {
 	}
 }
 
-// TestUnmarshalSpeed guards the image load time: 10 000 rules decode in under
-// 10 ms. It measures process CPU time where available (wall time on a loaded
-// machine mostly measures the other processes), best of a few runs.
-func TestUnmarshalSpeed(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("timing test")
+// BenchmarkUnmarshal10kCPU reports the process CPU time of decoding 10 000 rules
+// (wall time on a shared machine mostly measures the other processes). The target,
+// recorded in docs/performance.md, is under 10 ms; it is measured, never asserted.
+func BenchmarkUnmarshal10kCPU(b *testing.B) {
+	rs, errs := Compile(bigConfig(10000))
+	if len(errs) > 0 {
+		b.Fatal(errs)
 	}
-	rs := mustCompile(t, bigConfig(10000))
 	data, err := rs.MarshalBinary()
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
-	best := time.Hour
-	for i := 0; i < 8; i++ {
-		runtime.GC() // start each run without the previous runs' garbage
-		c0, ok := processCPU()
-		start := time.Now()
+	c0, ok := processCPU()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
 		var d RuleSet
 		if err := d.UnmarshalBinary(data); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
-		took := time.Since(start)
-		if c1, ok1 := processCPU(); ok && ok1 {
-			took = c1 - c0
-		}
-		best = min(best, took)
 	}
-	if best > 10*time.Millisecond {
-		t.Errorf("decoding 10 000 rules took %v, want < 10ms", best)
+	b.StopTimer()
+	if c1, ok1 := processCPU(); ok && ok1 {
+		b.ReportMetric(float64((c1-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
-	t.Logf("decode 10 000 rules: %v (%d bytes)", best, len(data))
+	b.SetBytes(int64(len(data)))
 }
 
 func FuzzUnmarshalBinary(f *testing.F) {

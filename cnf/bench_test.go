@@ -48,4 +48,3 @@ func BenchmarkParseMappings100000Entries(b *testing.B) {
 		}
 	}
 }
-

@@ -311,7 +311,11 @@ type Service struct {
 	Debug            int
 	DNSVerifyDomain  []string // at most 5
 	EnableRBL        bool
-	Src              string
+	// TLSCertificate and TLSKey [ours] are PEM files (relative paths are relative to the
+	// configuration directory); when both are set the service offers STARTTLS.
+	TLSCertificate string
+	TLSKey         string
+	Src            string
 }
 
 // MaxConnections is the service's simultaneous connection limit (MAX_PROCS × MAX_CONNS).
@@ -342,6 +346,7 @@ var dispatcherTable = map[string]optKind{
 	"MAX_HANDOFFS": optInt, "BACKLOG": optInt, "DEBUG": optInt,
 	"DNS_VERIFY_DOMAIN": optString, "ENABLE_RBL": optBool, "HISTORICAL_TIME": optInt,
 	"IDENT": optInt, "STACKSIZE": optInt, "USER": optString,
+	"TLS_CERTIFICATE": optString, "TLS_KEY": optString,
 }
 
 const maxDNSVerifyDomains = 5
@@ -394,6 +399,8 @@ func readDispatcher(f *cnf.SectionFile, errs, warns *cnf.ErrorList) DispatcherCo
 			rd.int("BACKLOG", &sv.Backlog)
 			rd.int("DEBUG", &sv.Debug)
 			rd.bool("ENABLE_RBL", &sv.EnableRBL)
+			rd.str("TLS_CERTIFICATE", &sv.TLSCertificate)
+			rd.str("TLS_KEY", &sv.TLSKey)
 		}
 		// DNS_VERIFY_DOMAIN may be given up to five times; collect every occurrence.
 		for _, opts := range [][]cnf.Option{f.Global, s.Options} {
@@ -433,6 +440,9 @@ func readDispatcher(f *cnf.SectionFile, errs, warns *cnf.ErrorList) DispatcherCo
 		}
 		if sv.Backlog == 0 {
 			sv.Backlog = max(sv.MaxConns*sv.MaxProcs, 5)
+		}
+		if (sv.TLSCertificate == "") != (sv.TLSKey == "") {
+			*errs = append(*errs, &cnf.Error{Pos: s.Pos, Msg: fmt.Sprintf("service %s: TLS_CERTIFICATE and TLS_KEY go together", name)})
 		}
 		d.Services = append(d.Services, sv)
 	}

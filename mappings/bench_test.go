@@ -56,6 +56,21 @@ func BenchmarkMapLiteralHit(b *testing.B) {
 	c.report(b)
 }
 
+// BenchmarkMapLiteralHitNoWildcardBefore is the pure indexed path: no wildcard
+// entry precedes the hit, so only the hash probes and the template run.
+func BenchmarkMapLiteralHitNoWildcardBefore(b *testing.B) {
+	s := mustCompile(b, bigTable(100000))
+	b.ReportAllocs()
+	c := startCPU(b)
+	for b.Loop() {
+		r, _ := s.Map("BIG", "user42@example.com", 0, nil)
+		if !r.Matched {
+			b.Fatal("no match")
+		}
+	}
+	c.report(b)
+}
+
 func BenchmarkMapMiss(b *testing.B) {
 	s := mustCompile(b, bigTable(100000))
 	b.ReportAllocs()

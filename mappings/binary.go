@@ -251,7 +251,7 @@ func (s *Set) UnmarshalBinary(b []byte) error {
 		if d.err != nil {
 			break
 		}
-		key := strings.ToLower(t.name)
+		key := lowerASCII(t.name)
 		if _, dup := ns.byName[key]; dup {
 			d.fail("duplicate table " + t.name)
 			break
@@ -259,6 +259,9 @@ func (s *Set) UnmarshalBinary(b []byte) error {
 		t.buildIndex()
 		ns.tables = append(ns.tables, t)
 		ns.byName[key] = t
+		// The name as written too: callers mostly use that spelling, and an exact
+		// hit skips the folding in table().
+		ns.byName[t.name] = t
 	}
 	if d.err == nil && d.off != len(d.s) {
 		d.fail("trailing data")

@@ -157,14 +157,15 @@ func compilePattern(p string, pat *Pattern) error {
 			i++
 			add(item{kind: kBack, n: uint8(n)})
 		case c == '[':
-			cls, end, err := parseClass(p, i+1)
+			open := i + 1
+			cls, end, err := parseClass(p, open)
 			if err != nil {
 				return err
 			}
 			i = end // at ']'
 			k, err := globKind(p, i+1)
 			if err != nil {
-				return fmt.Errorf("bad glob $[%s]: %w", p[strings.IndexByte(p[:i+1], '[')+1:i], err)
+				return fmt.Errorf("bad glob $[%s]: %w", p[open:i], err)
 			}
 			i++
 			add(item{kind: k, cls: cls})

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sort"
-	"strings"
 )
 
 // prefixKeyMax is the longest literal prefix used as an index key; longer prefixes
@@ -192,7 +191,7 @@ func Compile(tables []TableSource) (*Set, []error) {
 	s := &Set{byName: make(map[string]*table, len(tables))}
 	var errs []error
 	for _, ts := range tables {
-		key := strings.ToLower(ts.Name)
+		key := lowerASCII(ts.Name) // table names are ASCII; fold like the lookup does
 		if first, dup := s.byName[key]; dup {
 			errs = append(errs, &SourceError{Src: ts.Src,
 				Msg: fmt.Sprintf("duplicate mapping name found: %q (first at %s)", ts.Name, first.src)})
@@ -217,6 +216,9 @@ func Compile(tables []TableSource) (*Set, []error) {
 		t.buildIndex()
 		s.tables = append(s.tables, t)
 		s.byName[key] = t
+		// The name as written too: callers mostly use that spelling, and an exact
+		// hit skips the folding in table().
+		s.byName[t.name] = t
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -279,7 +281,7 @@ func (s *Set) table(name string) *table {
 		}
 		return s.byName[string(b)]
 	}
-	return s.byName[strings.ToLower(name)]
+	return s.byName[lowerASCII(name)]
 }
 
 // Has reports whether a table exists (names are case-insensitive).

@@ -326,3 +326,17 @@ func TestNilSetMarshal(t *testing.T) {
 		t.Fatalf("empty round trip: %v %v", err, s2.Tables())
 	}
 }
+
+func TestTableNameFolding(t *testing.T) {
+	long := strings.Repeat("Ab", 40) // beyond the lookup's stack buffer
+	line := 0
+	s := mustCompile(t, tbl(long, &line, "* $Y"), tbl("Internal_IP", &line, "* $Y"))
+	for _, name := range []string{long, strings.ToUpper(long), strings.ToLower(long), "INTERNAL_IP", "internal_ip"} {
+		if !s.Has(name) {
+			t.Errorf("Has(%q) = false", name)
+		}
+	}
+	if s.Has(long + "x") {
+		t.Error("Has matched a longer name")
+	}
+}

@@ -45,9 +45,10 @@ func (f Flags) Describe() string {
 	return s
 }
 
-// maxOutput bounds one template's output; a longer result fails the entry, which
-// keeps $0$0$R style growth from eating memory before the loop guard trips. [inf]
-const maxOutput = 1 << 16
+// maxOutput bounds one template's output (far above any address or probe); a
+// longer result fails the entry, which keeps $0$0$R style growth from eating memory
+// and keeps the matcher's memo small on re-passes. [inf]
+const maxOutput = 8 << 10
 
 // maxNestDepth bounds $|table;arg| recursion (a table may call itself). [inf]
 const maxNestDepth = 10

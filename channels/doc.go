@@ -32,9 +32,12 @@
 //     A cached connection is checked with RSET before reuse; if that fails, or it
 //     dies before answering MAIL, it is dropped and a fresh one is opened: a
 //     stale connection never becomes the message's failure (seed 000).
-//   - A transaction sends MAIL and every RCPT in one write when the server offers
-//     PIPELINING, then DATA and the dot-stuffed content through one buffered
-//     writer. SIZE is checked before MAIL (552 5.3.4); BODY=8BITMIME, SMTPUTF8,
+//   - A transaction sends MAIL, every RCPT and DATA in one write when the server
+//     offers PIPELINING (RFC 2920 §3.1: DATA may end a group; a server with no
+//     accepted recipient refuses it, and one that answers 354 anyway gets an
+//     empty "." and no content), then the dot-stuffed content through one
+//     buffered writer: two writes and two round trips per message. Without
+//     PIPELINING, lock-step. SIZE is checked before MAIL (552 5.3.4); BODY=8BITMIME, SMTPUTF8,
 //     RET/ENVID and NOTIFY/ORCPT are sent when offered.
 //   - Outcomes: a 2xx RCPT then 2xx after the dot delivers; a 4xx/5xx reply is
 //     that recipient's temporary/permanent result. A connection failure (refused,

@@ -724,8 +724,13 @@ func (s *SMTP) transact(ctx context.Context, c *smtpConn, m *Message, rcpts []in
 			c.w.WriteString("RSET\r\n")
 		}
 		for _, l := range lines {
-			c.w.WriteString(l + "\r\n")
+			c.w.WriteString(l)
+			c.w.WriteString("\r\n")
 		}
+		// DATA ends the group (RFC 2920 §3.1: it may be the last command of one):
+		// one write and one round trip fewer per message. If no recipient is
+		// accepted the server refuses DATA (503/554), read below.
+		c.w.WriteString("DATA\r\n")
 		c.dc.wr = s.to.Mail
 		if err := c.w.Flush(); err != nil {
 			return connFail(ioStatus(c.host, "MAIL", err), false)
@@ -787,6 +792,22 @@ func (s *SMTP) transact(ctx context.Context, c *smtpConn, m *Message, rcpts []in
 		}
 		set(i, rep.Status(), rep.String())
 	}
+	var dataRep Reply
+	if pipelined {
+		var err error
+		dataRep, err = c.read(s.to.DataInit)
+		if err != nil {
+			return connFail(ioStatus(c.host, "DATA", err), true)
+		}
+		if dataRep.Code == 354 && (!mailOK || len(accepted) == 0) {
+			// A server that answers 354 with no valid recipient (RFC 2920 §3.1
+			// says it must not): end the empty message, do not deliver it.
+			rep, err := c.cmd(s.to.DataEnd, ".")
+			if err != nil || rep.Code == 421 {
+				return txResult{broken: true}
+			}
+		}
+	}
 	if !mailOK || len(accepted) == 0 {
 		if err := c.rsetNow(s.to.Rset); err != nil {
 			return txResult{broken: true}
@@ -799,9 +820,13 @@ func (s *SMTP) transact(ctx context.Context, c *smtpConn, m *Message, rcpts []in
 		return txResult{}
 	}
 
-	rep, err := c.cmd(s.to.DataInit, "DATA")
-	if err != nil {
-		return connFail(ioStatus(c.host, "DATA", err), true)
+	rep := dataRep
+	var err error
+	if !pipelined {
+		rep, err = c.cmd(s.to.DataInit, "DATA")
+		if err != nil {
+			return connFail(ioStatus(c.host, "DATA", err), true)
+		}
 	}
 	if rep.Code == 421 {
 		return connFail(rep.Status(), true)

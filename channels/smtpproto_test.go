@@ -195,6 +195,7 @@ func recorder(t *testing.T, ehlo string) (int, func() string) {
 			io.WriteString(c, s)
 		}
 		w("220 rec.test ESMTP\r\n")
+		rcpts := 0 // accepted in the current transaction
 		for {
 			line, err := r.ReadString('\n')
 			if err != nil {
@@ -214,8 +215,17 @@ func recorder(t *testing.T, ehlo string) (int, func() string) {
 			switch {
 			case strings.HasPrefix(cmd, "EHLO"):
 				w(ehlo)
+			case strings.HasPrefix(cmd, "MAIL"), strings.HasPrefix(cmd, "RSET"):
+				rcpts = 0
+				w("250 2.0.0 ok\r\n")
 			case strings.HasPrefix(cmd, "RCPT TO:<BAD"):
 				w("550 5.1.1 no such user\r\n")
+			case strings.HasPrefix(cmd, "RCPT"):
+				rcpts++
+				w("250 2.0.0 ok\r\n")
+			case strings.HasPrefix(cmd, "DATA") && rcpts == 0:
+				// RFC 2920 §3.1: a pipelined DATA after failed RCPTs is refused.
+				w("554 5.5.1 no valid recipients\r\n")
 			case strings.HasPrefix(cmd, "DATA"):
 				w("354 go ahead\r\n")
 				for {
@@ -263,7 +273,11 @@ func TestSMTPTranscript(t *testing.T) {
 			m.Rcpts[0].Notify, m.Rcpts[0].ORCPT = "FAILURE", "rfc822;A+x@example.com"
 			res := c.Deliver(testCtx(t), m)
 			res = append(res, c.Deliver(testCtx(t), msgOf([]byte("second\r\n"), "", "z@example.net"))...)
-			m.Rcpts = append(m.Rcpts, Rcpt{Addr: "z@example.net"})
+			// Every recipient refused: with PIPELINING the DATA already sent is
+			// refused too, no content goes out, and the connection stays usable.
+			res = append(res, c.Deliver(testCtx(t), msgOf([]byte("third\r\n"), "", "bad@example.net"))...)
+			res = append(res, c.Deliver(testCtx(t), msgOf([]byte("fourth\r\n"), "", "y@example.net"))...)
+			m.Rcpts = append(m.Rcpts, Rcpt{Addr: "z@example.net"}, Rcpt{Addr: "bad@example.net"}, Rcpt{Addr: "y@example.net"})
 			c.Close()
 			var got strings.Builder
 			got.WriteString(transcript())

@@ -710,5 +710,8 @@ func (c *ChannelConfig) engineChannel() engine.Channel {
 		Rules:            c.Rules,
 		BangOverPercent:  c.BangOverPercent,
 		ViaAliasRequired: c.ViaAliasRequired,
+		ExpandLimit:      max(c.ExpandLimit, 0),
+		ExpandLimitSet:   c.ExpandLimit >= 0,
+		ExpandChannel:    c.ExpandChannel,
 	}
 }

@@ -24,7 +24,9 @@ const Magic = "MTAIMAGE"
 // FormatVersion is the image layout version. Change it whenever the payload's Go
 // types change incompatibly: a program finding another version refuses the image
 // (operations.md §4.1 "Compiled configuration version mismatch").
-const FormatVersion uint32 = 1
+// Version 2: the engine, mapping and alias parts are framed sections of their own
+// binary encodings instead of blobs inside one gob stream.
+const FormatVersion uint32 = 2
 
 // Version is the tool version recorded in Header.BuiltBy.
 const Version = "mtactl 0.1.0"
@@ -66,12 +68,27 @@ type Image struct {
 	Warnings       cnf.ErrorList
 }
 
-// payload is what is gob-encoded after the header. The engine and mapping types
-// serialise themselves (MarshalBinary).
-type payload struct {
-	Rules          *engine.RuleSet
-	Mappings       *mappings.Set
-	Aliases        *mappings.Aliases
+// The file is
+//
+//	Magic | FormatVersion u32 | header length u32 | header (gob) |
+//	4 × { section length u64 | section } | SHA-256 of everything before it
+//
+// with the sections, in order, the engine RuleSet, the mapping Set and the Aliases
+// (their own MarshalBinary encodings; length 0 for a nil part) and the rest (gob).
+// The big parts are framed rather than gob-wrapped so that Load can decode them
+// straight from the one string it read the file into: gob would copy every blob
+// into a fresh []byte, and the mapping decoder keeps substrings of its input
+// instead of copying the text of 100 000 entries again.
+const (
+	secRules = iota
+	secMappings
+	secAliases
+	secRest
+	numSections
+)
+
+// rest is the gob-encoded remainder of the image: small, typed parts.
+type rest struct {
 	Channels       []ChannelConfig
 	Jobs           JobConfig
 	Dispatcher     DispatcherConfig
@@ -137,30 +154,52 @@ func (img *Image) LocalChannel() *ChannelConfig {
 
 // Encode renders the image file's bytes.
 func Encode(img *Image) ([]byte, error) {
-	var hdr, body bytes.Buffer
+	var hdr bytes.Buffer
 	h := img.Header
 	h.Magic, h.FormatVersion = Magic, FormatVersion
 	if err := gob.NewEncoder(&hdr).Encode(h); err != nil {
 		return nil, fmt.Errorf("encode image header: %w", err)
 	}
-	p := payload{Rules: img.Rules, Mappings: img.Mappings, Aliases: img.Aliases,
-		Channels: img.Channels, Jobs: img.Jobs, Dispatcher: img.Dispatcher,
+	var secs [numSections][]byte
+	var err error
+	if img.Rules != nil {
+		if secs[secRules], err = img.Rules.MarshalBinary(); err != nil {
+			return nil, fmt.Errorf("encode image rewrite rules: %w", err)
+		}
+	}
+	if img.Mappings != nil {
+		if secs[secMappings], err = img.Mappings.MarshalBinary(); err != nil {
+			return nil, fmt.Errorf("encode image mappings: %w", err)
+		}
+	}
+	if img.Aliases != nil {
+		if secs[secAliases], err = img.Aliases.MarshalBinary(); err != nil {
+			return nil, fmt.Errorf("encode image aliases: %w", err)
+		}
+	}
+	var rb bytes.Buffer
+	r := rest{Channels: img.Channels, Jobs: img.Jobs, Dispatcher: img.Dispatcher,
 		Options: img.Options, ChannelOptions: img.ChannelOptions, General: img.General,
 		Warnings: img.Warnings}
-	if err := gob.NewEncoder(&body).Encode(p); err != nil {
+	if err := gob.NewEncoder(&rb).Encode(r); err != nil {
 		return nil, fmt.Errorf("encode image payload: %w", err)
 	}
-	var out bytes.Buffer
-	out.Grow(len(Magic) + 16 + hdr.Len() + body.Len() + sha256.Size)
-	out.WriteString(Magic)
-	_ = binary.Write(&out, binary.BigEndian, FormatVersion)
-	_ = binary.Write(&out, binary.BigEndian, uint32(hdr.Len()))
-	out.Write(hdr.Bytes())
-	_ = binary.Write(&out, binary.BigEndian, uint64(body.Len()))
-	out.Write(body.Bytes())
-	sum := sha256.Sum256(out.Bytes())
-	out.Write(sum[:])
-	return out.Bytes(), nil
+	secs[secRest] = rb.Bytes()
+	size := len(Magic) + 8 + hdr.Len() + sha256.Size
+	for _, sec := range secs {
+		size += 8 + len(sec)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, Magic...)
+	out = binary.BigEndian.AppendUint32(out, FormatVersion)
+	out = binary.BigEndian.AppendUint32(out, uint32(hdr.Len()))
+	out = append(out, hdr.Bytes()...)
+	for _, sec := range secs {
+		out = binary.BigEndian.AppendUint64(out, uint64(len(sec)))
+		out = append(out, sec...)
+	}
+	sum := sha256.Sum256(out)
+	return append(out, sum[:]...), nil
 }
 
 // Write stores an image atomically: a temporary file in the same directory is
@@ -229,7 +268,10 @@ func ReadHeader(path string) (Header, error) {
 	if err != nil {
 		return Header{}, fmt.Errorf("read image header: %w", err)
 	}
-	h, _, err := verify(data)
+	h, _, err := verify(string(data))
+	if err == nil {
+		err = checkSum(data, sha256.Sum256(data[:len(data)-sha256.Size]))
+	}
 	if err != nil {
 		return Header{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -240,53 +282,103 @@ func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s; run mtactl cnbuild", ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
-// verify checks magic, version, lengths and checksum and decodes the header; it
-// returns the payload bytes.
-func verify(data []byte) (Header, []byte, error) {
-	var h Header
-	if len(data) < len(Magic)+4 || string(data[:len(Magic)]) != Magic {
-		return h, nil, corrupt("not a compiled configuration (bad magic)")
+// checkPrefix checks magic and version: the errors a foreign or outdated file
+// gets before any of it is hashed or copied.
+func checkPrefix(data string) error {
+	if len(data) < len(Magic)+4 || data[:len(Magic)] != Magic {
+		return corrupt("not a compiled configuration (bad magic)")
 	}
-	off := len(Magic)
-	v := binary.BigEndian.Uint32(data[off:])
-	off += 4
-	if v != FormatVersion {
-		return h, nil, fmt.Errorf("%w: image format %d, this program reads format %d; run mtactl cnbuild", ErrVersionMismatch, v, FormatVersion)
+	if v := binary.BigEndian.Uint32([]byte(data[len(Magic) : len(Magic)+4])); v != FormatVersion {
+		return fmt.Errorf("%w: image format %d, this program reads format %d; run mtactl cnbuild", ErrVersionMismatch, v, FormatVersion)
 	}
-	if len(data) < off+4+8+sha256.Size {
-		return h, nil, corrupt("truncated")
-	}
-	body := data[:len(data)-sha256.Size]
-	sum := sha256.Sum256(body)
-	if !bytes.Equal(sum[:], data[len(data)-sha256.Size:]) {
-		return h, nil, corrupt("checksum mismatch")
-	}
-	hl := int(binary.BigEndian.Uint32(data[off:]))
-	off += 4
-	if hl < 0 || off+hl+8 > len(body) {
-		return h, nil, corrupt("bad header length")
-	}
-	if err := gob.NewDecoder(bytes.NewReader(data[off : off+hl])).Decode(&h); err != nil {
-		return h, nil, corrupt("header: %v", err)
-	}
-	off += hl
-	pl := binary.BigEndian.Uint64(data[off:])
-	off += 8
-	if pl != uint64(len(body)-off) {
-		return h, nil, corrupt("bad payload length")
-	}
-	if h.Magic != Magic || h.FormatVersion != FormatVersion {
-		return h, nil, corrupt("header does not match the file prefix")
-	}
-	return h, body[off:], nil
+	return nil
 }
 
-// Decode is Load on bytes already read.
-func Decode(data []byte) (img *Image, err error) {
-	h, body, err := verify(data)
+// minImageLen is the size of an image with an empty header and empty sections.
+const minImageLen = len(Magic) + 4 + 4 + numSections*8 + sha256.Size
+
+// checkSum compares the trailing checksum of data (at least minImageLen long)
+// with sum, the SHA-256 of what precedes it.
+func checkSum(data []byte, sum [sha256.Size]byte) error {
+	if !bytes.Equal(sum[:], data[len(data)-sha256.Size:]) {
+		return corrupt("checksum mismatch")
+	}
+	return nil
+}
+
+// verify checks magic, version and framing (not the checksum) and decodes the
+// header; it returns the sections.
+func verify(data string) (Header, [numSections]string, error) {
+	var h Header
+	var secs [numSections]string
+	if err := checkPrefix(data); err != nil {
+		return h, secs, err
+	}
+	if len(data) < minImageLen {
+		return h, secs, corrupt("truncated")
+	}
+	off := len(Magic) + 4
+	body := data[:len(data)-sha256.Size]
+	hl := int(binary.BigEndian.Uint32([]byte(data[off : off+4])))
+	off += 4
+	if hl < 0 || hl > len(body)-off {
+		return h, secs, corrupt("bad header length")
+	}
+	if err := gob.NewDecoder(strings.NewReader(body[off : off+hl])).Decode(&h); err != nil {
+		return h, secs, corrupt("header: %v", err)
+	}
+	off += hl
+	for i := range secs {
+		if len(body)-off < 8 {
+			return h, secs, corrupt("truncated section table")
+		}
+		n := binary.BigEndian.Uint64([]byte(body[off : off+8]))
+		off += 8
+		if n > uint64(len(body)-off) {
+			return h, secs, corrupt("bad section length")
+		}
+		secs[i] = body[off : off+int(n)]
+		off += int(n)
+	}
+	if off != len(body) {
+		return h, secs, corrupt("bad payload length")
+	}
+	if h.Magic != Magic || h.FormatVersion != FormatVersion {
+		return h, secs, corrupt("header does not match the file prefix")
+	}
+	return h, secs, nil
+}
+
+// Decode is Load on bytes already read. The image does not keep data (it works on
+// one string copy of it); data must not change during the call.
+//
+// The checksum is computed on another goroutine while the payload is copied and
+// decoded: decoding unverified bytes is safe (the decoders reject garbage, and a
+// panic is recovered), and nothing decoded is returned unless the checksum then
+// matches, which is checked before any decoding error is reported. On two cores
+// this hides the hashing of a big image behind the decoding of its mapping tables.
+func Decode(data []byte) (*Image, error) {
+	// A foreign, outdated or cut file costs no hashing and no copy of the whole.
+	if err := checkPrefix(string(data[:min(len(data), len(Magic)+4)])); err != nil {
+		return nil, err
+	}
+	if len(data) < minImageLen {
+		return nil, corrupt("truncated")
+	}
+	sums := make(chan [sha256.Size]byte, 1)
+	go func() { sums <- sha256.Sum256(data[:len(data)-sha256.Size]) }()
+	img, err := decode(string(data))
+	if sumErr := checkSum(data, <-sums); sumErr != nil {
+		return nil, sumErr
+	}
 	if err != nil {
 		return nil, err
 	}
+	return img, nil
+}
+
+// decode decodes an image whose checksum the caller verifies.
+func decode(data string) (img *Image, err error) {
 	// A checksummed payload that still fails to decode means our own types changed
 	// without a FormatVersion bump; the engine/mappings decoders may also panic on
 	// input they do not expect. Either way the image is unusable, not the process.
@@ -295,13 +387,33 @@ func Decode(data []byte) (img *Image, err error) {
 			img, err = nil, corrupt("payload: %v", r)
 		}
 	}()
-	var p payload
-	if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&p); err != nil {
+	h, secs, err := verify(data)
+	if err != nil {
+		return nil, err
+	}
+	img = &Image{Header: h}
+	if s := secs[secRules]; s != "" {
+		img.Rules = new(engine.RuleSet)
+		if err := img.Rules.UnmarshalBinary([]byte(s)); err != nil {
+			return nil, corrupt("payload: %v", err)
+		}
+	}
+	if s := secs[secMappings]; s != "" {
+		if img.Mappings, err = mappings.DecodeSet(s); err != nil {
+			return nil, corrupt("payload: %v", err)
+		}
+	}
+	if s := secs[secAliases]; s != "" {
+		if img.Aliases, err = mappings.DecodeAliases(s); err != nil {
+			return nil, corrupt("payload: %v", err)
+		}
+	}
+	var r rest
+	if err := gob.NewDecoder(strings.NewReader(secs[secRest])).Decode(&r); err != nil {
 		return nil, corrupt("payload: %v", err)
 	}
-	img = &Image{Header: h, Rules: p.Rules, Mappings: p.Mappings, Aliases: p.Aliases,
-		Channels: p.Channels, Jobs: p.Jobs, Dispatcher: p.Dispatcher, Options: p.Options,
-		ChannelOptions: p.ChannelOptions, General: p.General, Warnings: p.Warnings}
+	img.Channels, img.Jobs, img.Dispatcher, img.Options = r.Channels, r.Jobs, r.Dispatcher, r.Options
+	img.ChannelOptions, img.General, img.Warnings = r.ChannelOptions, r.General, r.Warnings
 	if img.Rules != nil {
 		img.Rules.Attach(img.Mappings, img.Aliases)
 	}

@@ -1,8 +1,539 @@
 package daemon
 
-import "context"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
-// startControl opens the control socket that mtactl talks to (qm, reload, log
-// -reopen, counters, process, cache -flush). It is owned by the control-socket work;
-// until then there is no socket and mtactl works on the files alone.
-func (d *Daemon) startControl(ctx context.Context) error { return nil }
+	"mtad.dev/mta/compiler"
+	"mtad.dev/mta/control"
+	"mtad.dev/mta/jobctl"
+	"mtad.dev/mta/maillog"
+	"mtad.dev/mta/queue"
+)
+
+// controlState is what the control socket keeps between requests.
+type controlState struct {
+	started time.Time
+
+	mu      sync.Mutex                  // guards base and cleared
+	base    map[string]control.Counters // counters at the last clear
+	cleared time.Time
+}
+
+// Operator texts written to mail.log and the message (product wording where it has one).
+const (
+	holdReason   = "held by the postmaster (qm hold)"
+	deleteReason = "deleted by the postmaster (qm delete)"
+	returnReason = "returned by the postmaster (qm return)"
+)
+
+// actionWait bounds how long hold, delete and return wait for an attempt in flight.
+const actionWait = 30 * time.Second
+
+// startControl opens DATA/control.sock and serves mtactl's requests until ctx
+// ends. A live socket (another mtad on this data directory) is an error.
+func (d *Daemon) startControl(ctx context.Context) error {
+	d.ctl.started = time.Now()
+	d.ctl.cleared = d.ctl.started
+	srv, err := control.Listen(filepath.Join(d.opts.DataDir, control.SocketName), d.handleControl, d.log.With("component", "control"))
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := srv.Serve(ctx); err != nil {
+			d.log.Error("control socket", "err", err)
+		}
+	}()
+	return nil
+}
+
+// ControlSocket is the control socket's path.
+func (d *Daemon) ControlSocket() string { return filepath.Join(d.opts.DataDir, control.SocketName) }
+
+// FlushDNS empties the DNS caches of every resolver the delivery programs use
+// (mtactl cache -flush) and returns how many it flushed.
+func (d *Daemon) FlushDNS() int {
+	d.dnsMu.Lock()
+	defer d.dnsMu.Unlock()
+	n := 0
+	for _, r := range d.dns {
+		if f, ok := r.(interface{ Flush() }); ok {
+			f.Flush()
+			n++
+		}
+	}
+	return n
+}
+
+func (d *Daemon) info() control.Info {
+	img := d.image.Load()
+	return control.Info{
+		PID: os.Getpid(), Started: d.ctl.started, DataDir: d.opts.DataDir, Config: configName(d.opts.ConfigDir),
+		ImageBuilt: img.Header.BuildTime, ImageHash: fmt.Sprintf("%x", img.Header.SourceHash[:]), Version: compiler.Version,
+	}
+}
+
+func (d *Daemon) handleControl(ctx context.Context, req *control.Request, w *control.Writer) {
+	if ctx.Err() != nil {
+		w.Fail(control.ErrKindShutdown, "mtad is shutting down")
+		return
+	}
+	now := time.Now()
+	filter := control.Filter{}
+	if req.Filter != nil {
+		filter = *req.Filter
+	}
+	switch req.Command {
+	case control.CmdPing:
+		w.Result(d.info(), "")
+	case control.CmdDirectory:
+		res, err := control.Directory(d.queue, filter, now)
+		reply(w, res, err)
+	case control.CmdSummarize:
+		res, err := control.Summarize(d.queue, filter, now)
+		if err == nil {
+			d.addJobState(&res, filter.Channel)
+		}
+		reply(w, res, err)
+	case control.CmdDomains:
+		res, err := control.SummarizeDomains(d.queue, filter, now)
+		if err == nil {
+			d.addHostState(res)
+		}
+		reply(w, res, err)
+	case control.CmdCounters:
+		w.Result(d.counters(req.Clear), "")
+	case control.CmdJobs:
+		w.Result(control.Jobs{Channels: d.jobChannels(req.Channel, false)}, "")
+	case control.CmdView:
+		if len(req.IDs) != 1 {
+			w.Fail(control.ErrKindUsage, "view takes one message id")
+			return
+		}
+		res, err := control.View(d.queue, req.IDs[0])
+		if errors.Is(err, queue.ErrNotFound) {
+			w.Fail(control.ErrKindNotFound, "no such message: "+req.IDs[0])
+			return
+		}
+		reply(w, res, err)
+	case control.CmdHold, control.CmdRelease, control.CmdDelete, control.CmdReturn:
+		if len(req.IDs) == 0 {
+			w.Fail(control.ErrKindUsage, req.Command+" takes message ids")
+			return
+		}
+		out := make([]control.IDResult, 0, len(req.IDs))
+		for _, id := range req.IDs {
+			out = append(out, d.act(ctx, req.Command, id))
+		}
+		w.Result(out, "")
+	case control.CmdRun:
+		d.runChannel(ctx, req, w)
+	case control.CmdSubmit:
+		if !d.knownChannel(req.Channel, w) {
+			return
+		}
+		before := d.delayedEntries(req.Channel)
+		d.jc.RunNow(req.Channel)
+		w.Result(control.RunResult{Channel: req.Channel, Made: before, Reason: "submitted"}, "")
+	case control.CmdStop, control.CmdStart:
+		if !d.knownChannel(req.Channel, w) {
+			return
+		}
+		var err error
+		if req.Command == control.CmdStop {
+			err = d.jc.Stop(req.Channel)
+		} else {
+			err = d.jc.Start(req.Channel)
+		}
+		if err != nil {
+			w.Fail(control.ErrKindInternal, control.HoldListError(req.Command, err))
+			return
+		}
+		d.log.Info("channel "+req.Command+" by the postmaster", "channel", req.Channel)
+		w.Result(d.jc.Stopped(), "")
+	case control.CmdStopped:
+		w.Result(d.jc.Stopped(), "")
+	case control.CmdReload:
+		if err := d.Reload(); err != nil {
+			w.Fail(control.ErrKindInternal, "reload refused; the previous configuration stays in force: "+err.Error())
+			return
+		}
+		w.Result(d.info(), "")
+	case control.CmdReopenLog:
+		reply(w, struct{}{}, d.ReopenLog())
+	case control.CmdProcess:
+		w.Result(d.process(), "")
+	case control.CmdFlushCache:
+		w.Result(control.FlushResult{Resolvers: d.FlushDNS()}, "")
+	default:
+		w.Fail(control.ErrKindUsage, fmt.Sprintf("unknown command %q", req.Command))
+	}
+}
+
+func reply(w *control.Writer, v any, err error) {
+	if err != nil {
+		w.Fail(control.ErrKindInternal, err.Error())
+		return
+	}
+	w.Result(v, "")
+}
+
+func (d *Daemon) knownChannel(name string, w *control.Writer) bool {
+	if name == "" {
+		w.Fail(control.ErrKindUsage, "a channel name is required")
+		return false
+	}
+	if _, ok := d.image.Load().Channel(name); !ok {
+		w.Fail(control.ErrKindNotFound, "no such channel: "+name)
+		return false
+	}
+	return true
+}
+
+// addJobState fills in jobs and stopped flags, and lists stopped channels even
+// when they have nothing queued (an operator looking for what is stopped must see them).
+func (d *Daemon) addJobState(s *control.Summary, only string) {
+	snap := d.jc.Snapshot()
+	have := map[string]bool{}
+	for i := range s.Channels {
+		c := &s.Channels[i]
+		have[c.Name] = true
+		if ci, ok := snap.Channel(c.Name); ok {
+			c.Jobs, c.Stopped = ci.Jobs, ci.Stopped
+		}
+	}
+	for _, ci := range snap.Channels {
+		if !have[ci.Name] && (ci.Stopped || ci.Jobs > 0) && (only == "" || only == ci.Name) {
+			s.Channels = append(s.Channels, control.ChannelSummary{Name: ci.Name, Jobs: ci.Jobs, Stopped: ci.Stopped})
+		}
+	}
+	for _, c := range s.Channels {
+		s.Total.Jobs += c.Jobs
+	}
+	slices.SortFunc(s.Channels, func(a, b control.ChannelSummary) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// addHostState replaces the queue's view of a host's last error with the job
+// controller's (more recent: it is the last attempt, whichever message it was)
+// and adds whole-host backoff.
+func (d *Daemon) addHostState(ds []control.DomainSummary) {
+	snap := d.jc.Snapshot()
+	for i := range ds {
+		ci, ok := snap.Channel(ds[i].Channel)
+		if !ok {
+			continue
+		}
+		for _, h := range ci.Hosts {
+			if h.Host == ds[i].Domain {
+				if h.LastError != "" {
+					ds[i].LastError = h.LastError
+				}
+				ds[i].BackoffUntil = h.BackoffUntil
+			}
+		}
+	}
+}
+
+func toCounters(c jobctl.Counters, received int64) control.Counters {
+	return control.Counters{Received: received, Delivered: c.Delivered, Requeued: c.Requeued, Returned: c.Returned, Held: c.Held}
+}
+
+func (d *Daemon) counters(clear bool) control.CountersCleared {
+	snap := d.jc.Snapshot()
+	recv := d.jc.Received()
+	d.ctl.mu.Lock()
+	defer d.ctl.mu.Unlock()
+	out := control.CountersCleared{Started: d.ctl.started, Cleared: d.ctl.cleared}
+	now := map[string]control.Counters{}
+	for _, ci := range snap.Channels {
+		c := toCounters(ci.Counters, recv[ci.Name])
+		now[ci.Name] = c
+		if c == (control.Counters{}) {
+			continue
+		}
+		out.Rows = append(out.Rows, control.CounterRow{Channel: ci.Name, Total: c, Since: c.Sub(d.ctl.base[ci.Name])})
+	}
+	if clear {
+		d.ctl.base = now
+		d.ctl.cleared = time.Now()
+	}
+	return out
+}
+
+// jobChannels reports the channels with jobs (or the one asked for, or all with all).
+func (d *Daemon) jobChannels(only string, all bool) []control.JobChannel {
+	snap := d.jc.Snapshot()
+	img := d.image.Load()
+	var out []control.JobChannel
+	for _, ci := range snap.Channels {
+		if only != "" && ci.Name != only {
+			continue
+		}
+		if only == "" && !all && ci.Jobs == 0 {
+			continue
+		}
+		jc := control.JobChannel{Name: ci.Name, Jobs: ci.Jobs, Idle: ci.IdleJobs, MaxJobs: img.MaxJobs(ci.Name), Pool: ci.Pool, Stopped: ci.Stopped}
+		for _, h := range ci.Hosts {
+			if h.Jobs > 0 {
+				jc.Hosts = append(jc.Hosts, control.JobHost{Host: h.Host, Jobs: h.Jobs, Ready: h.Ready})
+			}
+		}
+		for _, j := range snap.Jobs {
+			if j.Channel == ci.Name {
+				jc.Messages = append(jc.Messages, control.JobMsg{ID: j.ID, Host: j.Host, Since: j.Since})
+			}
+		}
+		out = append(out, jc)
+	}
+	return out
+}
+
+func (d *Daemon) process() control.Process {
+	img := d.image.Load()
+	p := control.Process{Info: d.info(), MaxConns: smtpMaxConns(img), Sessions: -1}
+	for _, a := range d.Addrs() {
+		p.Listeners = append(p.Listeners, a.String())
+	}
+	p.Channels = d.jobChannels("", true)
+	running := map[string]int{}
+	for _, c := range p.Channels {
+		running[c.Pool] += c.Jobs
+	}
+	for _, pl := range img.Jobs.Pools {
+		p.Pools = append(p.Pools, control.PoolProcess{Name: pl.Name, Limit: pl.JobLimit, Jobs: running[pl.Name]})
+	}
+	return p
+}
+
+// act performs hold, release, delete or return on one message.
+func (d *Daemon) act(ctx context.Context, cmd, id string) control.IDResult {
+	res := control.IDResult{ID: id}
+	env, err := d.queue.Get(id)
+	if err != nil {
+		if errors.Is(err, queue.ErrNotFound) {
+			res.Error = "no such message"
+		} else {
+			res.Error = err.Error()
+		}
+		return res
+	}
+	wctx, cancel := context.WithTimeout(ctx, actionWait)
+	defer cancel()
+	switch cmd {
+	case control.CmdHold:
+		if env.Held {
+			res.Note = "already held: " + env.HeldReason
+			return res
+		}
+		if err := d.queue.Hold(id, holdReason); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		// Durable first, then out of the schedule: if the attempt in flight outlives
+		// the wait, the message stays held on disk and the next restart honours it.
+		if err := d.jc.RemoveWait(wctx, id); err != nil {
+			res.Note = "held; an attempt in progress may still deliver it: " + err.Error()
+		}
+		d.logPending(env, "H", holdReason)
+	case control.CmdRelease:
+		if !env.Held {
+			res.Note = "not held"
+			return res
+		}
+		if err := d.queue.Release(id); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	case control.CmdDelete:
+		if err := d.jc.RemoveWait(wctx, id); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		if err := d.queue.Delete(id); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		// [inf] A deletion is logged K (removed without a notice) with the reason.
+		d.logPending(env, "K", deleteReason)
+	case control.CmdReturn:
+		n, err := d.jc.Return(wctx, id, returnReason)
+		if err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		res.Note = fmt.Sprintf("%d recipient(s) returned", n)
+	}
+	d.log.Info("message "+cmd+" by the postmaster", "id", id)
+	return res
+}
+
+func (d *Daemon) logPending(env *queue.Envelope, code, diag string) {
+	for _, r := range env.Rcpts {
+		if r.State == queue.Pending {
+			d.mlog.Log(maillog.Record{Source: r.Channel, Code: code, Size: env.Size, From: env.From, ORCPT: r.ORCPT,
+				To: r.Addr, ID: env.ID, MessageID: env.MessageID, Diag: diag})
+		}
+	}
+}
+
+func (d *Daemon) delayedEntries(channel string) int {
+	snap := d.jc.Snapshot()
+	if ci, ok := snap.Channel(channel); ok {
+		return ci.Delayed
+	}
+	return 0
+}
+
+// runChannel is qm run: every entry of the channel is made ready now, ignoring
+// backoff, and the channel's D/Q/R/K lines of mail.log are streamed until its work
+// is done or the bound passes.
+func (d *Daemon) runChannel(ctx context.Context, req *control.Request, w *control.Writer) {
+	if !d.knownChannel(req.Channel, w) {
+		return
+	}
+	ch := req.Channel
+	snap := d.jc.Snapshot()
+	if ci, ok := snap.Channel(ch); ok && ci.Stopped {
+		w.Fail(control.ErrKindUsage, "channel "+ch+" is stopped: qm start it first")
+		return
+	}
+	bound := req.Timeout
+	if bound <= 0 {
+		bound = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	tail := newLogTail(filepath.Join(d.opts.DataDir, "mail.log"))
+	res := control.RunResult{Channel: ch, Made: d.delayedEntries(ch)}
+	d.jc.RunNow(ch)
+
+	emit := func() bool {
+		for _, line := range tail.read() {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[2] != ch || !isCode(f[3]) {
+				continue
+			}
+			switch f[3][0] {
+			case 'D':
+				res.Delivered++
+			case 'Q':
+				res.Requeued++
+			case 'R', 'K':
+				res.Returned++
+			default:
+				continue
+			}
+			if w.Event(line) != nil {
+				return false
+			}
+		}
+		return true
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	idleSince := time.Now()
+	for {
+		if !emit() {
+			return // the client went away
+		}
+		snap := d.jc.Snapshot()
+		ci, _ := snap.Channel(ch)
+		inFlight := 0
+		for _, j := range snap.Jobs {
+			if j.Channel == ch {
+				inFlight++
+			}
+		}
+		res.Left = ci.Ready + ci.Delayed + ci.Active
+		if ci.Ready == 0 && ci.Active == 0 && inFlight == 0 {
+			res.Reason = "no work left that can be attempted now"
+			break
+		}
+		if ci.Jobs > 0 || inFlight > 0 {
+			idleSince = time.Now()
+		} else if time.Since(idleSince) > 2*time.Second {
+			res.Reason = "no job runs for the channel (no delivery program, or its pool is full)"
+			break
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				res.Reason = fmt.Sprintf("stopped watching after %s; delivery goes on", bound)
+			} else {
+				res.Reason = "interrupted"
+			}
+			emit()
+			w.Result(res, "")
+			return
+		case <-tick.C:
+		}
+	}
+	// mail.log is flushed every 100ms: give the last lines time to arrive.
+	time.Sleep(300 * time.Millisecond)
+	emit()
+	w.Result(res, "")
+}
+
+// isCode tells a mail.log action code (D, Q, R, K, W, H, possibly with modifiers)
+// from a destination channel name in the fourth field of an enqueue line.
+func isCode(s string) bool {
+	if s == "" || len(s) > 4 {
+		return false
+	}
+	for _, r := range s {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// logTail reads the lines appended to a file since it was created.
+type logTail struct {
+	path string
+	off  int64
+	part string
+}
+
+func newLogTail(path string) *logTail {
+	t := &logTail{path: path}
+	if fi, err := os.Stat(path); err == nil {
+		t.off = fi.Size()
+	}
+	return t
+}
+
+func (t *logTail) read() []string {
+	f, err := os.Open(t.path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() < t.off {
+		t.off, t.part = 0, "" // rotated or truncated
+	}
+	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
+		return nil
+	}
+	var lines []string
+	r := bufio.NewReader(f)
+	for {
+		s, err := r.ReadString('\n')
+		t.off += int64(len(s))
+		if err != nil {
+			t.part += s
+			return lines
+		}
+		lines = append(lines, strings.TrimRight(t.part+s, "\n"))
+		t.part = ""
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"mtad.dev/mta/examples"
 	"mtad.dev/mta/jobctl"
 	"mtad.dev/mta/maillog"
+	"mtad.dev/mta/metrics"
 	"mtad.dev/mta/queue"
 	"mtad.dev/mta/smtpserver"
 )
@@ -35,6 +37,12 @@ type Options struct {
 	// ReadyFile, when set, receives the bound SMTP address once the daemon accepts mail.
 	ReadyFile string
 	Logger    *slog.Logger
+	// MetricsAllowRemote lets option.dat METRICS_LISTEN name a non-loopback address
+	// (the endpoint has no authentication: only for a network where that is safe).
+	MetricsAllowRemote bool
+	// ReloadDebounce is how long the watcher waits after the last change of
+	// compiled.image before reloading; 0 means 200 ms.
+	ReloadDebounce time.Duration
 }
 
 // Daemon is a running mtad.
@@ -50,14 +58,21 @@ type Daemon struct {
 	jc    *jobctl.Controller
 	smtp  *smtpserver.Server
 
-	reloadMu  sync.Mutex // one reload at a time
-	listeners []net.Listener
+	reloadMu sync.Mutex // one reload at a time
+	hot      hotState   // reload bookkeeping and the metrics endpoint (watch.go)
+
+	// listeners are the SMTP listeners in force, in dispatcher.cnf's order. Reload
+	// replaces the slice (never edits it in place) under lnMu.
+	lnMu      sync.Mutex
+	listeners []*smtpListener
+	runCtx    context.Context // parent of every listener's context
 
 	progMu sync.Mutex // guards progs
 	progs  map[string]programEntry
 	dnsMu  sync.Mutex // guards dns
 	dns    map[string]dnsx.Resolver
 
+	ctl    controlState // the control socket's state (control.go)
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the job controller has stopped
 	errs   chan error
@@ -106,7 +121,13 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	d.jc = jobctl.New(d.jobConfig(img))
 	jcPtr.Store(d.jc)
 
+	tlsCfg, err := tlsConfig(img, opts.ConfigDir)
+	if err != nil {
+		d.closeStores()
+		return nil, err
+	}
 	d.smtp = smtpserver.New(smtpserver.Config{
+		TLS:         tlsCfg,
 		Policy:      d.policy.Load,
 		Queue:       d.queue,
 		Log:         d.mlog,
@@ -120,20 +141,15 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		d.closeStores()
 		return nil, err
 	}
-	for _, a := range addrs {
-		l, err := net.Listen("tcp", a)
-		if err != nil {
-			for _, l := range d.listeners {
-				l.Close()
-			}
-			d.closeStores()
-			return nil, fmt.Errorf("listen %s: %w", a, err)
-		}
-		d.listeners = append(d.listeners, l)
+	d.listeners, err = openListeners(addrs, nil)
+	if err != nil {
+		d.closeStores()
+		return nil, err
 	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
+	d.runCtx = runCtx
 	go func() {
 		defer close(d.done)
 		if err := d.jc.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
@@ -141,11 +157,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		}
 	}()
 	for _, l := range d.listeners {
-		go func(l net.Listener) {
-			if err := d.smtp.Serve(runCtx, l); err != nil && runCtx.Err() == nil {
-				d.errs <- fmt.Errorf("smtp %s: %w", l.Addr(), err)
-			}
-		}(l)
+		d.serveListener(l)
 	}
 	if err := d.startControl(runCtx); err != nil {
 		d.log.Error("control socket", "err", err)
@@ -173,10 +185,78 @@ func configName(dir string) string {
 
 // Addr is the first SMTP listener's address.
 func (d *Daemon) Addr() net.Addr {
+	d.lnMu.Lock()
+	defer d.lnMu.Unlock()
 	if len(d.listeners) == 0 {
 		return nil
 	}
 	return d.listeners[0].Addr()
+}
+
+// Addrs are the SMTP listeners' addresses, in dispatcher.cnf's order.
+func (d *Daemon) Addrs() []net.Addr {
+	d.lnMu.Lock()
+	defer d.lnMu.Unlock()
+	out := make([]net.Addr, len(d.listeners))
+	for i, l := range d.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// smtpListener is one SMTP listener and the means to stop serving it alone.
+type smtpListener struct {
+	net.Listener
+	addr string // as configured (dispatcher.cnf or -listen), the key reloads compare
+	stop context.CancelFunc
+}
+
+// openListeners opens addrs in order, reusing the listener of an address that keep
+// already has. On any failure it closes what it opened itself and reports the error,
+// so the caller's set is untouched.
+func openListeners(addrs []string, keep []*smtpListener) ([]*smtpListener, error) {
+	have := make(map[string]*smtpListener, len(keep))
+	for _, l := range keep {
+		have[l.addr] = l
+	}
+	var out, opened []*smtpListener
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		if l, ok := have[a]; ok {
+			out = append(out, l)
+			continue
+		}
+		nl, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range opened {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listen %s: %w", a, err)
+		}
+		l := &smtpListener{Listener: nl, addr: a}
+		opened = append(opened, l)
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// serveListener serves one listener under its own context, so that a reload can stop
+// it without touching the others or the sessions it accepted.
+func (d *Daemon) serveListener(l *smtpListener) {
+	if l.stop != nil {
+		return // already served
+	}
+	ctx, stop := context.WithCancel(d.runCtx)
+	l.stop = stop
+	go func() {
+		if err := d.smtp.Serve(ctx, l.Listener); err != nil && ctx.Err() == nil {
+			d.errs <- fmt.Errorf("smtp %s: %w", l.Addr(), err)
+		}
+	}()
 }
 
 // Image is the image in force.
@@ -212,25 +292,106 @@ func (d *Daemon) loadImage() (*compiler.Image, error) {
 	return img, nil
 }
 
-// Reload loads the configuration again and swaps it in if it is sound. SMTP
-// transactions in progress keep the policy they started with; new ones get the new
-// one. On error nothing changes.
+// Reload loads the configuration again (SIGHUP, mtactl reload): compiled.image when
+// there is one, else the text files, else the embedded configuration. The new image
+// is validated and its listeners opened beside the running ones; only then is it
+// swapped in. SMTP transactions in progress keep the policy they started with; new
+// ones get the new one. On any error nothing changes and the error is returned (and
+// logged); an image equal to the one in force is a no-op.
 func (d *Daemon) Reload() error {
+	return d.reload("request", d.loadCurrent)
+}
+
+// reload is Reload with the trigger's name and loader. The steps, in order: load and
+// validate off to the side; compare with the image in force; open new listeners and a
+// moved metrics endpoint (failure: close them, keep everything); store the policy
+// and the image (one pointer store each: new connections and transactions see them at
+// once); hand the job controller its new pools and limits (no job killed); stop
+// listeners that are no longer configured (their sessions go on) and the old
+// metrics endpoint.
+func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigin, error)) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	img, err := d.loadImage()
+	began := time.Now()
+	img, origin, err := load()
+	if err == nil {
+		err = d.validate(img)
+	}
 	if err != nil {
-		d.log.Error("reload refused; the previous configuration stays in force", "err", err)
+		d.recordReload(trigger, reloadFailed, err, nil, "")
+		d.log.Error("reload refused; the previous configuration stays in force", "trigger", trigger, "err", err)
 		return err
 	}
-	pol := newPolicy(img)
+	if d.unchanged(img, origin) {
+		d.recordReload(trigger, reloadUnchanged, nil, nil, "")
+		d.log.Info("reload: the configuration in force is already this one", "trigger", trigger,
+			"image_built", img.Header.BuildTime.Format(time.RFC3339), "image_hash", shortHash(img))
+		return nil
+	}
+
+	d.lnMu.Lock()
+	old := d.listeners
+	d.lnMu.Unlock()
+	var next []*smtpListener
+	addrs, err := listenAddrs(img, d.opts.Listen)
+	if err == nil {
+		next, err = openListeners(addrs, old)
+	}
+	var oldMetrics *metrics.Server
+	if err == nil {
+		oldMetrics, err = d.prepareMetrics(img)
+		if err != nil {
+			closeNew(next, old)
+		}
+	}
+	if err != nil {
+		d.recordReload(trigger, reloadFailed, err, nil, "")
+		d.log.Error("reload refused; the previous configuration stays in force", "trigger", trigger, "err", err)
+		return err
+	}
+
+	d.policy.Store(newPolicy(img))
 	d.image.Store(img)
-	d.policy.Store(pol)
-	d.jc.SetConfig(d.jobConfig(img))
-	d.log.Info("configuration reloaded", "image_built", img.Header.BuildTime.Format(time.RFC3339),
-		"image_hash", fmt.Sprintf("%x", img.Header.SourceHash[:8]))
+	cfg := d.jobConfig(img)
+	d.jc.SetConfig(cfg)
+	d.hot.limits.Store(limitsOf(cfg))
+
+	d.lnMu.Lock()
+	d.listeners = next
+	d.lnMu.Unlock()
+	var opened, closed []string
+	for _, l := range next {
+		if l.stop == nil {
+			d.serveListener(l)
+			opened = append(opened, l.Addr().String())
+		}
+	}
+	for _, l := range old {
+		if !slices.Contains(next, l) {
+			closed = append(closed, l.Addr().String())
+			l.stop() // closes the listener; sessions it accepted go on
+		}
+	}
+	if oldMetrics != nil {
+		d.closeMetrics(oldMetrics)
+	}
+	d.recordReload(trigger, reloadOK, nil, img, origin)
+	d.log.Info("configuration reloaded", "trigger", trigger, "source", string(origin),
+		"image_built", img.Header.BuildTime.Format(time.RFC3339), "image_hash", shortHash(img),
+		"listeners_opened", opened, "listeners_closed", closed, "took", time.Since(began).Round(time.Microsecond))
 	return nil
 }
+
+// closeNew closes the listeners of next that are not in old (a refused reload).
+func closeNew(next, old []*smtpListener) {
+	for _, l := range next {
+		if !slices.Contains(old, l) {
+			l.Close()
+		}
+	}
+}
+
+func shortHash(img *compiler.Image) string { return fmt.Sprintf("%x", img.Header.SourceHash[:8]) }
 
 // ReopenLog reopens mail.log (logrotate).
 func (d *Daemon) ReopenLog() error { return d.mlog.Reopen() }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -296,4 +297,25 @@ func (d *Daemon) submitNotice(ctx context.Context, from string, to []string, con
 	}
 	_, err := d.queue.Enqueue(ctx, env, content)
 	return err
+}
+
+// tlsConfig loads the SMTP service's certificate (dispatcher.cnf TLS_CERTIFICATE and
+// TLS_KEY, relative to the configuration directory); nil when none is configured, in
+// which case STARTTLS is not offered.
+func tlsConfig(img *compiler.Image, configDir string) (*tls.Config, error) {
+	s, ok := img.Dispatcher.Service("SMTP")
+	if !ok || s.TLSCertificate == "" {
+		return nil, nil
+	}
+	abs := func(p string) string {
+		if filepath.IsAbs(p) || configDir == "" {
+			return p
+		}
+		return filepath.Join(configDir, p)
+	}
+	cert, err := tls.LoadX509KeyPair(abs(s.TLSCertificate), abs(s.TLSKey))
+	if err != nil {
+		return nil, fmt.Errorf("SMTP TLS certificate (%s): %w", s.Src, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -109,7 +109,12 @@ func parseAddress(s string) (address, *status.Status) {
 	// Find the last @ outside quotes; the domain after it must not contain a quote.
 	at := -1
 	inQuote := false
-	for i := 0; i < len(s); i++ {
+	start := 0
+	if strings.IndexByte(s, '"') < 0 && strings.IndexByte(s, '[') < 0 {
+		// Nothing quoted, no literal: the scan below would only find the last @.
+		at, start = strings.LastIndexByte(s, '@'), len(s)
+	}
+	for i := start; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '\\' && inQuote:
@@ -179,6 +184,7 @@ func checkLocal(l string) *status.Status {
 		switch {
 		case c == '"':
 			inQuote = true
+		case charClass[c]&ccLocalOK != 0:
 		case c <= ' ' || c == 0x7f:
 			return badSyntax("space or control character in local part")
 		case strings.IndexByte("()<>[]:;@\\,", c) >= 0:
@@ -220,7 +226,7 @@ func checkDomain(d string) *status.Status {
 				return badSyntax("empty label in domain %q", d)
 			}
 			label = 0
-		case isAlnum(c) || c == '-' || c == '_' || c >= 0x80:
+		case charClass[c]&ccLabel != 0:
 			label++
 		default:
 			return badSyntax("bad character %q in domain", string(c))
@@ -231,6 +237,28 @@ func checkDomain(d string) *status.Status {
 	}
 	return nil
 }
+
+// charClass answers the per-character questions of address checking with one load
+// instead of a chain of comparisons (or a search of a specials string) per byte.
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if isAlnum(b) || b == '-' || b == '_' || b >= 0x80 {
+			t[c] |= ccLabel
+		}
+		// Not '"' (it opens a quoted string), not a space or control character,
+		// not an RFC 822 special.
+		if b > ' ' && b != 0x7f && b != '"' && strings.IndexByte("()<>[]:;@\\,", b) < 0 {
+			t[c] |= ccLocalOK
+		}
+	}
+	return t
+}()
+
+const (
+	ccLabel   = 1 << iota // may appear in a host-name label
+	ccLocalOK             // plain character of an unquoted local part
+)
 
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
@@ -373,26 +401,41 @@ func unquoteLocal(l string) string {
 }
 
 // format renders the address: "@r1,@r2:local@domain".
-func (a *address) format() string {
+func (a *address) format() string { return a.formatReuse("") }
+
+// formatReuse is format, returning orig itself (no allocation) when the rendered
+// address would be identical to it: most addresses route unchanged.
+func (a *address) formatReuse(orig string) string {
+	if len(a.route) == 0 {
+		if !a.hasDomain {
+			if orig == a.local {
+				return orig
+			}
+		} else if len(orig) == len(a.local)+1+len(a.domain) && orig[len(a.local)] == '@' &&
+			orig[:len(a.local)] == a.local && orig[len(a.local)+1:] == a.domain {
+			return orig
+		}
+	}
 	n := len(a.local) + len(a.domain) + 1
 	for _, r := range a.route {
 		n += len(r) + 2
 	}
-	b := make([]byte, 0, n)
+	var b strings.Builder
+	b.Grow(n)
 	for i, r := range a.route {
 		if i > 0 {
-			b = append(b, ',')
+			b.WriteByte(',')
 		}
-		b = append(b, '@')
-		b = append(b, r...)
+		b.WriteByte('@')
+		b.WriteString(r)
 	}
 	if len(a.route) > 0 {
-		b = append(b, ':')
+		b.WriteByte(':')
 	}
-	b = append(b, a.local...)
+	b.WriteString(a.local)
 	if a.hasDomain {
-		b = append(b, '@')
-		b = append(b, a.domain...)
+		b.WriteByte('@')
+		b.WriteString(a.domain)
 	}
-	return string(b)
+	return b.String()
 }

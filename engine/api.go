@@ -21,6 +21,15 @@ type Channel struct {
 	Rules            bool // rules (default) vs norules: honour $C/$Q for this channel
 	BangOverPercent  bool // bangoverpercent keyword (on the channel doing the rewriting)
 	ViaAliasRequired bool // viaaliasrequired: local recipients must come from an alias
+
+	// ExpandLimit is the expandlimit keyword, honoured on the source channel (see
+	// Resolution.Deferred); it applies only when ExpandLimitSet (the zero Channel
+	// has no limit, while "expandlimit 0" means "always expand offline").
+	ExpandLimit    int
+	ExpandLimitSet bool
+	// ExpandChannel is expandchannel: where a deferred expansion is queued; ""
+	// means DefaultExpandChannel.
+	ExpandChannel string
 }
 
 // Host is an additional host name of a channel, with its optional proper name.
@@ -82,6 +91,9 @@ type Request struct {
 	SourceChannel string // the channel doing the rewriting ($M/$N); "" means the local channel
 	DestChannel   string // destination channel, for $C/$Q on addresses other than envelope To
 	Trace         bool   // record every probe and candidate in Result.Trace
+	// CheckExpansions makes Resolve go on after a failing alias target and list
+	// every failure in Resolution.Failures (test -rewrite -check_expansions).
+	CheckExpansions bool
 }
 
 // Result is the outcome of rewriting one address.
@@ -112,6 +124,11 @@ type Recipient struct {
 	Host    string   // domain
 	Via     []string // alias chain that produced it, outermost first; empty if none
 	Rule    string   // "file:line" of the deciding rule
+	// Sender is the envelope sender for this copy when an alias on its chain has an
+	// owner ("owner-NAME"): the owner address of the innermost such alias, so
+	// that bounces for list members go to the list owner, not to the poster. ""
+	// means keep the message's own envelope sender.
+	Sender string
 }
 
 // Resolution is an envelope recipient rewritten, routed and, on the local channel,
@@ -121,4 +138,23 @@ type Resolution struct {
 	Recipients []Recipient    // what will be queued; empty when Err is set
 	Err        *status.Status // rejected (unroutable, unknown user 5.1.1, alias loop ...)
 	Trace      []TraceStep
+
+	// Deferred is set when the address is an alias whose expansion gave more
+	// recipients than the source channel's expandlimit: the server should queue
+	// Rewrite.Address (the unexpanded alias) to ExpandChannel, whose reprocessing
+	// expands it offline, instead of the Recipients (which are still listed, so a
+	// caller that does not defer delivers correctly, only online).
+	Deferred      bool
+	ExpandChannel string // the channel for a Deferred expansion ("reprocess" by default)
+	// Failures lists every failing alias target when Request.CheckExpansions is
+	// set (mtactl test -rewrite -check_expansions); Err is then the first of them.
+	Failures []ExpansionFailure
+}
+
+// ExpansionFailure is one alias target that could not be resolved.
+type ExpansionFailure struct {
+	Alias  string         // the alias whose target failed
+	Target string         // the target as written
+	Src    string         // "aliases:N" of the alias
+	Err    *status.Status // why
 }

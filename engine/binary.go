@@ -14,7 +14,7 @@ import (
 // are not re-parsed. Strings are sliced from one string copy of the input, so
 // decoding costs a handful of allocations per rule.
 
-const binaryMagic = "MTAENG\x01"
+const binaryMagic = "MTAENG\x02"
 
 type encoder struct{ b []byte }
 
@@ -69,9 +69,11 @@ func (rs *RuleSet) MarshalBinary() ([]byte, error) {
 		e.str(c.Official)
 		e.str(c.Alias)
 		e.str(c.Src)
-		for _, f := range []bool{c.Local, c.RouteLocal, c.Rules, c.BangOverPercent, c.ViaAliasRequired} {
+		for _, f := range []bool{c.Local, c.RouteLocal, c.Rules, c.BangOverPercent, c.ViaAliasRequired, c.ExpandLimitSet} {
 			e.bool(f)
 		}
+		e.int(int64(c.ExpandLimit))
+		e.str(c.ExpandChannel)
 		e.uint(uint64(len(c.Hosts)))
 		for _, h := range c.Hosts {
 			e.str(h.Name)
@@ -234,6 +236,9 @@ func (rs *RuleSet) UnmarshalBinary(b []byte) error {
 		c := &chans[i]
 		c.Name, c.Official, c.Alias, c.Src = d.str(), d.str(), d.str(), d.str()
 		c.Local, c.RouteLocal, c.Rules, c.BangOverPercent, c.ViaAliasRequired = d.bool(), d.bool(), d.bool(), d.bool(), d.bool()
+		c.ExpandLimitSet = d.bool()
+		c.ExpandLimit = int(d.int())
+		c.ExpandChannel = d.str()
 		nh := d.count()
 		if nh > 0 {
 			c.Hosts = make([]Host, nh)

@@ -81,4 +81,7 @@ package engine
 //     (550 5.4.6); more than MaxAliasLevels nested levels is also 5.4.6. A target
 //     that fails fails the whole resolution with that target's error (temporary
 //     stays temporary), rather than dropping it silently.
-//   - Unsafe local mailbox names ("", leading ".", "/" or NUL) are 550 5.1.1.
+//   - Unsafe local mailbox names ("", leading ".", "/", NUL, or the routing
+//     characters @ % ! of a quoted local part) are 550 5.1.1.
+//   - Aliases: "owner-NAME" sets Recipient.Sender for NAME's copies; expandlimit is
+//     the source channel's (see Resolve).

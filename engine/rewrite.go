@@ -10,15 +10,21 @@ import (
 // state is the scratch space of one Rewrite call, pooled per RuleSet so that the
 // probe path reuses its buffers.
 type state struct {
-	rs       *RuleSet
-	req      Request // a copy: a pointer would make every Request escape
-	trace    bool
-	steps    []TraceStep
-	lower    []byte // the spec, lower-cased once
-	probe    []byte // tag + probe text
-	out      []byte // template expansion
-	seps     []sepPos
-	caseMode opKind
+	rs    *RuleSet
+	req   Request // a copy: a pointer would make every Request escape
+	trace bool
+	steps []TraceStep
+	lower []byte // the spec, lower-cased once
+	probe []byte // tag + probe text
+	key   []byte // a lower-cased host name being looked up
+	// curU, curSpec are the user and spec being probed, for shape to reuse. They
+	// are kept here rather than read from the mctx: escape analysis would then
+	// let the mctx's *address escape, one allocation per rewrite.
+	curU, curSpec string
+	win           outcome // the winning candidate's outcome (tryRule)
+	out           []byte  // template expansion
+	seps          []sepPos
+	caseMode      opKind
 
 	tag     string
 	errText string // sticky $? text
@@ -40,16 +46,19 @@ func (rs *RuleSet) getState(req *Request) *state {
 	st.tag, st.errText, st.errCode, st.errSet = "", "", 0, false
 	st.steps = nil
 	st.srcName, st.srcCh, st.srcRules, st.dstRules = req.SourceChannel, -1, true, true
-	if st.srcName == "" {
-		if rs.local >= 0 {
-			st.srcName = rs.channels[rs.local].Name
-		} else {
+	switch {
+	case st.srcName == "" && rs.local >= 0:
+		// The common case needs no name lookup: the local channel is known.
+		st.srcName, st.srcCh = rs.channels[rs.local].Name, rs.local
+		st.srcRules = rs.channels[rs.local].Rules
+	default:
+		if st.srcName == "" {
 			st.srcName = "l"
 		}
-	}
-	if i, ok := rs.lookupName(st.srcName); ok {
-		st.srcCh = i
-		st.srcRules = rs.channels[i].Rules
+		if i, ok := rs.lookupName(st.srcName); ok {
+			st.srcCh = i
+			st.srcRules = rs.channels[i].Rules
+		}
 	}
 	if req.DestChannel != "" {
 		if i, ok := rs.lookupName(req.DestChannel); ok {
@@ -60,7 +69,7 @@ func (rs *RuleSet) getState(req *Request) *state {
 }
 
 func (rs *RuleSet) putState(st *state) {
-	st.rs, st.req, st.steps = nil, Request{}, nil
+	st.rs, st.req, st.steps, st.curU, st.curSpec, st.win = nil, Request{}, nil, "", "", outcome{}
 	if cap(st.out) > 4096 {
 		st.out = nil
 	}
@@ -114,6 +123,10 @@ type outcome struct {
 	// unmatchedLiteral: a domain literal no probe matched (not even "."); it is
 	// dropped when the address has more specs.
 	unmatchedLiteral bool
+	// he is routing's channel-table entry when heKnown (shape looked it up
+	// already); heFound says whether there is one.
+	he               hostEntry
+	heKnown, heFound bool
 }
 
 var kindNames = [...]string{EnvelopeTo: "envelope To", EnvelopeFrom: "envelope From", HeaderTo: "header To", HeaderFrom: "header From"}
@@ -227,7 +240,10 @@ func (st *state) rewrite() Result {
 			}
 			return st.result(&a, e, spec, out.src)
 		}
-		e, ok := st.lookupHost(out.routing)
+		e, ok := out.he, out.heFound
+		if !out.heKnown {
+			e, ok = st.lookupHost(out.routing)
+		}
 		if !ok {
 			if st.trace {
 				st.step(1, "", "routing host "+strconv.Quote(out.routing)+": no channel")
@@ -293,7 +309,7 @@ func (st *state) result(a *address, e hostEntry, routing, src string) Result {
 			a.domain = he.proper
 		}
 	}
-	full := a.format()
+	full := a.formatReuse(st.req.Address)
 	local := full[len(full)-len(a.local)-len(a.domain)-1 : len(full)-len(a.domain)-1]
 	host := full[len(full)-len(a.domain):]
 	if !a.hasDomain {
@@ -368,23 +384,24 @@ func (st *state) rewriteSpec(spec, u string, loc uint8, a *address) outcome {
 func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) (out outcome, again bool, newU, newSpec string) {
 	rs := st.rs
 	st.lower = appendLower(st.lower[:0], spec)
+	st.curU, st.curSpec = u, spec
 	m := mctx{u: u, spec: spec, loc: loc, addr: a}
-	try := func(probe string, mm *mctx) (outcome, bool, bool) {
+	try := func(probe string, mm *mctx) (bool, bool) {
 		st.probe = append(append(st.probe[:0], st.tag...), probe...)
 		return st.tryProbe(mm)
 	}
 	// 1. $* (not on A%B repeat passes).
 	if withAny && rs.hasAny {
 		m.h, m.d, m.l = spec, "", ""
-		if o, ok, ag := try(patAny, &m); ok {
-			return o, ag, o.local, o.host
+		if ok, ag := try(patAny, &m); ok {
+			return st.winner(ag)
 		}
 	}
 	// 2. exact.
 	m.h, m.d, m.l = "", spec, ""
 	st.probe = append(append(st.probe[:0], st.tag...), st.lower...)
-	if o, ok, ag := st.tryProbe(&m); ok {
-		return o, ag, o.local, o.host
+	if ok, ag := st.tryProbe(&m); ok {
+		return st.winner(ag)
 	}
 	// 3. channel table. [inf] It is consulted whatever the tag: the tag is
 	// prepended to rule patterns, and a channel host name is not a pattern.
@@ -398,8 +415,8 @@ func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) 
 	}
 	// 4. generalisation.
 	if len(spec) > 1 && spec[0] == '[' {
-		if o, ok, ag := st.probeLiteral(spec, &m); ok {
-			return o, ag, o.local, o.host
+		if ok, ag := st.probeLiteral(spec, &m); ok {
+			return st.winner(ag)
 		}
 	} else {
 		lw := st.lower
@@ -426,8 +443,8 @@ func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) 
 			} else {
 				m.h, m.d = spec, ""
 			}
-			if o, ok, ag := st.tryProbe(&m); ok {
-				return o, ag, o.local, o.host
+			if ok, ag := st.tryProbe(&m); ok {
+				return st.winner(ag)
 			}
 			// s1: first labels dropped, leading dot kept; "." last.
 			st.probe = append(st.probe[:0], st.tag...)
@@ -440,8 +457,8 @@ func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) 
 				st.probe = append(st.probe, '.')
 				m.h, m.d = spec, "."
 			}
-			if o, ok, ag := st.tryProbe(&m); ok {
-				return o, ag, o.local, o.host
+			if ok, ag := st.tryProbe(&m); ok {
+				return st.winner(ag)
 			}
 		}
 	}
@@ -452,8 +469,8 @@ func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) 
 			pat, sep = patBang, "!"
 		}
 		m.h, m.d, m.l = spec, "", ""
-		if o, ok, ag := try(pat, &m); ok {
-			return o, ag, o.local, o.host
+		if ok, ag := try(pat, &m); ok {
+			return st.winner(ag)
 		}
 		// [inf] Without a $% / $! rule the address goes to the local host whole:
 		// A%B@localhost, B!A@localhost.
@@ -472,9 +489,15 @@ func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) 
 	return outcome{kind: outApplied, local: u, host: spec, routing: spec, unmatchedLiteral: spec[0] == '['}, false, "", ""
 }
 
+// winner is probeSpec's return for the candidate that won (st.win).
+func (st *state) winner(again bool) (outcome, bool, string, string) {
+	o := st.win
+	return o, again, o.local, o.host
+}
+
 // probeLiteral runs the domain-literal probes: [a.b.c.d], [a.b.c.], ... [],
 // [*.*.*.*], then ".".
-func (st *state) probeLiteral(spec string, m *mctx) (outcome, bool, bool) {
+func (st *state) probeLiteral(spec string, m *mctx) (ok, again bool) {
 	content := spec[1 : len(spec)-1]
 	lc := st.lower[1 : len(st.lower)-1]
 	n := 1 + strings.Count(content, ".")
@@ -485,14 +508,14 @@ func (st *state) probeLiteral(spec string, m *mctx) (outcome, bool, bool) {
 		st.probe = append(append(append(st.probe[:0], st.tag...), '['), lc[:cut+1]...)
 		st.probe = append(st.probe, ']')
 		m.h, m.d, m.l = "", spec, content[cut+1:]
-		if o, ok, ag := st.tryProbe(m); ok {
-			return o, ok, ag
+		if ok, ag := st.tryProbe(m); ok {
+			return ok, ag
 		}
 	}
 	m.h, m.d, m.l = "", spec, content
 	st.probe = append(append(st.probe[:0], st.tag...), "[]"...)
-	if o, ok, ag := st.tryProbe(m); ok {
-		return o, ok, ag
+	if ok, ag := st.tryProbe(m); ok {
+		return ok, ag
 	}
 	st.probe = append(append(st.probe[:0], st.tag...), '[')
 	for j := 0; j < n; j++ {
@@ -502,8 +525,8 @@ func (st *state) probeLiteral(spec string, m *mctx) (outcome, bool, bool) {
 		st.probe = append(st.probe, '*')
 	}
 	st.probe = append(st.probe, ']')
-	if o, ok, ag := st.tryProbe(m); ok {
-		return o, ok, ag
+	if ok, ag := st.tryProbe(m); ok {
+		return ok, ag
 	}
 	m.h, m.d = spec, "."
 	st.probe = append(append(st.probe[:0], st.tag...), '.')
@@ -511,25 +534,27 @@ func (st *state) probeLiteral(spec string, m *mctx) (outcome, bool, bool) {
 }
 
 // tryProbe tries every rule whose pattern is st.probe, in file order. ok reports
-// a winner; again that its template was A%B.
-func (st *state) tryProbe(m *mctx) (out outcome, ok, again bool) {
+// a winner (its outcome is in st.win); again that its template was A%B.
+func (st *state) tryProbe(m *mctx) (ok, again bool) {
 	i, found := st.rs.byKey[string(st.probe)]
 	if !found {
 		if st.trace {
 			st.step(2, "", "probe "+strconv.Quote(string(st.probe))+": no rule")
 		}
-		return outcome{}, false, false
+		return false, false
 	}
 	for ; i >= 0; i = st.rs.next[i] {
-		if o, won, ag := st.tryRule(&st.rs.rules[i], m); won {
-			return o, true, ag
+		if won, ag := st.tryRule(&st.rs.rules[i], m); won {
+			return true, ag
 		}
 	}
-	return outcome{}, false, false
+	return false, false
 }
 
-// tryRule expands one candidate's template and shapes the result.
-func (st *state) tryRule(r *rule, m *mctx) (out outcome, won, again bool) {
+// tryRule expands one candidate's template and shapes the result, which it
+// leaves in st.win when the candidate wins. (The outcome is large: passing it
+// back by value through every failing probe cost more than the probes.)
+func (st *state) tryRule(r *rule, m *mctx) (won, again bool) {
 	st.out, st.seps, st.caseMode = st.out[:0], st.seps[:0], opOrigCase
 	var ex expansion
 	ok, why := st.expand(r.tmpl.ops, m, &ex, false, 0)
@@ -546,7 +571,7 @@ func (st *state) tryRule(r *rule, m *mctx) (out outcome, won, again bool) {
 		if st.trace {
 			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" failed: "+why)
 		}
-		return outcome{}, false, false
+		return false, false
 	}
 	if ex.tagSet {
 		st.tag = ex.tag
@@ -558,14 +583,15 @@ func (st *state) tryRule(r *rule, m *mctx) (out outcome, won, again bool) {
 		if st.trace {
 			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" matched: $? only, host looked up as it is")
 		}
-		return outcome{kind: outOnlyErr, src: r.src}, true, false
+		st.win = outcome{kind: outOnlyErr, src: r.src}
+		return true, false
 	}
-	o, shaped, why := st.shape()
+	o, shaped, why := st.shape(st.curU, st.curSpec)
 	if !shaped {
 		if st.trace {
 			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" failed: "+why)
 		}
-		return outcome{}, false, false
+		return false, false
 	}
 	o.src = r.src
 	if st.trace {
@@ -579,11 +605,12 @@ func (st *state) tryRule(r *rule, m *mctx) (out outcome, won, again bool) {
 		st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" matched ("+form+"): user "+
 			strconv.Quote(o.local)+" host "+strconv.Quote(o.host)+routeNote(o)+tagNote(ex.tag))
 	}
-	if o.kind == -1 {
+	again = o.kind == -1
+	if again {
 		o.kind = outApplied
-		return o, true, true
 	}
-	return o, true, false
+	st.win = o
+	return true, again
 }
 
 func routeNote(o outcome) string {
@@ -599,13 +626,19 @@ func routeNote(o outcome) string {
 
 // shape splits the expansion at its template-level separators into the forms
 // A%B, A@B, A%B@C, A@B@C and A@B@C@D. kind -1 marks A%B.
-func (st *state) shape() (outcome, bool, string) {
-	full := string(st.out)
-	// Parts separated by '@'; the last '%' of the first part splits A from B.
-	var parts [5]string
+//
+// The parts are cut from st.out, which the next candidate overwrites, so they must
+// become strings. Most are text we already hold as strings: the user and the spec
+// ($U%$D), and a routing host spelt as the channel table spells it. Those are
+// reused, and the expansion is copied (once) only for parts that are new text;
+// the routing host's channel-table entry is kept for rewrite, which needs it next.
+func (st *state) shape(u, spec string) (outcome, bool, string) {
+	out := st.out
+	// Parts separated by '@' are out[pb[i]:pb[i+1]]; the last '%' of the first
+	// part splits A from B.
+	var pb [6]int
 	np := 0
 	pct := -1
-	start := 0
 	for _, s := range st.seps {
 		if !s.at {
 			if np == 0 {
@@ -617,45 +650,100 @@ func (st *state) shape() (outcome, bool, string) {
 		if np >= 4 {
 			return outcome{}, false, "more than three @ in template result"
 		}
-		parts[np] = full[start:s.pos]
 		np++
-		start = int(s.pos)
+		pb[np] = int(s.pos)
 	}
-	parts[np] = full[start:]
 	np++
+	pb[np] = len(out)
+	// Byte ranges of the outcome's strings; routing < 0 when absent.
+	var localLo, localHi, hostLo, hostHi int
+	routeLo, routeHi, routingLo, routingHi := -1, -1, -1, -1
 	var o outcome
-	var rest []string
+	first := 1 // first part after A@B / A%B
 	if pct >= 0 {
-		o.local, o.host = full[:pct], parts[0][pct:]
+		localLo, localHi, hostLo, hostHi = 0, pct, pct, pb[1]
 		if np == 1 {
-			o.host = full[pct:]
+			hostHi = len(out)
 			o.kind = -1
-			return o, true, ""
 		}
-		rest = parts[1:np]
 	} else {
 		if np < 2 {
 			return o, false, "no host in template result"
 		}
-		o.local, o.host = parts[0], parts[1]
-		rest = parts[2:np]
+		localLo, localHi, hostLo, hostHi = 0, pb[1], pb[1], pb[2]
+		first = 2
 	}
-	switch len(rest) {
-	case 0:
-		o.routing = o.host
-	case 1:
-		if pct >= 0 {
-			o.routing = rest[0]
-		} else {
-			o.route, o.routing = rest[0], rest[0]
+	if o.kind != -1 {
+		switch rest := np - first; rest {
+		case 0:
+			routingLo, routingHi = hostLo, hostHi
+		case 1:
+			routingLo, routingHi = pb[first], pb[first+1]
+			if pct < 0 {
+				routeLo, routeHi = routingLo, routingHi
+			}
+		case 2:
+			routeLo, routeHi = pb[first], pb[first+1]
+			routingLo, routingHi = pb[first+1], pb[first+2]
+		default:
+			return o, false, "too many @ in template result"
 		}
-	case 2:
-		o.route, o.routing = rest[0], rest[1]
-	default:
-		return o, false, "too many @ in template result"
+		if routingLo == routingHi {
+			return o, false, "empty routing host"
+		}
 	}
-	if o.routing == "" {
-		return o, false, "empty routing host"
+	full, copied := "", false
+	str := func(lo, hi int, known string) string {
+		if string(out[lo:hi]) == known {
+			return known
+		}
+		if !copied {
+			full, copied = string(out), true
+		}
+		return full[lo:hi]
+	}
+	o.local = str(localLo, localHi, u)
+	o.host = str(hostLo, hostHi, spec)
+	if routingLo >= 0 {
+		known := ""
+		if routingLo == hostLo && routingHi == hostHi {
+			known = o.host
+		} else {
+			st.key = st.key[:0]
+			for _, c := range out[routingLo:routingHi] {
+				st.key = append(st.key, lowerByte(c))
+			}
+			if e, ok := st.rs.hosts[string(st.key)]; ok {
+				o.he, o.heFound = e, true
+				known = st.rs.channelName(e.ch, out[routingLo:routingHi])
+			}
+		}
+		o.routing = str(routingLo, routingHi, known)
+		o.heKnown = true
+		if !o.heFound && known != "" {
+			o.he, o.heFound = st.lookupHost(o.routing)
+		}
+	}
+	if routeLo >= 0 {
+		o.route = str(routeLo, routeHi, o.routing)
 	}
 	return o, true, ""
+}
+
+// channelName returns the name of channel ch's host table that is spelt exactly
+// as b, or "".
+func (rs *RuleSet) channelName(ch int, b []byte) string {
+	c := &rs.channels[ch]
+	switch string(b) {
+	case c.Official:
+		return c.Official
+	case c.Alias:
+		return c.Alias
+	}
+	for i := range c.Hosts {
+		if string(b) == c.Hosts[i].Name {
+			return c.Hosts[i].Name
+		}
+	}
+	return ""
 }

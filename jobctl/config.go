@@ -23,6 +23,16 @@ type Queue interface {
 
 var _ Queue = (*queue.Queue)(nil)
 
+// AsyncUpdater is implemented by a queue that can record delivery results without
+// making the caller wait for the commit (queue.Queue does): done is called once the
+// change is durable or failed, from the queue's goroutine. With it, a job that
+// delivered every recipient of an item goes on at once (see recordDelivered).
+type AsyncUpdater interface {
+	UpdateAsync(id string, updates []queue.Update, done func(error))
+}
+
+var _ AsyncUpdater = (*queue.Queue)(nil)
+
 // NoticeRecorder is implemented by a queue that can persist Envelope.Notices (the
 // number of delay notices already sent). Without it the count lives in memory only
 // and a restart may repeat the latest delay notice.

@@ -59,6 +59,7 @@ type chanState struct {
 	stopped  bool
 	wake     chan struct{} // closed (and replaced) when work becomes ready
 	ctr      Counters
+	received int64 // recipients of new and released messages (admin.go)
 	warned   bool
 }
 
@@ -198,6 +199,7 @@ func (c *Controller) Add(envs []*queue.Envelope) {
 	defer c.mu.Unlock()
 	now := c.now().UnixNano()
 	for _, e := range envs {
+		c.countReceivedLocked(e)
 		c.addLocked(e, now)
 	}
 	c.kickLocked()

@@ -195,6 +195,10 @@ func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []
 			outs = append(outs, outcome{f.idx, code, f.diag})
 		}
 	}
+	if au, ok := c.q.(AsyncUpdater); ok && delivered && len(keep) == 0 && len(failed) == 0 {
+		c.recordDelivered(au, ch, it, env, updates, outs)
+		return
+	}
 	if err := c.q.Update(env.ID, updates); err != nil {
 		// Delivered recipients may be delivered again after a restart; that is
 		// the price of a failing disk, and better than losing mail.
@@ -249,6 +253,38 @@ func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []
 	c.ringAdd(h)
 	c.maybeDropHost(h)
 	c.kickLocked()
+}
+
+// recordDelivered is record's fast path, for an attempt where every recipient was
+// delivered: the job does not wait for the commit of its results but goes on with
+// its next message at once; the Update joins the next group commit. Nothing can go
+// wrong by not waiting: a delivered recipient is never scheduled again in this
+// process, and a crash before the commit redelivers it after restart (a duplicate,
+// never a loss). Until the commit the item stays active, so qm hold/delete/return
+// (Remove) waits for it as for an attempt in flight, the D lines are written only
+// once the result is durable, and Run does not return before it is.
+func (c *Controller) recordDelivered(au AsyncUpdater, ch *chanState, it *item, env *queue.Envelope, updates []queue.Update, outs []outcome) {
+	c.mu.Lock()
+	ch.ctr.Delivered += int64(len(outs))
+	h := it.h
+	h.active--
+	h.suspect = false
+	c.wg.Add(1) // the job's own count is still held: no race with shutdown's Wait
+	c.ringAdd(h)
+	c.kickLocked()
+	c.mu.Unlock()
+	au.UpdateAsync(env.ID, updates, func(err error) {
+		defer c.wg.Done()
+		if err != nil {
+			c.log.Error("record delivery results", "id", env.ID, "channel", ch.name, "err", err)
+		}
+		c.logOutcomes(ch.name, env, outs)
+		c.mu.Lock()
+		c.dropItem(it)
+		c.ringAdd(h)
+		c.maybeDropHost(h)
+		c.mu.Unlock()
+	})
 }
 
 func (c *Controller) logOutcomes(source string, env *queue.Envelope, outs []outcome) {

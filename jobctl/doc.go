@@ -36,7 +36,12 @@
 // pool to itself. A host may be worked by HostJobs jobs at once, but only one
 // (a probe) after a connection-level failure.
 //
-// Results. Delivered: Delivered, D. Temporary: Pending with Attempts+1 and
+// Results. Delivered: Delivered, D. When every recipient of the item was delivered
+// and the queue offers UpdateAsync (AsyncUpdater), the job does not wait for the
+// commit: it takes its next item at once while the result joins a later group
+// commit; the item stays active (qm waits for it) and the D lines are written when
+// the result is durable, and Run returns only after that. A crash in between
+// redelivers (a duplicate), never loses. Temporary: Pending with Attempts+1 and
 // NextAttempt from the channel's backoff list for the message's class (the last
 // interval repeats), Q; the item goes back to the delayed heap only after the
 // Update returned, so it is durable before it can run again (mox's rule: record

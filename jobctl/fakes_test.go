@@ -348,6 +348,8 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	h := &harness{t: t, done: make(chan error, 1)}
 	if q, ok := cfg.Queue.(*memQueue); ok {
 		h.q = q
+	} else if aq, ok := cfg.Queue.(*asyncQueue); ok {
+		h.q = aq.memQueue
 	} else {
 		h.q = newMemQueue()
 		cfg.Queue = h.q

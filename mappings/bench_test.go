@@ -144,3 +144,30 @@ func TestBigTableLookups(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeWildcard100k decodes the table of compiler's BenchmarkLoad: 100 000
+// wildcard entries sharing one literal prefix, decoded without a copy (DecodeSet),
+// the worst case for image loading (every entry has items, a meta and ops).
+func BenchmarkDecodeWildcard100k(b *testing.B) {
+	ts := TableSource{Name: "BIG_ACCESS", Src: "mappings:1"}
+	for k := range 100000 {
+		ts.Entries = append(ts.Entries, EntrySource{Src: fmt.Sprintf("mappings:%d", k+3),
+			Pattern:  fmt.Sprintf("tcp_local|*@sender%d.example|*|*", k),
+			Template: fmt.Sprintf("$NBlocked$ %d", k)})
+	}
+	s := mustCompile(b, ts)
+	data, err := s.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	str := string(data)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	c := startCPU(b)
+	for b.Loop() {
+		if _, err := DecodeSet(str); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.report(b)
+}

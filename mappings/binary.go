@@ -9,19 +9,23 @@ import (
 
 // Binary layout (all integers uvarint, strings uvarint length + bytes):
 //
-//	Set:     "MTAM" version ntables { name src nentries nitems nops { entry } }
-//	entry:   src nitems { item } need forbid nops { op }
-//	item:    kind bits(save=1,lazy=2) then by kind: lit string | class 32 bytes |
-//	         back n | ip4 8 bytes | ip6 16 bytes + bits
+//	Set:     "MTAM" version ntables { name src nentries nitems nops nmeta { entry } }
+//	entry:   src data nitems { item } [minLen bytes(32)] need forbid nops { op }
+//	item:    kind bits(save=1,lazy=2) then by kind: off end (lit, class, ip4) |
+//	         n (back) | off end n (ip6)
 //	op:      kind c n [text for oText/oNested]
 //	Aliases: "MTAA" version nalias ntargets { name src n { target } }
 //
-// The per-table item/op totals let the decoder carve every entry's slices out of
-// one backing array, and strings are substrings of a single copy of the input.
+// minLen and the byte set are present for entries whose pattern is not a plain
+// literal (nmeta of them per table): they are what Pattern.finish would compute
+// by walking every literal byte. The per-table totals let the decoder carve every
+// entry's items, ops and metas out of one backing array each; items hold offsets
+// into their pattern's data, and strings are substrings of the input, which
+// DecodeSet does not even copy.
 const (
 	setMagic     = "MTAM"
 	aliasMagic   = "MTAA"
-	binVersion   = 1
+	binVersion   = 2
 	itemSave     = 1
 	itemLazy     = 2
 	maxDecodeLen = 1 << 30 // refuse absurd counts from corrupt data
@@ -48,6 +52,10 @@ func (d *decoder) fail(what string) {
 func (d *decoder) uint() uint64 {
 	if d.err != nil {
 		return 0
+	}
+	if d.off < len(d.s) && d.s[d.off] < 0x80 {
+		d.off++
+		return uint64(d.s[d.off-1])
 	}
 	var v uint64
 	var shift uint
@@ -103,11 +111,15 @@ func (d *decoder) bytes(n int) string {
 }
 
 func (d *decoder) byte1() byte {
-	b := d.bytes(1)
-	if b == "" {
+	if d.err != nil {
 		return 0
 	}
-	return b[0]
+	if d.off >= len(d.s) {
+		d.fail("truncated data")
+		return 0
+	}
+	d.off++
+	return d.s[d.off-1]
 }
 
 func (d *decoder) header(magic string) {
@@ -134,19 +146,30 @@ func (s *Set) MarshalBinary() ([]byte, error) {
 		e.str(t.name)
 		e.str(t.src)
 		e.uint(uint64(len(t.entries)))
-		nitems, nops := 0, 0
+		nitems, nops, nmeta := 0, 0, 0
 		for k := range t.entries {
 			nitems += len(t.entries[k].pat.items)
 			nops += len(t.entries[k].tmpl.ops)
+			if t.entries[k].pat.meta != nil {
+				nmeta++
+			}
 		}
 		e.uint(uint64(nitems))
 		e.uint(uint64(nops))
+		e.uint(uint64(nmeta))
 		for k := range t.entries {
 			en := &t.entries[k]
 			e.str(en.src)
+			e.str(en.pat.data)
 			e.uint(uint64(len(en.pat.items)))
 			for i := range en.pat.items {
 				encodeItem(e, &en.pat.items[i])
+			}
+			if m := en.pat.meta; m != nil {
+				e.uint(uint64(m.minLen))
+				for _, w := range m.bytes {
+					e.b = binary.LittleEndian.AppendUint64(e.b, w)
+				}
 			}
 			e.uint(uint64(en.tmpl.need))
 			e.uint(uint64(en.tmpl.forbid))
@@ -175,41 +198,52 @@ func encodeItem(e *encoder, it *item) {
 		bits |= itemLazy
 	}
 	e.byte1(bits)
-	switch it.kind {
-	case kLit:
-		e.str(it.lit)
-	case kClassOne, kClassMany:
-		for _, w := range it.cls {
-			e.b = binary.BigEndian.AppendUint64(e.b, w)
-		}
-	case kBack:
-		e.byte1(it.n)
-	case kIP4:
-		e.b = append(e.b, it.ip[:8]...)
-	case kIP6:
-		e.b = append(e.b, it.ip[:]...)
+	if dataLen(it.kind) != 0 {
+		e.uint(uint64(it.off))
+		e.uint(uint64(it.end))
+	}
+	if it.kind == kBack || it.kind == kIP6 {
 		e.byte1(it.n)
 	}
 }
 
 // UnmarshalBinary decodes what MarshalBinary wrote and rebuilds the indexes.
 func (s *Set) UnmarshalBinary(b []byte) error {
-	d := &decoder{s: string(b)}
+	return s.decode(string(b))
+}
+
+// DecodeSet is UnmarshalBinary without the copy: the Set keeps substrings of data
+// (the compiled image, itself immutable) instead of copying the input first.
+func DecodeSet(data string) (*Set, error) {
+	s := new(Set)
+	if err := s.decode(data); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Set) decode(data string) error {
+	d := &decoder{s: data}
 	d.header(setMagic)
 	nt := d.count()
-	ns := Set{byName: make(map[string]*table, nt)}
+	ns := Set{byName: make(map[string]*table, 2*nt)}
+	if d.err == nil {
+		ns.tables = make([]*table, 0, nt)
+	}
 	for ti := 0; ti < nt && d.err == nil; ti++ {
 		t := &table{name: d.str(), src: d.str()}
-		ne, nitems, nops := d.count(), d.count(), d.count()
+		ne, nitems, nops, nmeta := d.count(), d.count(), d.count(), d.count()
 		if d.err != nil {
 			break
 		}
 		t.entries = make([]entry, ne)
 		items := make([]item, nitems)
 		ops := make([]op, nops)
+		metas := make([]patMeta, nmeta)
 		for k := 0; k < ne && d.err == nil; k++ {
 			en := &t.entries[k]
 			en.src = d.str()
+			en.pat.data = d.str()
 			ni := d.count()
 			if ni > len(items) {
 				d.fail("item count exceeds table total")
@@ -217,10 +251,27 @@ func (s *Set) UnmarshalBinary(b []byte) error {
 			}
 			en.pat.items = items[:ni:ni]
 			items = items[ni:]
-			for i := range en.pat.items {
-				decodeItem(d, &en.pat.items[i])
+			decodeItems(d, en.pat.items, len(en.pat.data))
+			if d.err != nil {
+				break
 			}
-			en.pat.finish()
+			if !(ni == 0 || ni == 1 && en.pat.items[0].kind == kLit) {
+				if len(metas) == 0 {
+					d.fail("meta count exceeds table total")
+					break
+				}
+				m := &metas[0]
+				metas = metas[1:]
+				m.minLen = d.count()
+				if raw := d.bytes(32); len(raw) == 32 {
+					for w := range m.bytes {
+						m.bytes[w] = binary.LittleEndian.Uint64([]byte(raw[8*w : 8*w+8]))
+					}
+				}
+				en.pat.shape(m, false)
+			} else {
+				en.pat.shape(nil, false)
+			}
 			en.tmpl.need = Flags(d.uint())
 			en.tmpl.forbid = Flags(d.uint())
 			no := d.count()
@@ -251,6 +302,10 @@ func (s *Set) UnmarshalBinary(b []byte) error {
 		if d.err != nil {
 			break
 		}
+		if len(items) != 0 || len(ops) != 0 || len(metas) != 0 {
+			d.fail("table totals do not match its entries")
+			break
+		}
 		key := lowerASCII(t.name)
 		if _, dup := ns.byName[key]; dup {
 			d.fail("duplicate table " + t.name)
@@ -273,34 +328,70 @@ func (s *Set) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-func decodeItem(d *decoder, it *item) {
-	it.kind = itemKind(d.byte1())
-	bits := d.byte1()
-	it.save, it.lazy = bits&itemSave != 0, bits&itemLazy != 0
-	switch it.kind {
-	case kLit:
-		it.lit = d.str()
-	case kAny, kOne:
-	case kClassOne, kClassMany:
-		raw := d.bytes(32)
-		if len(raw) == 32 {
-			for w := range it.cls {
-				it.cls[w] = binary.BigEndian.Uint64([]byte(raw[8*w : 8*w+8]))
+// decodeItems fills items from d; ndata is the length of their pattern's data,
+// which every item's range must lie in. It is the inner loop of image loading
+// (600 000 items for a 100 000-entry table), so it works on local copies of the
+// input and offset instead of going through the checked helpers for every byte.
+func decodeItems(d *decoder, items []item, ndata int) {
+	if d.err != nil {
+		return
+	}
+	s, off := d.s, d.off
+	fail := func(what string) {
+		d.off = off
+		d.fail(what)
+	}
+	// num reads a uvarint, one byte being the common case.
+	num := func() (uint64, bool) {
+		if off < len(s) && s[off] < 0x80 {
+			off++
+			return uint64(s[off-1]), true
+		}
+		d.off = off
+		v := d.uint()
+		off = d.off
+		return v, d.err == nil
+	}
+	for i := range items {
+		if len(s)-off < 2 {
+			fail("truncated item")
+			return
+		}
+		it := &items[i]
+		it.kind = itemKind(s[off])
+		bits := s[off+1]
+		off += 2
+		if it.kind > kIP6 {
+			fail("bad item kind")
+			return
+		}
+		it.save, it.lazy = bits&itemSave != 0, bits&itemLazy != 0
+		if want := dataLen(it.kind); want != 0 {
+			lo, ok1 := num()
+			hi, ok2 := num()
+			if !ok1 || !ok2 {
+				return
+			}
+			if lo > hi || hi > uint64(ndata) || want > 0 && hi-lo != uint64(want) {
+				fail("bad item data range")
+				return
+			}
+			it.off, it.end = uint32(lo), uint32(hi)
+		}
+		if it.kind == kBack || it.kind == kIP6 {
+			if off >= len(s) {
+				fail("truncated item")
+				return
+			}
+			it.n = s[off]
+			off++
+			if it.kind == kIP6 && it.n > 128 {
+				fail("bad IPv6 prefix length")
+				return
 			}
 		}
-	case kBack:
-		it.n = d.byte1()
-	case kIP4:
-		copy(it.ip[:8], d.bytes(8))
-	case kIP6:
-		copy(it.ip[:], d.bytes(16))
-		it.n = d.byte1()
-		if it.n > 128 {
-			d.fail("bad IPv6 prefix length")
-		}
-	default:
-		d.fail("bad item kind")
 	}
+	d.off = off
 }
 
 // checkTemplate rejects decoded op lists the evaluator could trip over (unbalanced
@@ -359,7 +450,21 @@ func (a *Aliases) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary decodes what MarshalBinary wrote.
 func (a *Aliases) UnmarshalBinary(b []byte) error {
-	d := &decoder{s: string(b)}
+	return a.decode(string(b))
+}
+
+// DecodeAliases is UnmarshalBinary without the copy: the Aliases keep substrings
+// of data (the compiled image, itself immutable).
+func DecodeAliases(data string) (*Aliases, error) {
+	a := new(Aliases)
+	if err := a.decode(data); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Aliases) decode(data string) error {
+	d := &decoder{s: data}
 	d.header(aliasMagic)
 	n, nt := d.count(), d.count()
 	na := Aliases{byName: make(map[string]int32, n)}

@@ -63,6 +63,11 @@
 //   - Duplicate table names are an error here too ("duplicate mapping name found").
 //
 // The binary form (MarshalBinary) stores compiled items and ops, never source text
-// to re-parse; decoding slices all strings out of one copy of the buffer and all
-// items/ops out of shared backing arrays, then rebuilds the indexes.
+// to re-parse, plus what finishing a pattern would otherwise recompute from every
+// literal byte (minimum length, byte set). Items hold no pointers, only offsets
+// into their pattern's data string, so a table's items (and metas) are one
+// pointer-free array each that the garbage collector never scans. DecodeSet (what
+// image loading uses) slices every string out of the image string itself, no
+// copy; UnmarshalBinary copies its []byte once first. Only the indexes are
+// rebuilt on decode.
 package mappings

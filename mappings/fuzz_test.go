@@ -58,7 +58,7 @@ func litText(p *Pattern) string {
 	if len(p.items) == 0 {
 		return ""
 	}
-	return p.items[0].lit
+	return p.data
 }
 
 // FuzzTemplate compiles arbitrary templates behind a two-wildcard pattern and runs

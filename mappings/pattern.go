@@ -37,35 +37,91 @@ const (
 	kIP6                       // ${addr/n}
 )
 
-// item is one element of a compiled pattern. It is kept flat (no pointers) so a
-// table's items can share one backing array and serialise directly.
+// item is one element of a compiled pattern. It holds no pointers (12 bytes): its
+// data is Pattern.data[off:end], so a big table's items share one backing array
+// the garbage collector never scans, and a decoded pattern's data is a substring
+// of the image, so loading 100 000 entries copies none of their text.
 type item struct {
 	kind itemKind
 	save bool  // numbered, returned as a capture
 	lazy bool  // $_ : as few characters as possible
 	n    uint8 // kBack: the saved item referred to; kIP6: prefix bits
-	lit  string
-	cls  [4]uint64 // character class (already case-folded)
-	ip   [16]byte  // kIP4: addr in ip[0:4], mask in ip[4:8]; kIP6: address
+	// off and end delimit the item's data in Pattern.data: kLit the lower-cased
+	// text; kClassOne/kClassMany the class bitmap (classLen bytes, bit c&7 of
+	// byte c>>3, already case-folded); kIP4 address then mask (4 bytes each,
+	// big-endian); kIP6 the 16-byte address. Other kinds have none.
+	off, end uint32
 }
+
+// classLen is the length of a class bitmap in item data.
+const classLen = 32
+
+// dataLen is the data length an item kind must have; -1 for any (kLit).
+func dataLen(k itemKind) int {
+	switch k {
+	case kLit:
+		return -1
+	case kClassOne, kClassMany:
+		return classLen
+	case kIP4:
+		return 8
+	case kIP6:
+		return 16
+	}
+	return 0
+}
+
+// classString renders a class as item data.
+func classString(cls [4]uint64) string {
+	var b [classLen]byte
+	for c := 0; c < 256; c++ {
+		if cls[c>>6]&(1<<(c&63)) != 0 {
+			b[c>>3] |= 1 << (c & 7)
+		}
+	}
+	return string(b[:])
+}
+
+// itemHas reports whether class data (classString) holds c.
+func itemHas(data string, c byte) bool { return data[c>>3]&(1<<(c&7)) != 0 }
 
 // Pattern is one compiled mapping pattern.
 type Pattern struct {
 	items   []item
+	data    string // the items' data (see item); a literal pattern's is its text
 	nsave   int
 	hasBack bool
-	literal bool     // no wildcard at all: matches exactly items[0].lit, case-insensitively
+	literal bool     // no wildcard at all: matches exactly data, case-insensitively
 	meta    *patMeta // quick-reject facts; nil for literal patterns, which need none
 }
 
 // patMeta is kept out of Pattern so that the all-literal entries that make up most
-// big tables stay small (less to allocate, clear and scan on image load).
+// big tables stay small (less to allocate, clear and scan on image load). It holds
+// no pointers: the literal prefix, suffix and longest inner literal are items of
+// the pattern, found again through their index.
 type patMeta struct {
-	prefix string    // lower-cased literal text every match starts with
-	suffix string    // lower-cased literal text every match ends with
-	must   string    // the longest inner literal: a quick reject when absent
 	bytes  [4]uint64 // every byte of its literals: a probe lacking one cannot match
 	minLen int       // no shorter input can match
+	must   int       // item index of the longest inner literal (a quick reject when absent); -1 none
+}
+
+// lit returns item k's data.
+func (p *Pattern) lit(k int) string { return p.data[p.items[k].off:p.items[k].end] }
+
+// prefix is the lower-cased literal text every match starts with ("" if none).
+func (p *Pattern) prefix() string {
+	if len(p.items) > 0 && p.items[0].kind == kLit {
+		return p.lit(0)
+	}
+	return ""
+}
+
+// suffix is the lower-cased literal text every match ends with ("" if none).
+func (p *Pattern) suffix() string {
+	if k := len(p.items); k > 1 && p.items[k-1].kind == kLit {
+		return p.lit(k - 1)
+	}
+	return ""
 }
 
 // Capture is one saved item of a match, as printed by `mtactl test -match`.
@@ -88,18 +144,24 @@ func compilePattern(p string, pat *Pattern) error {
 		return fmt.Errorf("pattern too long: %d characters (maximum %d)", len(p), MaxPatternLen)
 	}
 	var items []item
-	var lit []byte
+	var lit, data []byte
 	flush := func() {
 		if len(lit) > 0 {
-			items = append(items, item{kind: kLit, lit: string(lit)})
+			items = append(items, item{kind: kLit, off: uint32(len(data)), end: uint32(len(data) + len(lit))})
+			data = append(data, lit...)
 			lit = lit[:0]
 		}
 	}
 	save, lazy := true, false
 	pendingMod := false // a $_ $@ $^ waits for its wildcard
 	nsave := 0
-	add := func(it item) {
+	add := func(it item, payload string) {
 		flush()
+		if payload != "" {
+			it.off = uint32(len(data))
+			data = append(data, payload...)
+			it.end = uint32(len(data))
+		}
 		it.save, it.lazy = save, lazy
 		if it.kind == kBack {
 			// A back-match repeats text; it is not itself numbered. [inf]
@@ -115,10 +177,10 @@ func compilePattern(p string, pat *Pattern) error {
 		c := p[i]
 		switch c {
 		case '*':
-			add(item{kind: kAny})
+			add(item{kind: kAny}, "")
 			continue
 		case '%':
-			add(item{kind: kOne})
+			add(item{kind: kOne}, "")
 			continue
 		case '$':
 		default:
@@ -155,7 +217,7 @@ func compilePattern(p string, pat *Pattern) error {
 				return fmt.Errorf("back-match $%d* at offset %d refers to a wildcard not saved before it (%d saved so far)", n, i-1, nsave)
 			}
 			i++
-			add(item{kind: kBack, n: uint8(n)})
+			add(item{kind: kBack, n: uint8(n)}, "")
 		case c == '[':
 			open := i + 1
 			cls, end, err := parseClass(p, open)
@@ -168,7 +230,7 @@ func compilePattern(p string, pat *Pattern) error {
 				return fmt.Errorf("bad glob $[%s]: %w", p[open:i], err)
 			}
 			i++
-			add(item{kind: k, cls: cls})
+			add(item{kind: k}, classString(cls))
 		case c == '(' || c == '<':
 			closer := byte(')')
 			if c == '<' {
@@ -179,24 +241,24 @@ func compilePattern(p string, pat *Pattern) error {
 				return fmt.Errorf("unterminated $%c IP matcher at offset %d", c, i-1)
 			}
 			spec := p[i+1 : i+1+end]
-			it, err := parseIP4(spec, c == '<')
+			it, payload, err := parseIP4(spec, c == '<')
 			if err != nil {
 				return fmt.Errorf("bad IP prefix $%c%s%c: %w", c, spec, closer, err)
 			}
 			i += 1 + end
-			add(it)
+			add(it, payload)
 		case c == '{':
 			end := strings.IndexByte(p[i+1:], '}')
 			if end < 0 {
 				return fmt.Errorf("unterminated ${ IP matcher at offset %d", i-1)
 			}
 			spec := p[i+1 : i+1+end]
-			it, err := parseIP6(spec)
+			it, payload, err := parseIP6(spec)
 			if err != nil {
 				return fmt.Errorf("bad IP prefix ${%s}: %w", spec, err)
 			}
 			i += 1 + end
-			add(it)
+			add(it, payload)
 		case isLetter(c):
 			cls, ok := namedClass(c)
 			if !ok {
@@ -207,7 +269,7 @@ func compilePattern(p string, pat *Pattern) error {
 				return fmt.Errorf("bad glob $%c at offset %d: %w", c, i-1, err)
 			}
 			i++
-			add(item{kind: k, cls: cls})
+			add(item{kind: k}, classString(cls))
 		default:
 			return fmt.Errorf("invalid $%c sequence in pattern at offset %d", c, i-1)
 		}
@@ -216,50 +278,64 @@ func compilePattern(p string, pat *Pattern) error {
 		return errors.New("pattern ends with $_, $@ or $^ that modifies no wildcard")
 	}
 	flush()
-	pat.items = items
+	pat.items, pat.data = items, string(data)
 	pat.finish()
 	return nil
 }
 
-// finish derives the index facts from items (also used after decoding).
-func (p *Pattern) finish() {
+// finish derives the index facts from items.
+func (p *Pattern) finish() { p.shape(nil, true) }
+
+// shape sets literal, hasBack, nsave and, for a pattern with wildcards, the meta
+// (m when not nil, else a new one). withBytes also computes minLen and bytes, the
+// one part that walks every literal byte: a decoded table stores those two instead,
+// so image loading does not redo it for every entry.
+func (p *Pattern) shape(m *patMeta, withBytes bool) {
 	p.literal, p.hasBack, p.nsave, p.meta = false, false, 0, nil
 	if len(p.items) == 0 || len(p.items) == 1 && p.items[0].kind == kLit {
 		// The common all-literal entry: matched by text, none of the rest is used.
 		p.literal = true
 		return
 	}
-	m := &patMeta{}
+	if m == nil {
+		m = &patMeta{}
+	}
 	p.meta = m
-	for k, it := range p.items {
+	m.must = -1
+	mustLen := 0
+	for k := range p.items {
+		it := &p.items[k]
 		switch it.kind {
 		case kLit:
-			m.minLen += len(it.lit)
-			for i := 0; i < len(it.lit); i++ {
-				c := it.lit[i]
-				m.bytes[c>>6] |= 1 << (c & 63)
+			lit := p.data[it.off:it.end]
+			if withBytes {
+				m.minLen += len(lit)
+				for i := 0; i < len(lit); i++ {
+					c := lit[i]
+					m.bytes[c>>6] |= 1 << (c & 63)
+				}
 			}
-			if k > 0 && k < len(p.items)-1 && len(it.lit) > len(m.must) {
-				m.must = it.lit
+			if k > 0 && k < len(p.items)-1 && len(lit) > mustLen {
+				m.must, mustLen = k, len(lit)
 			}
 		case kOne, kClassOne:
-			m.minLen++
+			if withBytes {
+				m.minLen++
+			}
 		case kIP4:
-			m.minLen += 7 // "0.0.0.0"
+			if withBytes {
+				m.minLen += 7 // "0.0.0.0"
+			}
 		case kIP6:
-			m.minLen += 2 // "::"
+			if withBytes {
+				m.minLen += 2 // "::"
+			}
 		case kBack:
 			p.hasBack = true
 		}
 		if it.save {
 			p.nsave++
 		}
-	}
-	if p.items[0].kind == kLit {
-		m.prefix = p.items[0].lit
-	}
-	if k := len(p.items); p.items[k-1].kind == kLit {
-		m.suffix = p.items[k-1].lit
 	}
 }
 
@@ -347,8 +423,6 @@ func lacks(need, have *[4]uint64) bool {
 	return need[0]&^have[0]|need[1]&^have[1]|need[2]&^have[2]|need[3]&^have[3] != 0
 }
 
-func inClass(cls *[4]uint64, c byte) bool { return cls[c>>6]&(1<<(c&63)) != 0 }
-
 func classOf(chars string) [4]uint64 {
 	var cls [4]uint64
 	for i := 0; i < len(chars); i++ {
@@ -383,17 +457,17 @@ func namedClass(c byte) ([4]uint64, bool) {
 	return [4]uint64{}, false
 }
 
-func parseIP4(spec string, ignoreBits bool) (item, error) {
+func parseIP4(spec string, ignoreBits bool) (item, string, error) {
 	addrText, bitsText, hasBits := strings.Cut(spec, "/")
 	a, err := netip.ParseAddr(addrText)
 	if err != nil || !a.Is4() {
-		return item{}, fmt.Errorf("%q is not an IPv4 address", addrText)
+		return item{}, "", fmt.Errorf("%q is not an IPv4 address", addrText)
 	}
 	n := 32
 	if hasBits {
 		n, err = strconv.Atoi(bitsText)
 		if err != nil || n < 0 || n > 32 {
-			return item{}, fmt.Errorf("bit count %q not in 0..32", bitsText)
+			return item{}, "", fmt.Errorf("bit count %q not in 0..32", bitsText)
 		}
 	}
 	if ignoreBits {
@@ -406,37 +480,38 @@ func parseIP4(spec string, ignoreBits bool) (item, error) {
 	}
 	b := a.As4()
 	addr := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) & mask
-	it := item{kind: kIP4}
-	putU32(it.ip[0:4], addr)
-	putU32(it.ip[4:8], mask)
-	return it, nil
+	var ip [8]byte
+	putU32(ip[0:4], addr)
+	putU32(ip[4:8], mask)
+	return item{kind: kIP4}, string(ip[:]), nil
 }
 
-func parseIP6(spec string) (item, error) {
+func parseIP6(spec string) (item, string, error) {
 	addrText, bitsText, hasBits := strings.Cut(spec, "/")
 	a, err := netip.ParseAddr(addrText)
 	if err != nil || !a.Is6() || a.Zone() != "" {
-		return item{}, fmt.Errorf("%q is not an IPv6 address", addrText)
+		return item{}, "", fmt.Errorf("%q is not an IPv6 address", addrText)
 	}
 	n := 128
 	if hasBits {
 		n, err = strconv.Atoi(bitsText)
 		if err != nil || n < 0 || n > 128 {
-			return item{}, fmt.Errorf("bit count %q not in 0..128", bitsText)
+			return item{}, "", fmt.Errorf("bit count %q not in 0..128", bitsText)
 		}
 	}
 	pfx, err := a.Prefix(n)
 	if err != nil {
-		return item{}, err
+		return item{}, "", err
 	}
-	return item{kind: kIP6, ip: pfx.Addr().As16(), n: uint8(n)}, nil
+	a16 := pfx.Addr().As16()
+	return item{kind: kIP6, n: uint8(n)}, string(a16[:]), nil
 }
 
 func putU32(b []byte, v uint32) {
 	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
 }
 
-func getU32(b []byte) uint32 {
+func getU32(b string) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
@@ -508,18 +583,18 @@ func (p *Pattern) MatchDetail(s string) (ok bool, caps []Capture) {
 // start/end offsets, two per saved item. buf is reused when large enough.
 func (p *Pattern) match(s, low string, buf []int) ([]int, bool) {
 	if p.literal {
-		want := ""
-		if len(p.items) == 1 {
-			want = p.items[0].lit
-		}
-		return buf[:0], low == want
+		return buf[:0], low == p.data
 	}
-	if mt := p.meta; len(low) < mt.minLen || low[:len(mt.prefix)] != mt.prefix ||
-		low[len(low)-len(mt.suffix):] != mt.suffix ||
-		mt.must != "" && !strings.Contains(low[len(mt.prefix):len(low)-len(mt.suffix)], mt.must) {
+	mt := p.meta
+	if len(low) < mt.minLen {
 		return nil, false
 	}
-	m := matcher{items: p.items, s: s, low: low, hasBack: p.hasBack}
+	pre, suf := p.prefix(), p.suffix()
+	if len(pre)+len(suf) > len(low) || low[:len(pre)] != pre || low[len(low)-len(suf):] != suf ||
+		mt.must >= 0 && !strings.Contains(low[len(pre):len(low)-len(suf)], p.lit(mt.must)) {
+		return nil, false
+	}
+	m := matcher{items: p.items, data: p.data, s: s, low: low, hasBack: p.hasBack}
 	// pos[k] is the text offset where item k starts; captures are derived from it.
 	var posBuf [33]int
 	if len(p.items)+1 <= len(posBuf) {
@@ -541,6 +616,7 @@ func (p *Pattern) match(s, low string, buf []int) ([]int, bool) {
 
 type matcher struct {
 	items   []item
+	data    string // Pattern.data
 	s, low  string
 	hasBack bool
 	pos     []int
@@ -596,14 +672,15 @@ func (m *matcher) step(k, i int) bool {
 	low := m.low
 	switch it.kind {
 	case kLit:
-		if strings.HasPrefix(low[i:], it.lit) {
-			return m.run(k+1, i+len(it.lit))
+		lit := m.data[it.off:it.end]
+		if strings.HasPrefix(low[i:], lit) {
+			return m.run(k+1, i+len(lit))
 		}
 		return false
 	case kOne:
 		return i < len(low) && m.run(k+1, i+1)
 	case kClassOne:
-		return i < len(low) && inClass(&it.cls, low[i]) && m.run(k+1, i+1)
+		return i < len(low) && itemHas(m.data[it.off:it.end], low[i]) && m.run(k+1, i+1)
 	case kBack:
 		ref := m.savedSpan(int(it.n))
 		if strings.HasPrefix(low[i:], ref) {
@@ -614,7 +691,8 @@ func (m *matcher) step(k, i int) bool {
 		hi := len(low)
 		if it.kind == kClassMany {
 			hi = i
-			for hi < len(low) && inClass(&it.cls, low[hi]) {
+			cls := m.data[it.off:it.end]
+			for hi < len(low) && itemHas(cls, low[hi]) {
 				hi++
 			}
 		}
@@ -626,7 +704,7 @@ func (m *matcher) step(k, i int) bool {
 		// trying every end position.
 		var next string
 		if n := &m.items[k+1]; n.kind == kLit {
-			next = n.lit
+			next = m.data[n.off:n.end]
 		}
 		if it.lazy {
 			for j := i; j <= hi; j++ {
@@ -700,7 +778,7 @@ func (m *matcher) stepIP(k, i int, it *item) bool {
 			return false
 		}
 		a, err := netip.ParseAddr(low[i:j])
-		if err != nil || !ipMatch(it, a) {
+		if err != nil || !ipMatch(it, m.data[it.off:it.end], a) {
 			return false
 		}
 		return m.run(k+1, j)
@@ -721,18 +799,20 @@ func (m *matcher) stepIP(k, i int, it *item) bool {
 	return false
 }
 
-func ipMatch(it *item, a netip.Addr) bool {
+func ipMatch(it *item, data string, a netip.Addr) bool {
 	if it.kind == kIP4 {
 		if !a.Is4() {
 			return false
 		}
 		b := a.As4()
-		v := getU32(b[:])
-		return v&getU32(it.ip[4:8]) == getU32(it.ip[0:4])
+		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		return v&getU32(data[4:8]) == getU32(data[0:4])
 	}
 	if !a.Is6() {
 		return false
 	}
-	pfx := netip.PrefixFrom(netip.AddrFrom16(it.ip), int(it.n))
+	var a16 [16]byte
+	copy(a16[:], data)
+	pfx := netip.PrefixFrom(netip.AddrFrom16(a16), int(it.n))
 	return pfx.Contains(a)
 }

@@ -77,12 +77,7 @@ type litTable struct {
 	dups  map[int32][]int32 // first entry -> every entry with that text, ascending
 }
 
-func litKey(e *entry) string {
-	if len(e.pat.items) == 0 {
-		return ""
-	}
-	return e.pat.items[0].lit
-}
+func litKey(e *entry) string { return e.pat.data }
 
 func (lt *litTable) init(n int) {
 	size := 8
@@ -153,6 +148,11 @@ func (lt *litTable) get(entries []entry, key string, one []int32) []int32 {
 type buckets struct {
 	m    map[string]uint32
 	more [][]int32
+	// last/lastV remember the previous add: neighbouring entries of big tables
+	// mostly share their key (one domain's senders, one channel's rules), and
+	// skipping the map for them keeps building the index off the image-load profile.
+	last  string
+	lastV uint32
 }
 
 const spill = 1 << 31
@@ -160,17 +160,24 @@ const spill = 1 << 31
 func (b *buckets) add(key string, n int32) {
 	if b.m == nil {
 		b.m = make(map[string]uint32)
+	} else if key == b.last {
+		if b.lastV&spill != 0 {
+			b.more[b.lastV&^spill] = append(b.more[b.lastV&^spill], n)
+			return
+		}
 	}
 	v, ok := b.m[key]
 	switch {
 	case !ok:
-		b.m[key] = uint32(n)
+		v = uint32(n)
 	case v&spill == 0:
-		b.m[key] = spill | uint32(len(b.more))
 		b.more = append(b.more, []int32{int32(v), n})
+		v = spill | uint32(len(b.more)-1)
 	default:
 		b.more[v&^spill] = append(b.more[v&^spill], n)
 	}
+	b.m[key] = v
+	b.last, b.lastV = key, v
 }
 
 // get returns the entries under key; one is a scratch slot for the common case.
@@ -241,14 +248,16 @@ func (t *table) buildIndex() {
 		switch {
 		case p.literal:
 			ix.exact.add(t.entries, n)
-		case p.meta.prefix != "":
-			key := p.meta.prefix[:min(len(p.meta.prefix), prefixKeyMax)]
+		case p.prefix() != "":
+			pre := p.prefix()
+			key := pre[:min(len(pre), prefixKeyMax)]
 			if ix.prefix[len(key)].m == nil {
 				ix.lens = append(ix.lens, len(key))
 			}
 			ix.prefix[len(key)].add(key, n)
-		case p.meta.suffix != "":
-			key := p.meta.suffix[max(0, len(p.meta.suffix)-prefixKeyMax):]
+		case p.suffix() != "":
+			suf := p.suffix()
+			key := suf[max(0, len(suf)-prefixKeyMax):]
 			if ix.suffix[len(key)].m == nil {
 				ix.slens = append(ix.slens, len(key))
 			}

@@ -38,6 +38,7 @@ type request struct {
 
 	err  error
 	done chan struct{}
+	cb   func(error) // UpdateAsync: called after done is closed
 }
 
 // The writer is a two-stage pipeline, one goroutine per stage:
@@ -75,9 +76,51 @@ func (q *Queue) committer() {
 				break gather
 			}
 		}
+		if onlyAsync(batch) {
+			batch = q.linger(batch)
+		}
 		q.writeBatch(batch)
 		q.handoff <- batch
 	}
+}
+
+// asyncLinger is how long a batch made only of UpdateAsync requests waits for
+// company. Nobody waits for those (the delivery job has moved on), so instead of
+// one index commit (two fdatasyncs) per delivered message they share the commit of
+// the next enqueue batch or of each other: at a few hundred messages a second this
+// took the index commits from ~0.8 to ~0.3 per message. The price: a D line and the
+// removal from the queue come up to this much later, and a crash in that window
+// redelivers those messages (duplicates, never losses). [inf] 10 ms.
+const asyncLinger = 10 * time.Millisecond
+
+func onlyAsync(batch []*request) bool {
+	for _, r := range batch {
+		if r.cb == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// linger gathers more requests for an all-UpdateAsync batch, up to asyncLinger,
+// and stops at once when a request somebody waits for (an enqueue) arrives.
+func (q *Queue) linger(batch []*request) []*request {
+	t := time.NewTimer(asyncLinger)
+	defer t.Stop()
+	for len(batch) < q.opts.MaxBatch {
+		select {
+		case r := <-q.reqs:
+			batch = append(batch, r)
+			if r.cb == nil {
+				return batch
+			}
+		case <-t.C:
+			return batch
+		case <-q.quit:
+			return batch // still committed: every request taken gets its answer
+		}
+	}
+	return batch
 }
 
 // indexer is stage 2 of the pipeline.
@@ -189,6 +232,11 @@ func (q *Queue) indexBatch(batch []*request) {
 	}
 	if len(notify) > 0 {
 		q.notify.push(notify)
+	}
+	for _, r := range batch {
+		if r.cb != nil {
+			r.cb(r.err)
+		}
 	}
 }
 
@@ -388,6 +436,7 @@ func (q *Queue) unrefLocked(n uint32) {
 }
 
 func (q *Queue) removeSegmentLocked(n uint32) {
+	q.dropReaderLocked(n)
 	// No fsync of the directory: a removed segment that reappears after a crash
 	// is unreferenced and recovery removes it again.
 	if err := os.Remove(segPath(q.segDir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {

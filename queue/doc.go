@@ -53,6 +53,13 @@
 // too: ids, segment numbers and offsets all grow with time, so one pass in key order
 // reads each segment sequentially and keeps nothing per message.
 //
+// Delivery results may be recorded without waiting (UpdateAsync, with a callback
+// run after the commit). A batch made only of those lingers up to 10 ms for
+// company, so delivered messages share the index commit of the next enqueue batch
+// instead of costing one each. Content reads a message up to 1 MiB with one pread
+// through a read handle shared per segment (closed with the segment), verifies it in
+// memory and serves it from there; larger ones stream from their own handle.
+//
 // OnCommit is called from its own goroutine in commit order, so a slow callback never
 // stalls commits and the callback may call back into the queue.
 package queue

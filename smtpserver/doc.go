@@ -26,17 +26,25 @@
 //   - Read side: in command mode it hands go-smtp exactly one validated command line per
 //     call, never a byte beyond it. go-smtp is synchronous (it reads the next line only
 //     after answering the previous one), so when the guard is asked for a line, every
-//     earlier reply has been written; the guard may answer a line itself (too long,
+//     earlier reply has been written or buffered in order; the guard may answer a line itself (too long,
 //     NUL or bare CR, unknown verb, BDAT, STARTTLS) without breaking reply order under
 //     PIPELINING. In data mode (after go-smtp wrote 354) it passes bytes through a copy
 //     of go-smtp's end-of-data state machine and stops at the terminating CRLF.CRLF, so
 //     go-smtp's buffer never holds bytes of the next command and both sides agree where
-//     DATA ends. Deadlines are set here: per command, per DATA block.
+//     DATA ends. Deadlines are set here: per command, per DATA block. Fast path:
+//     session.Data does not read through go-smtp's reader (a ReadByte per byte) but
+//     asks the guard (readDataDirect) to copy the message from the socket buffer,
+//     removing dot-stuffing with the same state machine, plain runs found with
+//     IndexByte; go-smtp's reader is then handed a bare ".\r\n" and ends at once. A
+//     fuzz target holds the two to byte-identical results.
 //   - Write side: go-smtp flushes one reply line per Write; the guard rewrites the
 //     banner and the EHLO list (our host name, SIZE of this connection's policy, no
 //     CHUNKING, STARTTLS when configured), turns 502-for-sequence into 503, and counts
 //     protocol errors (5.5.x) toward Policy.MaxErrors, after which it answers 421 and
-//     closes.
+//     closes. Replies are coalesced: a multi-line reply is one write(2), and while the
+//     client has pipelined input already buffered, complete replies wait and go out
+//     together before the guard would block on a read (RFC 2920 §3.1 allows it; it is
+//     what Postfix does). 221 and 421 are always written at once.
 //   - STARTTLS is done by the guard, not go-smtp: it discards any bytes pipelined after
 //     the command (command injection, CVE-2011-0411 class), handshakes, swaps the
 //     underlying connection, and requires a new EHLO.

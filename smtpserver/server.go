@@ -48,6 +48,7 @@ type Server struct {
 
 	startOnce sync.Once
 	closing   atomic.Bool
+	dataBufs  sync.Pool // *bytes.Buffer for DATA (getDataBuf)
 
 	// baseCtx bounds Enqueue; cancelled when Shutdown gives up waiting.
 	baseCtx context.Context

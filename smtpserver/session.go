@@ -353,11 +353,17 @@ func (s *session) Data(r io.Reader) error {
 	max := pol.maxMessageBytes(src)
 
 	rcvd := s.receivedHeader(tx)
-	var buf bytes.Buffer
+	buf := s.srv.getDataBuf()
+	defer s.srv.putDataBuf(buf) // Enqueue does not keep the content once it returned
 	buf.WriteString(rcvd)
 	// One byte over the limit tells "too big" from "exactly the limit"; go-smtp
 	// drains whatever we leave unread (issue #209).
-	_, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	var err error
+	if s.g != nil && s.g.dataMode {
+		err = s.g.readDataDirect(buf, max+1)
+	} else {
+		_, err = buf.ReadFrom(io.LimitReader(r, max+1))
+	}
 	if err != nil {
 		// the client went away or timed out; the guard has answered and closed
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Error reading message"}
@@ -431,7 +437,9 @@ func (s *session) Data(r io.Reader) error {
 			ORCPT: rc.ORCPT, To: rc.Addr, ID: id, MessageID: hdr.messageID,
 		})
 	}
-	s.srv.log.Info("queued", "id", id, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "size", size, "held", env.Held)
+	// Debug, not Info: mail.log's E line already records every enqueue, and a
+	// diagnostic line per message was one more unbuffered write(2) on the hot path.
+	s.srv.log.Debug("queued", "id", id, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "size", size, "held", env.Held)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 }
 
@@ -523,4 +531,25 @@ func engineRequestLiteral(ip netip.Addr, src string) engine.Request {
 		Kind:          engine.EnvelopeTo,
 		SourceChannel: src,
 	}
+}
+
+// getDataBuf and putDataBuf recycle DATA buffers (Server.dataBufs): growing a fresh
+// bytes.Buffer to a message's size cost several allocations and copies per
+// message. Buffers that grew past maxPooledDataBuf are dropped so that one huge
+// message does not pin its memory.
+const maxPooledDataBuf = 256 << 10
+
+func (srv *Server) getDataBuf() *bytes.Buffer {
+	if b, ok := srv.dataBufs.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (srv *Server) putDataBuf(b *bytes.Buffer) {
+	if b.Cap() > maxPooledDataBuf {
+		return
+	}
+	b.Reset()
+	srv.dataBufs.Put(b)
 }

@@ -45,9 +45,16 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"cnbuild": {cmdCnbuild, "cnbuild [-check] [-show]: compile the configuration into DIR/" + compiler.ImageName},
-		"test":    {cmdTest, "test -rewrite|-mapping|-match ...: try addresses, mapping tables, patterns"},
-		"version": {cmdVersion, "version: program versions and the compiled image's header"},
+		"cnbuild":  {cmdCnbuild, "cnbuild [-check] [-show]: compile the configuration into DIR/" + compiler.ImageName},
+		"passwd":   {cmdPasswd, "passwd [-stdin] [-delete] [-list] USER: edit the SMTP AUTH password file DATA/passwd"},
+		"test":     {cmdTest, "test -rewrite|-mapping|-match ...: try addresses, mapping tables, patterns"},
+		"version":  {cmdVersionAll, "version: program versions, the compiled image's header and the running mtad's"},
+		"qm":       {cmdQm, "qm SUBCOMMAND ...: the queue manager (directory, summarize, view, hold, release, delete, return, run, stop, start ...)"},
+		"reload":   {cmdReload, "reload: make mtad load the configuration again"},
+		"log":      {cmdLog, "log -reopen: make mtad reopen mail.log"},
+		"counters": {cmdCounters, "counters [-clear]: per-channel counters (= qm counters)"},
+		"process":  {cmdProcess, "process: mtad's listeners and job controller jobs"},
+		"cache":    {cmdCache, "cache -flush: empty mtad's DNS cache"},
 	}
 }
 

@@ -2,7 +2,7 @@
 // controller and the delivery channels, configured by a compiled image (see mtactl
 // cnbuild) or, without -config, by the configuration embedded in the binary.
 //
-//	mtad [-config DIR] [-data DIR] [-listen ADDR] [-ready-file PATH] [-log-level LEVEL] [-log-format text|json]
+//	mtad [-config DIR] [-data DIR] [-listen ADDR] [-ready-file PATH] [-log-level LEVEL] [-log-format text|json] [-pprof ADDR]
 //
 // Signals: SIGTERM/SIGINT shut down gracefully; SIGHUP reloads the configuration;
 // SIGUSR1 reopens mail.log (logrotate).
@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -37,6 +40,7 @@ func run(args []string, stderr io.Writer) int {
 		logLevel  = fs.String("log-level", "info", "diagnostic log `level`: debug, info, warn, error")
 		logFormat = fs.String("log-format", "text", "diagnostic log `format`: text or json")
 		grace     = fs.Duration("shutdown-grace", 30*time.Second, "how long sessions and deliveries may finish on shutdown")
+		pprofAddr = fs.String("pprof", "", "serve net/http/pprof on this loopback `address` (e.g. 127.0.0.1:6060); off when empty")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -51,6 +55,12 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	slog.SetDefault(logger)
+	if *pprofAddr != "" {
+		if err := startPprof(*pprofAddr, logger); err != nil {
+			fmt.Fprintf(stderr, "mtad: %v\n", err)
+			return 2
+		}
+	}
 
 	ctx := context.Background()
 	d, err := daemon.Start(ctx, daemon.Options{
@@ -111,4 +121,34 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("bad -log-format %q: want text or json", format)
+}
+
+// startPprof serves the profiling endpoints on a loopback address only: profiles reveal
+// message data in memory, so they must never be reachable from the network.
+func startPprof(addr string, logger *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("bad -pprof address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("bad -pprof address %q: must be a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go func() {
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if err := srv.Serve(ln); err != nil {
+			logger.Error("pprof server stopped", "err", err)
+		}
+	}()
+	logger.Info("pprof listening", "addr", ln.Addr().String())
+	return nil
 }

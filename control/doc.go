@@ -1,0 +1,37 @@
+// Package control is the control socket between mtactl and a running mtad: the
+// wire protocol, the listener that mtad serves (Listen, Serve), the client that
+// mtactl uses (Call, Stream), and the queue reports that both sides compute the
+// same way (Directory, Summarize, SummarizeDomains, View), so that mtactl shows the
+// same text whether it asks mtad or reads the queue on disk itself.
+//
+// It owns DATA/control.sock and nothing else on disk. It must not schedule,
+// deliver or change the queue itself: the handler mtad plugs in (daemon/control.go)
+// does that through the queue and the job controller. It imports queue and jobctl
+// (for their types), never daemon, smtpserver or channels.
+//
+// # How it works
+//
+// One connection carries one request: the client writes one JSON Request and
+// reads JSON Responses until one has Final set. Every command but run answers
+// with a single final Response; run streams one Response per mail.log outcome
+// (Event) before the final one. Both sides send Version; a server refuses a
+// request whose major version differs, so an mtactl and an mtad of different
+// releases fail with a clear message instead of misreading each other.
+//
+// The socket is created under a temporary name, set to mode 0600 and renamed into
+// place, so no client ever sees it with wider permissions. Listen removes a stale
+// socket (nobody answers a dial) and refuses a live one: a second mtad on the same
+// data directory is an error, not a takeover.
+//
+// Decisions where the reference is [inf]:
+//   - -older/-younger compare the message's arrival with now; -domain matches the
+//     destination host of a pending recipient exactly (case-insensitive), or any
+//     subdomain with a leading "." ("-domain=.example.com").
+//   - PAT in -from/-to is a shell wildcard (path.Match) matched case-insensitively
+//     against the whole address; "<>" matches the empty sender.
+//   - summarize -by=domain sorts by oldest message first: the question it answers
+//     is "which destination is stuck and since when". Its last error is the one of
+//     the recipient with the most attempts (the latest next attempt breaking ties);
+//     mtad replaces it with the job controller's last error for that host when it
+//     has one.
+package control

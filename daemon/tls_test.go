@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeTestCert writes a self-signed certificate for localhost into dir.
+func writeTestCert(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+}
+
+func TestSTARTTLSWhenCertificateConfigured(t *testing.T) {
+	dir := t.TempDir()
+	writeTestCert(t, dir)
+	writeConfig(t, dir, map[string]string{
+		"imta.cnf": "[127.]  $U%[127.$L]@localhost\n\nl\nlocalhost\n\ntcp_local smtp\ntcp-daemon\n",
+		"dispatcher.cnf": "[SERVICE=SMTP]\nPORT=2525\nINTERFACE_ADDRESS=127.0.0.1\n" +
+			"TLS_CERTIFICATE=cert.pem\nTLS_KEY=key.pem\n",
+	})
+	d, data := startDaemon(t, dir)
+	c := dial(t, d.Addr().String())
+	ehlo := c.cmd("EHLO client.test", "250")
+	if !strings.Contains(ehlo, "STARTTLS") {
+		t.Fatalf("EHLO does not offer STARTTLS:\n%s", ehlo)
+	}
+	c.cmd("STARTTLS", "220")
+	tc := tls.Client(c.conn, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	c.cmd("EHLO client.test", "250")
+	c.send("a@localhost", []string{"tlsuser@localhost"}, []byte("Subject: over TLS\r\n\r\nsecret\r\n"))
+	got := waitMaildir(t, data, "tlsuser", 1)[0]
+	if !strings.Contains(string(got), "ESMTPS") {
+		t.Errorf("Received: does not say ESMTPS:\n%s", got)
+	}
+}
+
+func TestNoSTARTTLSWithoutCertificate(t *testing.T) {
+	d, _ := startDaemon(t, "")
+	c := dial(t, d.Addr().String())
+	if ehlo := c.cmd("EHLO client.test", "250"); strings.Contains(ehlo, "STARTTLS") {
+		t.Errorf("STARTTLS offered without a certificate:\n%s", ehlo)
+	}
+	var _ net.Conn = c.conn
+}

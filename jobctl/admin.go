@@ -1,0 +1,164 @@
+package jobctl
+
+// Operator actions on single messages (qm hold, delete, return) and the received
+// counter. Added by the control-socket work.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"mtad.dev/mta/dsn"
+	"mtad.dev/mta/queue"
+)
+
+// ErrBusy is returned by Remove while a job or the notice processor works on the
+// message: the attempt in flight cannot be taken back.
+var ErrBusy = errors.New("jobctl: message is being delivered")
+
+// ReturnStatus is the RFC 3463 status given to recipients returned by the operator
+// ([inf]: the product's text is not documented; 5.0.0 "other undefined status").
+const ReturnStatus = "5.0.0"
+
+// countReceivedLocked counts the pending recipients of a message entering the index
+// from Add (new enqueues and releases, not the start-up walk) per channel.
+func (c *Controller) countReceivedLocked(e *queue.Envelope) {
+	if e == nil || e.Held || c.msgs[e.ID] != nil {
+		return
+	}
+	for _, r := range e.Rcpts {
+		if r.State == queue.Pending && r.Channel != "" {
+			c.chanLocked(r.Channel).received++
+		}
+	}
+}
+
+// Received returns, per channel, the recipients of new and released messages the
+// controller was given since it started (qm counters' "received"). The start-up
+// walk of the queue is not counted: that mail was received by an earlier run.
+func (c *Controller) Received() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.chans))
+	for name, ch := range c.chans {
+		if ch.received > 0 {
+			out[name] = ch.received
+		}
+	}
+	return out
+}
+
+// Remove takes a message out of the in-memory index so that no job takes it again
+// (qm hold, delete, return). It does not touch the queue. A message not indexed
+// (unknown, held, finished) is not an error. While an attempt is in flight it
+// returns ErrBusy and changes nothing.
+func (c *Controller) Remove(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.msgs[id]
+	if m == nil {
+		return nil
+	}
+	for _, it := range m.items {
+		if it.state == stActive {
+			return ErrBusy
+		}
+	}
+	for _, it := range slices.Clone(m.items) {
+		h := it.h
+		c.dropItem(it)
+		c.maybeDropHost(h)
+	}
+	if c.msgs[id] == m { // dropItem removes the message with its last item
+		delete(c.msgs, id)
+		if m.nidx >= 0 {
+			c.noticeH.remove(int(m.nidx))
+		}
+	}
+	return nil
+}
+
+// RemoveWait is Remove retried until the attempt in flight ends or ctx expires.
+func (c *Controller) RemoveWait(ctx context.Context, id string) error {
+	for {
+		err := c.Remove(id)
+		if !errors.Is(err, ErrBusy) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Return bounces a message now (qm return): every pending recipient gets a
+// failure notice (to the sender, by the usual NOTIFY and empty-sender rules), is
+// marked Returned and logged R (K when NOTIFY excludes FAILURE). Held messages
+// can be returned. It waits for an attempt in flight to end (bounded by ctx). It
+// returns the number of recipients returned.
+func (c *Controller) Return(ctx context.Context, id, diag string) (int, error) {
+	if diag == "" {
+		diag = "returned by the postmaster"
+	}
+	// Notices are submitted with Run's delivery context, which Run sets under mu:
+	// seeing started under mu orders that write before our use.
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if !started {
+		return 0, errors.New("jobctl: the job controller is not running yet")
+	}
+	if err := c.RemoveWait(ctx, id); err != nil {
+		return 0, err
+	}
+	env, err := c.q.Get(id)
+	if err != nil {
+		return 0, err
+	}
+	var rs []noticeRcpt
+	for i, r := range env.Rcpts {
+		if r.State == queue.Pending {
+			rs = append(rs, noticeRcpt{idx: i, status: ReturnStatus, diag: diag, attempts: r.Attempts})
+		}
+	}
+	if len(rs) == 0 {
+		return 0, nil
+	}
+	wanted, err := c.sendNotice(env, rs, dsn.Failed, time.Time{})
+	if err != nil {
+		// Nothing was marked: put the message back in the schedule.
+		c.Add([]*queue.Envelope{env})
+		return 0, fmt.Errorf("return %s: %w", id, err)
+	}
+	updates := make([]queue.Update, 0, len(rs))
+	byChan := map[string][]outcome{}
+	var order []string
+	for k, r := range rs {
+		code := "R"
+		if !wanted[k] {
+			code = "K"
+		}
+		updates = append(updates, queue.Update{Rcpt: r.idx, State: queue.Returned, Attempts: r.attempts, LastError: diag})
+		ch := env.Rcpts[r.idx].Channel
+		if _, ok := byChan[ch]; !ok {
+			order = append(order, ch)
+		}
+		byChan[ch] = append(byChan[ch], outcome{r.idx, code, diag})
+	}
+	if err := c.q.Update(env.ID, updates); err != nil {
+		return 0, fmt.Errorf("return %s: record returned recipients: %w", id, err)
+	}
+	for _, ch := range order {
+		c.logOutcomes(ch, env, byChan[ch])
+	}
+	c.mu.Lock()
+	for _, ch := range order {
+		c.chanLocked(ch).ctr.Returned += int64(len(byChan[ch]))
+	}
+	c.mu.Unlock()
+	return len(rs), nil
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -250,15 +251,49 @@ func Write(path string, img *Image) error {
 // Load reads and verifies an image file. Any defect is an error: the caller never
 // gets a partly decoded image.
 func Load(path string) (*Image, error) {
-	data, err := os.ReadFile(path)
+	data, err := readString(path)
 	if err != nil {
 		return nil, fmt.Errorf("load image: %w", err)
 	}
-	img, err := Decode(data)
+	img, err := decodeString(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return img, nil
+}
+
+// maxImageSize refuses files no configuration produces before allocating for them.
+const maxImageSize = 1 << 31
+
+// readString reads a file straight into the string the decoded image will share:
+// a strings.Builder grown to the file's size is neither zeroed first (as
+// os.ReadFile's buffer is) nor copied again to make a string of it.
+func readString(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if fi.Size() > maxImageSize {
+		return "", corrupt("%d bytes is not a plausible image size", fi.Size())
+	}
+	var sb strings.Builder
+	sb.Grow(int(fi.Size()))
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := f.Read(buf)
+		sb.Write(buf[:n])
+		if err == io.EOF {
+			return sb.String(), nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
 }
 
 // ReadHeader reads only an image's header (for `mtactl version`), after the same
@@ -367,9 +402,43 @@ func Decode(data []byte) (*Image, error) {
 	}
 	sums := make(chan [sha256.Size]byte, 1)
 	go func() { sums <- sha256.Sum256(data[:len(data)-sha256.Size]) }()
-	img, err := decode(string(data))
-	if sumErr := checkSum(data, <-sums); sumErr != nil {
-		return nil, sumErr
+	return decodeSummed(string(data), sums)
+}
+
+// decodeString is Decode on a string (Load's path): the image shares it.
+func decodeString(data string) (*Image, error) {
+	if err := checkPrefix(data); err != nil {
+		return nil, err
+	}
+	if len(data) < minImageLen {
+		return nil, corrupt("truncated")
+	}
+	sums := make(chan [sha256.Size]byte, 1)
+	go func() {
+		// sha256 takes []byte: feed it the string through a small buffer, a
+		// cheap copy next to the hashing itself.
+		h := sha256.New()
+		var buf [32 << 10]byte
+		for body := data[:len(data)-sha256.Size]; len(body) > 0; {
+			n := copy(buf[:], body)
+			h.Write(buf[:n])
+			body = body[n:]
+		}
+		var sum [sha256.Size]byte
+		h.Sum(sum[:0])
+		sums <- sum
+	}()
+	return decodeSummed(data, sums)
+}
+
+// decodeSummed decodes data while its checksum is computed (it arrives on sums),
+// and returns the image only when the checksum matches; a mismatch is reported in
+// preference to whatever decoding made of the damaged bytes.
+func decodeSummed(data string, sums <-chan [sha256.Size]byte) (*Image, error) {
+	img, err := decode(data)
+	sum := <-sums
+	if string(sum[:]) != data[len(data)-sha256.Size:] {
+		return nil, corrupt("checksum mismatch")
 	}
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/queue"
+	"mtad.dev/mta/status"
 )
 
 func TestMatch(t *testing.T) {
@@ -341,3 +342,22 @@ func TestViewHeaders(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestSubmitResultRefused(t *testing.T) {
+	perm, temp := status.New(550, "5.1.2", "no"), status.New(451, "4.3.0", "later")
+	cases := []struct {
+		res             SubmitResult
+		refused, tempor bool
+	}{
+		{SubmitResult{ID: "X", Recipients: []SubmitRecipient{{Addr: "a"}}}, false, false},
+		{SubmitResult{Status: temp}, true, true},
+		{SubmitResult{Status: perm}, true, false},
+		{SubmitResult{Recipients: []SubmitRecipient{{Addr: "a", Status: temp}, {Addr: "b"}}}, true, true},
+		{SubmitResult{Recipients: []SubmitRecipient{{Addr: "a", Status: temp}, {Addr: "b", Status: perm}}}, true, false},
+	}
+	for i, c := range cases {
+		if r, tm := c.res.Refused(); r != c.refused || tm != c.tempor {
+			t.Errorf("case %d: Refused() = %v, %v; want %v, %v", i, r, tm, c.refused, c.tempor)
+		}
+	}
+}

@@ -18,6 +18,11 @@
 // request whose major version differs, so an mtactl and an mtad of different
 // releases fail with a clear message instead of misreading each other.
 //
+// submit-message (mtactl sendmail) carries a whole message (Submission, content
+// base64 in JSON, at most MaxSubmitContent bytes); its SubmitResult tells the queue
+// id or what was refused, so that the client can choose sendmail's exit status.
+// Because the socket is mode 0600, only mtad's user (and root) can submit.
+//
 // The socket is created under a temporary name, set to mode 0600 and renamed into
 // place, so no client ever sees it with wider permissions. Listen removes a stale
 // socket (nobody answers a dial) and refuses a live one: a second mtad on the same

@@ -16,27 +16,29 @@ const SocketName = "control.sock"
 
 // Commands understood by mtad.
 const (
-	CmdPing        = "ping"        // -> Info
-	CmdDirectory   = "directory"   // Filter -> []DirEntry
-	CmdSummarize   = "summarize"   // Filter (Channel) -> Summary
-	CmdDomains     = "domains"     // Filter (Channel) -> []DomainSummary
-	CmdCounters    = "counters"    // Clear -> []CounterRow
-	CmdJobs        = "jobs"        // Channel -> Jobs
-	CmdView        = "view"        // IDs[0] -> MessageView
-	CmdHold        = "hold"        // IDs -> []IDResult
-	CmdRelease     = "release"     // IDs -> []IDResult
-	CmdDelete      = "delete"      // IDs -> []IDResult
-	CmdReturn      = "return"      // IDs -> []IDResult
-	CmdRun         = "run"         // Channel, Timeout -> Events, then RunResult
-	CmdSubmit      = "submit"      // Channel -> RunResult
-	CmdStop        = "stop"        // Channel
-	CmdStart       = "start"       // Channel
-	CmdReload      = "reload"      // -> Info
-	CmdReopenLog   = "log-reopen"  //
-	CmdProcess     = "process"     // -> Process
-	CmdFlushCache  = "cache-flush" // -> FlushResult
-	CmdStopped     = "stopped"     // -> []string
-	maxRequestSize = 1 << 20
+	CmdPing       = "ping"        // -> Info
+	CmdDirectory  = "directory"   // Filter -> []DirEntry
+	CmdSummarize  = "summarize"   // Filter (Channel) -> Summary
+	CmdDomains    = "domains"     // Filter (Channel) -> []DomainSummary
+	CmdCounters   = "counters"    // Clear -> []CounterRow
+	CmdJobs       = "jobs"        // Channel -> Jobs
+	CmdView       = "view"        // IDs[0] -> MessageView
+	CmdHold       = "hold"        // IDs -> []IDResult
+	CmdRelease    = "release"     // IDs -> []IDResult
+	CmdDelete     = "delete"      // IDs -> []IDResult
+	CmdReturn     = "return"      // IDs -> []IDResult
+	CmdRun        = "run"         // Channel, Timeout -> Events, then RunResult
+	CmdSubmit     = "submit"      // Channel -> RunResult
+	CmdStop       = "stop"        // Channel
+	CmdStart      = "start"       // Channel
+	CmdReload     = "reload"      // -> Info
+	CmdReopenLog  = "log-reopen"  //
+	CmdProcess    = "process"     // -> Process
+	CmdFlushCache = "cache-flush" // -> FlushResult
+	CmdStopped    = "stopped"     // -> []string
+	// maxRequestSize bounds one request: a local submission's content, base64 in
+	// JSON, plus room for the envelope.
+	maxRequestSize = MaxSubmitContent/3*4 + 1<<20
 )
 
 // Request is what the client sends: one per connection.
@@ -48,6 +50,8 @@ type Request struct {
 	Filter  *Filter       `json:"filter,omitempty"`
 	Clear   bool          `json:"clear,omitempty"`
 	Timeout time.Duration `json:"timeout,omitempty"` // run: how long to watch at most
+	// Submission is the message of CmdSubmitMessage (mtactl sendmail).
+	Submission *Submission `json:"submission,omitempty"`
 }
 
 // Response is one reply object. Error is set on failure (and Final then too).

@@ -144,6 +144,12 @@ func (d *Daemon) handleControl(ctx context.Context, req *control.Request, w *con
 		before := d.delayedEntries(req.Channel)
 		d.jc.RunNow(req.Channel)
 		w.Result(control.RunResult{Channel: req.Channel, Made: before, Reason: "submitted"}, "")
+	case control.CmdSubmitMessage:
+		if req.Submission == nil {
+			w.Fail(control.ErrKindUsage, "submit-message takes a submission")
+			return
+		}
+		w.Result(d.submitMessage(ctx, req.Submission), "")
 	case control.CmdStop, control.CmdStart:
 		if !d.knownChannel(req.Channel, w) {
 			return

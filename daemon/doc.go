@@ -12,5 +12,7 @@
 // queue's OnCommit hook feeds the job controller, which delivers through the programs
 // built here. Reload loads and validates a new image off to the side and, only if it is
 // sound, stores it and hands the job controller its new limits; on any failure the old
-// image stays in force.
+// image stays in force. watch.go triggers Reload when compiled.image is replaced
+// (fsnotify on the directory) and serves the metrics endpoint; control.go answers
+// mtactl on DATA/control.sock.
 package daemon

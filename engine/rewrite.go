@@ -586,13 +586,14 @@ func (st *state) tryRule(r *rule, m *mctx) (won, again bool) {
 		st.win = outcome{kind: outOnlyErr, src: r.src}
 		return true, false
 	}
-	o, shaped, why := st.shape(st.curU, st.curSpec)
+	shaped, why := st.shape(st.curU, st.curSpec)
 	if !shaped {
 		if st.trace {
 			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" failed: "+why)
 		}
 		return false, false
 	}
+	o := &st.win
 	o.src = r.src
 	if st.trace {
 		form := "A%B@C"
@@ -603,13 +604,12 @@ func (st *state) tryRule(r *rule, m *mctx) (won, again bool) {
 			form = "route inserted"
 		}
 		st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" matched ("+form+"): user "+
-			strconv.Quote(o.local)+" host "+strconv.Quote(o.host)+routeNote(o)+tagNote(ex.tag))
+			strconv.Quote(o.local)+" host "+strconv.Quote(o.host)+routeNote(*o)+tagNote(ex.tag))
 	}
 	again = o.kind == -1
 	if again {
 		o.kind = outApplied
 	}
-	st.win = o
 	return true, again
 }
 
@@ -625,14 +625,14 @@ func routeNote(o outcome) string {
 }
 
 // shape splits the expansion at its template-level separators into the forms
-// A%B, A@B, A%B@C, A@B@C and A@B@C@D. kind -1 marks A%B.
+// A%B, A@B, A%B@C, A@B@C and A@B@C@D, into st.win. kind -1 marks A%B.
 //
 // The parts are cut from st.out, which the next candidate overwrites, so they must
 // become strings. Most are text we already hold as strings: the user and the spec
 // ($U%$D), and a routing host spelt as the channel table spells it. Those are
 // reused, and the expansion is copied (once) only for parts that are new text;
 // the routing host's channel-table entry is kept for rewrite, which needs it next.
-func (st *state) shape(u, spec string) (outcome, bool, string) {
+func (st *state) shape(u, spec string) (bool, string) {
 	out := st.out
 	// Parts separated by '@' are out[pb[i]:pb[i+1]]; the last '%' of the first
 	// part splits A from B.
@@ -645,10 +645,10 @@ func (st *state) shape(u, spec string) (outcome, bool, string) {
 				pct = int(s.pos)
 				continue
 			}
-			return outcome{}, false, "% after @ in template result"
+			return false, "% after @ in template result"
 		}
 		if np >= 4 {
-			return outcome{}, false, "more than three @ in template result"
+			return false, "more than three @ in template result"
 		}
 		np++
 		pb[np] = int(s.pos)
@@ -658,7 +658,8 @@ func (st *state) shape(u, spec string) (outcome, bool, string) {
 	// Byte ranges of the outcome's strings; routing < 0 when absent.
 	var localLo, localHi, hostLo, hostHi int
 	routeLo, routeHi, routingLo, routingHi := -1, -1, -1, -1
-	var o outcome
+	o := &st.win
+	*o = outcome{}
 	first := 1 // first part after A@B / A%B
 	if pct >= 0 {
 		localLo, localHi, hostLo, hostHi = 0, pct, pct, pb[1]
@@ -668,7 +669,7 @@ func (st *state) shape(u, spec string) (outcome, bool, string) {
 		}
 	} else {
 		if np < 2 {
-			return o, false, "no host in template result"
+			return false, "no host in template result"
 		}
 		localLo, localHi, hostLo, hostHi = 0, pb[1], pb[1], pb[2]
 		first = 2
@@ -686,10 +687,10 @@ func (st *state) shape(u, spec string) (outcome, bool, string) {
 			routeLo, routeHi = pb[first], pb[first+1]
 			routingLo, routingHi = pb[first+1], pb[first+2]
 		default:
-			return o, false, "too many @ in template result"
+			return false, "too many @ in template result"
 		}
 		if routingLo == routingHi {
-			return o, false, "empty routing host"
+			return false, "empty routing host"
 		}
 	}
 	full, copied := "", false
@@ -709,11 +710,18 @@ func (st *state) shape(u, spec string) (outcome, bool, string) {
 		if routingLo == hostLo && routingHi == hostHi {
 			known = o.host
 		} else {
-			st.key = st.key[:0]
-			for _, c := range out[routingLo:routingHi] {
-				st.key = append(st.key, lowerByte(c))
+			key := out[routingLo:routingHi]
+			for _, c := range key {
+				if c >= 'A' && c <= 'Z' {
+					st.key = st.key[:0]
+					for _, c := range out[routingLo:routingHi] {
+						st.key = append(st.key, lowerByte(c))
+					}
+					key = st.key
+					break
+				}
 			}
-			if e, ok := st.rs.hosts[string(st.key)]; ok {
+			if e, ok := st.rs.hosts[string(key)]; ok {
 				o.he, o.heFound = e, true
 				known = st.rs.channelName(e.ch, out[routingLo:routingHi])
 			}
@@ -727,7 +735,7 @@ func (st *state) shape(u, spec string) (outcome, bool, string) {
 	if routeLo >= 0 {
 		o.route = str(routeLo, routeHi, o.routing)
 	}
-	return o, true, ""
+	return true, ""
 }
 
 // channelName returns the name of channel ch's host table that is spelt exactly

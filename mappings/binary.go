@@ -4,18 +4,25 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Binary layout (all integers uvarint, strings uvarint length + bytes):
 //
-//	Set:     "MTAM" version ntables { name src nentries nitems nops nmeta { entry } }
-//	entry:   src data nitems { item } [minLen bytes(32)] need forbid nops { op }
+//	Set:     "MTAM" version ntables { table }
+//	table:   name src nentries nitems nops nmeta per nchunks
+//	         { bytes nitems nops nmeta } (one per chunk of per entries) { entry }
+//	entry:   src data nitems { item } [minLen bytes(32)] need forbid tdata nops { op }
 //	item:    kind bits(save=1,lazy=2) then by kind: off end (lit, class, ip4) |
 //	         n (back) | off end n (ip6)
-//	op:      kind c n [text for oText/oNested]
+//	op:      kind c n [off end for oText/oNested, into tdata]
 //	Aliases: "MTAA" version nalias ntargets { name src n { target } }
 //
+// The chunk table lets the decoder split a big table between cores: every chunk
+// knows where its bytes start and which part of the table's arrays it fills.
 // minLen and the byte set are present for entries whose pattern is not a plain
 // literal (nmeta of them per table): they are what Pattern.finish would compute
 // by walking every literal byte. The per-table totals let the decoder carve every
@@ -49,13 +56,21 @@ func (d *decoder) fail(what string) {
 	}
 }
 
+// uint reads a uvarint. The one-byte case is kept small enough to be inlined
+// (image loading reads millions of numbers); it does not look at d.err, which is
+// harmless: after a failure every read stays within the input and the decoders
+// check d.err before using what they read.
 func (d *decoder) uint() uint64 {
+	if i := d.off; i < len(d.s) && d.s[i] < 0x80 {
+		d.off = i + 1
+		return uint64(d.s[i])
+	}
+	return d.uintSlow()
+}
+
+func (d *decoder) uintSlow() uint64 {
 	if d.err != nil {
 		return 0
-	}
-	if d.off < len(d.s) && d.s[d.off] < 0x80 {
-		d.off++
-		return uint64(d.s[d.off-1])
 	}
 	var v uint64
 	var shift uint
@@ -80,7 +95,7 @@ func (d *decoder) uint() uint64 {
 // takes at least one byte), so corrupt data cannot make us allocate wildly.
 func (d *decoder) count() int {
 	v := d.uint()
-	if v > uint64(len(d.s)-d.off) || v > maxDecodeLen {
+	if v > uint64(len(d.s)-d.off) {
 		d.fail("count out of range")
 		return 0
 	}
@@ -157,35 +172,62 @@ func (s *Set) MarshalBinary() ([]byte, error) {
 		e.uint(uint64(nitems))
 		e.uint(uint64(nops))
 		e.uint(uint64(nmeta))
-		for k := range t.entries {
-			en := &t.entries[k]
-			e.str(en.src)
-			e.str(en.pat.data)
-			e.uint(uint64(len(en.pat.items)))
-			for i := range en.pat.items {
-				encodeItem(e, &en.pat.items[i])
-			}
-			if m := en.pat.meta; m != nil {
-				e.uint(uint64(m.minLen))
-				for _, w := range m.bytes {
-					e.b = binary.LittleEndian.AppendUint64(e.b, w)
+		// Entries are encoded chunk by chunk into a side buffer first, so that the
+		// chunk table (which lets the decoder work on chunks in parallel) can
+		// precede them.
+		e.uint(chunkEntries)
+		nch := (len(t.entries) + chunkEntries - 1) / chunkEntries
+		e.uint(uint64(nch))
+		var body encoder
+		for c := 0; c < nch; c++ {
+			start := len(body.b)
+			ci, co, cm := 0, 0, 0
+			for k := c * chunkEntries; k < min(len(t.entries), (c+1)*chunkEntries); k++ {
+				en := &t.entries[k]
+				encodeEntry(&body, en)
+				ci += len(en.pat.items)
+				co += len(en.tmpl.ops)
+				if en.pat.meta != nil {
+					cm++
 				}
 			}
-			e.uint(uint64(en.tmpl.need))
-			e.uint(uint64(en.tmpl.forbid))
-			e.uint(uint64(len(en.tmpl.ops)))
-			for i := range en.tmpl.ops {
-				o := &en.tmpl.ops[i]
-				e.byte1(byte(o.kind))
-				e.byte1(o.c)
-				e.uint(uint64(o.n))
-				if o.kind == oText || o.kind == oNested {
-					e.str(o.text)
-				}
-			}
+			e.uint(uint64(len(body.b) - start))
+			e.uint(uint64(ci))
+			e.uint(uint64(co))
+			e.uint(uint64(cm))
 		}
+		e.b = append(e.b, body.b...)
 	}
 	return e.b, nil
+}
+
+func encodeEntry(e *encoder, en *entry) {
+	e.str(en.src)
+	e.str(en.pat.data)
+	e.uint(uint64(len(en.pat.items)))
+	for i := range en.pat.items {
+		encodeItem(e, &en.pat.items[i])
+	}
+	if m := en.pat.meta; m != nil {
+		e.uint(uint64(m.minLen))
+		for _, w := range m.bytes {
+			e.b = binary.LittleEndian.AppendUint64(e.b, w)
+		}
+	}
+	e.uint(uint64(en.tmpl.need))
+	e.uint(uint64(en.tmpl.forbid))
+	e.str(en.tmpl.data)
+	e.uint(uint64(len(en.tmpl.ops)))
+	for i := range en.tmpl.ops {
+		o := &en.tmpl.ops[i]
+		e.byte1(byte(o.kind))
+		e.byte1(o.c)
+		e.uint(uint64(o.n))
+		if o.kind == oText || o.kind == oNested {
+			e.uint(uint64(o.off))
+			e.uint(uint64(o.end))
+		}
+	}
 }
 
 func encodeItem(e *encoder, it *item) {
@@ -232,78 +274,8 @@ func (s *Set) decode(data string) error {
 	}
 	for ti := 0; ti < nt && d.err == nil; ti++ {
 		t := &table{name: d.str(), src: d.str()}
-		ne, nitems, nops, nmeta := d.count(), d.count(), d.count(), d.count()
+		decodeTable(d, t)
 		if d.err != nil {
-			break
-		}
-		t.entries = make([]entry, ne)
-		items := make([]item, nitems)
-		ops := make([]op, nops)
-		metas := make([]patMeta, nmeta)
-		for k := 0; k < ne && d.err == nil; k++ {
-			en := &t.entries[k]
-			en.src = d.str()
-			en.pat.data = d.str()
-			ni := d.count()
-			if ni > len(items) {
-				d.fail("item count exceeds table total")
-				break
-			}
-			en.pat.items = items[:ni:ni]
-			items = items[ni:]
-			decodeItems(d, en.pat.items, len(en.pat.data))
-			if d.err != nil {
-				break
-			}
-			if !(ni == 0 || ni == 1 && en.pat.items[0].kind == kLit) {
-				if len(metas) == 0 {
-					d.fail("meta count exceeds table total")
-					break
-				}
-				m := &metas[0]
-				metas = metas[1:]
-				m.minLen = d.count()
-				if raw := d.bytes(32); len(raw) == 32 {
-					for w := range m.bytes {
-						m.bytes[w] = binary.LittleEndian.Uint64([]byte(raw[8*w : 8*w+8]))
-					}
-				}
-				en.pat.shape(m, false)
-			} else {
-				en.pat.shape(nil, false)
-			}
-			en.tmpl.need = Flags(d.uint())
-			en.tmpl.forbid = Flags(d.uint())
-			no := d.count()
-			if no > len(ops) {
-				d.fail("op count exceeds table total")
-				break
-			}
-			en.tmpl.ops = ops[:no:no]
-			ops = ops[no:]
-			for i := range en.tmpl.ops {
-				o := &en.tmpl.ops[i]
-				o.kind = opKind(d.byte1())
-				o.c = d.byte1()
-				o.n = uint16(d.uint())
-				if o.kind > oExit {
-					d.fail("bad op kind")
-				}
-				if o.kind == oText || o.kind == oNested {
-					o.text = d.str()
-				}
-			}
-			if d.err == nil {
-				if err := checkTemplate(&en.tmpl, en.pat.nsave); err != nil {
-					d.fail(err.Error())
-				}
-			}
-		}
-		if d.err != nil {
-			break
-		}
-		if len(items) != 0 || len(ops) != 0 || len(metas) != 0 {
-			d.fail("table totals do not match its entries")
 			break
 		}
 		key := lowerASCII(t.name)
@@ -326,6 +298,183 @@ func (s *Set) decode(data string) error {
 	}
 	*s = ns
 	return nil
+}
+
+// chunkEntries is how many entries the encoder puts in one chunk: 4096 keeps a
+// 100 000-entry table in ~25 chunks, enough to spread over the cores, few enough
+// that the chunk table costs nothing.
+const chunkEntries = 4096
+
+// chunk is one independently decodable run of a table's entries: its bytes and
+// the slices of the table's backing arrays it fills.
+type chunk struct {
+	lo, hi  int // byte range in the decoder's input
+	entries []entry
+	items   []item
+	ops     []op
+	metas   []patMeta
+}
+
+// decodeTable reads a table's counts and chunk table, then decodes the chunks,
+// in parallel when there are several: each fills its own part of the entry,
+// item, op and meta arrays, so they share nothing but the read-only input.
+func decodeTable(d *decoder, t *table) {
+	ne, nitems, nops, nmeta := d.count(), d.count(), d.count(), d.count()
+	per := d.uint() // not a count of things in the input: a small table's chunk is bigger
+	nch := d.count()
+	if d.err != nil {
+		return
+	}
+	if per == 0 || per > maxDecodeLen || uint64(nch) != (uint64(ne)+per-1)/per {
+		d.fail("bad chunk table")
+		return
+	}
+	t.entries = make([]entry, ne)
+	items := make([]item, nitems)
+	ops := make([]op, nops)
+	metas := make([]patMeta, nmeta)
+	chunks := make([]chunk, nch)
+	var lens []int
+	for c := range chunks {
+		ch := &chunks[c]
+		n, ci, co, cm := d.count(), d.count(), d.count(), d.count()
+		if d.err != nil {
+			return
+		}
+		if ci > len(items) || co > len(ops) || cm > len(metas) {
+			d.fail("chunk counts exceed table totals")
+			return
+		}
+		ch.entries = t.entries[c*int(per) : min(ne, (c+1)*int(per))]
+		ch.items, items = items[:ci:ci], items[ci:]
+		ch.ops, ops = ops[:co:co], ops[co:]
+		ch.metas, metas = metas[:cm:cm], metas[cm:]
+		lens = append(lens, n)
+	}
+	if len(items) != 0 || len(ops) != 0 || len(metas) != 0 {
+		d.fail("table totals do not match its chunks")
+		return
+	}
+	off := d.off
+	for c := range chunks {
+		if lens[c] > len(d.s)-off {
+			d.fail("chunk beyond the data")
+			return
+		}
+		chunks[c].lo, chunks[c].hi = off, off+lens[c]
+		off += lens[c]
+	}
+	errs := make([]error, nch)
+	if nch <= 1 {
+		for c := range chunks {
+			errs[c] = decodeChunk(d.s, &chunks[c])
+		}
+	} else {
+		var wg sync.WaitGroup
+		var next atomic.Int32
+		for range min(nch, runtime.GOMAXPROCS(0)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := int(next.Add(1)) - 1; c < nch; c = int(next.Add(1)) - 1 {
+					errs[c] = decodeChunk(d.s, &chunks[c])
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for c, err := range errs {
+		if err != nil {
+			d.off = chunks[c].lo
+			d.fail(err.Error())
+			return
+		}
+	}
+	d.off = off
+}
+
+// decodeChunk decodes the entries of one chunk from s[ch.lo:ch.hi]. It runs on its
+// own goroutine, so it recovers: a decoding bug must fail the load, not the
+// process.
+func decodeChunk(s string, ch *chunk) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decoding entries: %v", r)
+		}
+	}()
+	d := &decoder{s: s[:ch.hi], off: ch.lo}
+	items, ops, metas := ch.items, ch.ops, ch.metas
+	for k := range ch.entries {
+		en := &ch.entries[k]
+		en.src = d.str()
+		en.pat.data = d.str()
+		ni := d.count()
+		if ni > len(items) {
+			d.fail("item count exceeds chunk total")
+			break
+		}
+		en.pat.items = items[:ni:ni]
+		items = items[ni:]
+		decodeItems(d, en.pat.items, len(en.pat.data))
+		if d.err != nil {
+			break
+		}
+		if !(ni == 0 || ni == 1 && en.pat.items[0].kind == kLit) {
+			if len(metas) == 0 {
+				d.fail("meta count exceeds chunk total")
+				break
+			}
+			m := &metas[0]
+			metas = metas[1:]
+			m.minLen = d.count()
+			if raw := d.bytes(32); len(raw) == 32 {
+				for w := range m.bytes {
+					m.bytes[w] = binary.LittleEndian.Uint64([]byte(raw[8*w : 8*w+8]))
+				}
+			}
+			en.pat.shape(m, false)
+		} else {
+			en.pat.shape(nil, false)
+		}
+		en.tmpl.need = Flags(d.uint())
+		en.tmpl.forbid = Flags(d.uint())
+		en.tmpl.data = d.str()
+		no := d.count()
+		if no > len(ops) {
+			d.fail("op count exceeds chunk total")
+			break
+		}
+		en.tmpl.ops = ops[:no:no]
+		ops = ops[no:]
+		for i := range en.tmpl.ops {
+			o := &en.tmpl.ops[i]
+			o.kind = opKind(d.byte1())
+			o.c = d.byte1()
+			o.n = uint16(d.uint())
+			if o.kind > oExit {
+				d.fail("bad op kind")
+			}
+			if o.kind == oText || o.kind == oNested {
+				lo, hi := d.uint(), d.uint()
+				if lo > hi || hi > uint64(len(en.tmpl.data)) {
+					d.fail("bad op text range")
+					break
+				}
+				o.off, o.end = uint32(lo), uint32(hi)
+			}
+		}
+		if d.err != nil {
+			break
+		}
+		if err := checkTemplate(&en.tmpl, en.pat.nsave); err != nil {
+			d.fail(err.Error())
+			break
+		}
+	}
+	if d.err == nil && (len(items) != 0 || len(ops) != 0 || len(metas) != 0 || d.off != ch.hi) {
+		d.fail("chunk totals do not match its entries")
+	}
+	return d.err
 }
 
 // decodeItems fills items from d; ndata is the length of their pattern's data,

@@ -2,6 +2,8 @@ package mappings
 
 import (
 	"math/rand/v2"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -73,5 +75,54 @@ func TestDecodeRejectsBadItems(t *testing.T) {
 		if _, err := DecodeSet(string(c)); err == nil || !strings.Contains(err.Error(), "bad item data range") {
 			t.Errorf("range %v: err = %v", bad, err)
 		}
+	}
+}
+
+// TestDecodeChunked decodes a table of several chunks (decoded in parallel) and
+// checks every entry comes back in its place, then that damage inside a late
+// chunk is still an error.
+func TestDecodeChunked(t *testing.T) {
+	ts := TableSource{Name: "BIG", Src: "mappings:1"}
+	n := 3*chunkEntries + 5
+	for k := range n {
+		e := EntrySource{Src: "mappings:" + strconv.Itoa(k+3)}
+		if k%3 == 0 {
+			e.Pattern, e.Template = "user"+strconv.Itoa(k)+"@example.com", "$Y"+strconv.Itoa(k)
+		} else {
+			e.Pattern, e.Template = "*|*@dom"+strconv.Itoa(k)+".example|*", "$N$0"
+		}
+		ts.Entries = append(ts.Entries, e)
+	}
+	s := mustCompile(t, ts)
+	b, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := DecodeSet(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	te, de := s.tables[0].entries, d.tables[0].entries
+	if len(te) != len(de) {
+		t.Fatalf("%d entries decoded, want %d", len(de), len(te))
+	}
+	for k := range te {
+		if !reflect.DeepEqual(te[k].pat.items, de[k].pat.items) || te[k].pat.data != de[k].pat.data ||
+			!reflect.DeepEqual(te[k].tmpl, de[k].tmpl) || te[k].src != de[k].src {
+			t.Fatalf("entry %d differs after decode", k)
+		}
+	}
+	for _, in := range []string{"user3@example.com", "user" + strconv.Itoa(n-2) + "@example.com", "a|b@dom" + strconv.Itoa(n-1) + ".example|c", "nothing"} {
+		r1, _ := s.Map("BIG", in, 0, nil)
+		r2, _ := d.Map("BIG", in, 0, nil)
+		if r1 != r2 {
+			t.Errorf("%q: compiled %+v, decoded %+v", in, r1, r2)
+		}
+	}
+	last := strings.LastIndex(string(b), "mappings:"+strconv.Itoa(n-10))
+	c := append([]byte(nil), b...)
+	c[last-1]++ // the length of that entry's src
+	if _, err := DecodeSet(string(c)); err == nil {
+		t.Error("damaged last chunk decoded without error")
 	}
 }

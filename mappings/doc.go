@@ -68,6 +68,8 @@
 // into their pattern's data string, so a table's items (and metas) are one
 // pointer-free array each that the garbage collector never scans. DecodeSet (what
 // image loading uses) slices every string out of the image string itself, no
-// copy; UnmarshalBinary copies its []byte once first. Only the indexes are
-// rebuilt on decode.
+// copy; UnmarshalBinary copies its []byte once first. A table's entries are
+// encoded in chunks behind a small chunk table, so a big table is decoded by
+// several goroutines at once, each into its own part of the backing arrays. Only
+// the indexes are rebuilt on decode.
 package mappings

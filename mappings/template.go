@@ -67,16 +67,21 @@ const (
 	oExit                  // $+1E: stop here with $E
 )
 
+// op is one template instruction. Like a pattern item it holds no pointers: the
+// text of oText (the literal) and oNested (the table name) is
+// Template.data[off:end], so a table's ops are one array the garbage collector
+// never scans and decoding them copies no text.
 type op struct {
-	kind opKind
-	c    byte
-	n    uint16
-	text string
+	kind     opKind
+	c        byte
+	n        uint16
+	off, end uint32
 }
 
 // Template is one compiled mapping template.
 type Template struct {
-	ops []op
+	ops  []op
+	data string // the ops' text
 	// need/forbid are the $:x / $;x input-flag tests, hoisted out of the op list:
 	// they decide whether the entry applies at all, so they are checked before the
 	// pattern is even tried. [inf: a failed test makes the entry not apply, as if
@@ -99,15 +104,20 @@ func compileTemplate(t string, nsave int, tp *Template) error {
 	}
 	c := tcompiler{src: t, nsave: nsave, tp: tp}
 	_, err := c.seq(0, 0)
+	tp.data = string(c.data)
 	return err
 }
+
+// text returns the text of op o of t.
+func (t *Template) text(o *op) string { return t.data[o.off:o.end] }
 
 type tcompiler struct {
 	src   string
 	nsave int
 	tp    *Template
 	lit   []byte
-	depth int // open ${..} / $|..| around the current offset
+	data  []byte // Template.data being built
+	depth int    // open ${..} / $|..| around the current offset
 }
 
 func (c *tcompiler) open(at int) error {
@@ -126,9 +136,17 @@ func (c *tcompiler) emit(o op) {
 
 func (c *tcompiler) flush() {
 	if len(c.lit) > 0 {
-		c.tp.ops = append(c.tp.ops, op{kind: oText, text: string(c.lit)})
+		c.tp.ops = append(c.tp.ops, c.withText(op{kind: oText}, c.lit))
 		c.lit = c.lit[:0]
 	}
+}
+
+// withText stores text in the template's data and points o at it.
+func (c *tcompiler) withText(o op, text []byte) op {
+	o.off = uint32(len(c.data))
+	c.data = append(c.data, text...)
+	o.end = uint32(len(c.data))
+	return o
 }
 
 // seq compiles from offset i until the unquoted terminator term (0: end of text)
@@ -202,7 +220,7 @@ func (c *tcompiler) seq(i int, term byte) (int, error) {
 			}
 			i = end
 			c.depth--
-			c.emit(op{kind: oNested, text: table})
+			c.emit(c.withText(op{kind: oNested}, []byte(table)))
 		case ch == '?':
 			end := strings.IndexByte(s[i:], '?')
 			if end < 0 {
@@ -328,7 +346,7 @@ func (ev *evaluator) eval(t *Template, s string, caps []int) evalResult {
 		o := &t.ops[k]
 		switch o.kind {
 		case oText:
-			out = appendCase(out, mode, o.text)
+			out = appendCase(out, mode, t.text(o))
 		case oCap:
 			if n := int(o.n); 2*n+1 < len(caps) {
 				out = appendCase(out, mode, s[caps[2*n]:caps[2*n+1]])
@@ -355,7 +373,7 @@ func (ev *evaluator) eval(t *Template, s string, caps []int) evalResult {
 					val, ok = ev.env.General(arg)
 				}
 			} else {
-				val, ok = ev.nested(o.text, arg)
+				val, ok = ev.nested(t.text(o), arg)
 			}
 			if !ok {
 				return failed(r.ctrl)

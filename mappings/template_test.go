@@ -56,7 +56,7 @@ func TestTemplateCompilesOnce(t *testing.T) {
 	if tp.need != Flag('A') || tp.forbid != Flag('T') {
 		t.Errorf("need/forbid = %v/%v", tp.need, tp.forbid)
 	}
-	if len(tp.ops) != 2 || tp.ops[0].kind != oText || tp.ops[0].text != "ab c" || tp.ops[1].kind != oFlag {
+	if len(tp.ops) != 2 || tp.ops[0].kind != oText || tp.text(&tp.ops[0]) != "ab c" || tp.ops[1].kind != oFlag {
 		t.Errorf("ops = %+v", tp.ops)
 	}
 }

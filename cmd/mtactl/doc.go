@@ -9,7 +9,8 @@
 //
 // main.go is a small dispatcher: global flags, then one command looked up in
 // commands(). Each command group lives in its own file (cnbuild.go, test.go,
-// version.go); a new group adds a file and one line to commands().
+// version.go, qm.go, admin.go, passwd.go); a new group adds a file and one line to
+// commands().
 //
 // Commands:
 //
@@ -19,7 +20,13 @@
 //	mtactl [-config DIR] test -rewrite -compare OTHER.image -corpus FILE
 //	mtactl [-config DIR] test -mapping [-table=NAME] [-flags=CHARS] [-noimage] [STRING...]
 //	mtactl test -match [PATTERN TARGET]
-//	mtactl [-config DIR] version
+//	mtactl [-config DIR] [-data DIR] version
+//	mtactl [-data DIR] qm directory|summarize|counters|jobs|view|hold|release|delete|return|run|submit|stop|start ...
+//	mtactl [-data DIR] reload | log -reopen | counters | process | cache -flush
+//	mtactl [-data DIR] passwd [-stdin] [-delete] [-list] USER
+//
+// The commands that act on a running mtad talk to it over DATA/control.sock (package
+// control); qm's reports and stop/start also work on the files when mtad is down.
 //
 // Without -config the configuration built into the binary (examples/default) is used.
 // The test commands read DIR/compiled.image when it exists (so that text edits are

@@ -17,7 +17,7 @@ import (
 )
 
 func main() {
-	os.Exit(runIO(os.Args[1:], os.Stdin, isTerminal(os.Stdin), os.Stdout, os.Stderr, time.Now))
+	os.Exit(runIO(programArgs(os.Args[0], os.Args[1:], os.Getenv), os.Stdin, isTerminal(os.Stdin), os.Stdout, os.Stderr, time.Now))
 }
 
 // run is main without the process: tests call it in-process. Standard input is empty.
@@ -55,6 +55,7 @@ func commands() map[string]command {
 		"counters": {cmdCounters, "counters [-clear]: per-channel counters (= qm counters)"},
 		"process":  {cmdProcess, "process: mtad's listeners and job controller jobs"},
 		"cache":    {cmdCache, "cache -flush: empty mtad's DNS cache"},
+		"sendmail": {cmdSendmail, "sendmail [-t] [-i] [-f ADDR] [-F NAME] [-v] [RCPT...]: submit a message read from stdin (also as argv[0] sendmail)"},
 	}
 }
 

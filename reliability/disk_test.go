@@ -1,0 +1,299 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mtad.dev/mta/daemon"
+)
+
+// deferCnf relays everything to port, retrying every second: with nothing
+// listening on port, messages stay queued.
+func deferCnf(port int) string {
+	return fmt.Sprintf(`.                $U%%$H@tcp-daemon
+
+l
+relay.invalid
+
+tcp_local smtp nomx single_sys daemon 127.0.0.1 port %d backoff "pt1s"
+tcp-daemon
+`, port)
+}
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+func shutdown(t *testing.T, d *daemon.Daemon) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// segmentWith finds the queue segment holding token and the token's offset.
+func segmentWith(t *testing.T, data, token string) (string, int64) {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(data, "queue", "segments", "*.seg"))
+	for _, s := range segs {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte(token)); i >= 0 {
+			return s, int64(i)
+		}
+	}
+	t.Fatalf("no segment holds %s (segments %v)", token, segs)
+	return "", 0
+}
+
+// TestCorruptQueueRecords damages the queue while mtad is stopped: one message's
+// content gets a flipped byte (its CRC no longer matches) and the segment is
+// truncated inside another's content. mtad must start, quarantine exactly those
+// two, deliver the intact one, and keep accepting mail.
+func TestCorruptQueueRecords(t *testing.T) {
+	cfg, data := t.TempDir(), t.TempDir()
+	writeFiles(t, cfg, map[string]string{"imta.cnf": deferCnf(closedPort(t))})
+	d := startDaemonData(t, cfg, data)
+	c := dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	ids := map[string]string{}
+	sums := map[string][32]byte{}
+	for _, tok := range []string{"intact-1", "flipped-2", "truncated-3"} {
+		content, sum := message(tok, 3000)
+		r := c.send("a@localhost", []string{"x@remote.test"}, content)
+		if !strings.HasPrefix(r, "250") {
+			t.Fatalf("%s: %q", tok, r)
+		}
+		ids[tok] = strings.TrimSpace(r[strings.LastIndex(r, " ")+1:])
+		sums[tok] = sum
+	}
+	c.cmd("QUIT", "221")
+	waitLogLine(t, data, 10*time.Second, "a deferral", func(l string) bool { return strings.Contains(l, " Q ") })
+	shutdown(t, d)
+
+	// Damage: one byte of flipped-2's body, then cut the segment inside
+	// truncated-3's body (it was written last, so it is at the end).
+	seg, off := segmentWith(t, data, "<flipped-2@reliability.test>\r\n\r\n")
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	f.ReadAt(b, off+100)
+	b[0] ^= 0x20
+	f.WriteAt(b, off+100)
+	f.Close()
+	seg3, off3 := segmentWith(t, data, "<truncated-3@reliability.test>\r\n\r\n")
+	if err := os.Truncate(seg3, off3+200); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart, now with a healthy destination.
+	sk := newSink(t)
+	writeFiles(t, cfg, map[string]string{"imta.cnf": deferCnf(sk.port)})
+	d = startDaemonData(t, cfg, data)
+	reasons := map[string]string{}
+	for _, qi := range d.Queue().Quarantined() {
+		reasons[qi.ID] = qi.Reason
+	}
+	if len(reasons) != 2 {
+		t.Errorf("quarantined %v, want flipped-2 %s and truncated-3 %s", reasons, ids["flipped-2"], ids["truncated-3"])
+	}
+	for tok, want := range map[string]string{"flipped-2": "checksum mismatch", "truncated-3": "truncated"} {
+		if r, ok := reasons[ids[tok]]; !ok || !strings.Contains(r, want) {
+			t.Errorf("%s (%s): quarantine reason %q (quarantined %v), want one with %q", tok, ids[tok], r, ok, want)
+		}
+	}
+	sk.waitToken(t, "intact-1", 15*time.Second)
+	if c := sk.copies("intact-1"); c[0] != sums["intact-1"] {
+		t.Errorf("intact-1: body hash differs")
+	}
+	// Damaged messages are never delivered, and the daemon still takes mail.
+	c = dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	content, _ := message("after-5", 100)
+	if r := c.send("a@localhost", []string{"x@remote.test"}, content); !strings.HasPrefix(r, "250") {
+		t.Fatalf("after recovery: %q", r)
+	}
+	c.cmd("QUIT", "221")
+	sk.waitToken(t, "after-5", 15*time.Second)
+	for _, tok := range []string{"flipped-2", "truncated-3"} {
+		if n := len(sk.copies(tok)); n != 0 {
+			t.Errorf("damaged %s delivered %d times", tok, n)
+		}
+	}
+
+	t.Run("qm reports quarantined", func(t *testing.T) {
+		t.Skip("known gap: control/ and mtactl qm expose no quarantine (queue.Queue.Quarantined is only counted in metrics, mtad_queue_quarantined_messages); qm directory/summarize never show these ids")
+		_, mtactlBin := buildBinaries(t)
+		out, err := mtactl(t, mtactlBin, "-config", cfg, "-data", data, "qm", "directory")
+		if err != nil {
+			t.Fatalf("qm directory: %v\n%s", err, out)
+		}
+		for _, tok := range []string{"flipped-2", "truncated-3"} {
+			if !strings.Contains(out, ids[tok]) || !strings.Contains(strings.ToLower(out), "quarantin") {
+				t.Errorf("qm directory does not report quarantined %s:\n%s", ids[tok], out)
+			}
+		}
+	})
+}
+
+// TestDiskFull puts the data directory on a 4 MiB tmpfs (root only; skipped
+// elsewhere), fills it, and checks that SMTP answers 452 4.3.1 for new mail, that
+// what was acknowledged before is delivered, and that mtad recovers by itself
+// when space returns.
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	data := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", data).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	// Unmount after the daemon's own cleanup (registered later, so run earlier).
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", data).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v %s", err, out)
+		}
+	})
+	sk := newSink(t)
+	// hold.test goes to a port nobody listens on until the disk has been full: a
+	// message acknowledged before, and retried during, the full disk.
+	holdPort := closedPort(t)
+	cfg := t.TempDir()
+	writeFiles(t, cfg, map[string]string{"imta.cnf": fmt.Sprintf(`hold.test    $U%%$D@tcp_hold-daemon
+`+"%s"+`
+tcp_hold smtp nomx single_sys daemon 127.0.0.1 port %d backoff "pt1s"
+tcp_hold-daemon
+`, deferCnf(sk.port), holdPort)})
+	d := startDaemonData(t, cfg, data)
+	addr := d.Addr().String()
+
+	before, sumBefore := message("before-full", 20000)
+	c := dial(t, addr)
+	c.cmd("EHLO client.test", "250")
+	if r := c.send("a@localhost", []string{"x@remote.test"}, before); !strings.HasPrefix(r, "250") {
+		t.Fatalf("before full: %q", r)
+	}
+	sk.waitToken(t, "before-full", 15*time.Second)
+	pending, sumPending := message("pending", 5000)
+	if r := c.send("a@localhost", []string{"u@hold.test"}, pending); !strings.HasPrefix(r, "250") {
+		t.Fatalf("pending: %q", r)
+	}
+	waitLogLine(t, data, 10*time.Second, "the deferral of pending", func(l string) bool { return isEntry(l, "tcp_hold", "Q", "u@hold.test") })
+
+	fill := filepath.Join(data, "filler")
+	fillDisk(t, fill)
+
+	refused := 0
+	for i := range 5 {
+		content, _ := message(fmt.Sprintf("full-%d", i), 50000)
+		r := c.send("a@localhost", []string{"x@remote.test"}, content)
+		switch {
+		case strings.HasPrefix(r, "452 4.3.1"):
+			refused++
+		case strings.HasPrefix(r, "250"):
+			t.Logf("full-%d accepted on a full disk: %q (then it must be delivered)", i, r)
+		default:
+			t.Fatalf("full-%d on a full disk: %q, want 452 4.3.1", i, r)
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("no message refused with 452 4.3.1 on a full filesystem")
+	}
+	c.cmd("QUIT", "221")
+
+	// Space returns: mtad must take mail again without a restart.
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	var after string
+	var sumAfter [32]byte
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		after, sumAfter = message("after-full", 20000)
+		c = dial(t, addr)
+		c.cmd("EHLO client.test", "250")
+		r := c.send("a@localhost", []string{"x@remote.test"}, after)
+		c.cmd("QUIT", "221")
+		if strings.HasPrefix(r, "250") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mtad did not recover within 15 s after space returned: %q", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	sk.waitToken(t, "after-full", 15*time.Second)
+	if sk.copies("before-full")[0] != sumBefore || sk.copies("after-full")[0] != sumAfter {
+		t.Errorf("body hash differs")
+	}
+	// The message acknowledged before the disk filled up, retried while it was
+	// full, is delivered once its destination answers.
+	hold := newSinkOn(t, fmt.Sprintf("127.0.0.1:%d", holdPort))
+	hold.waitToken(t, "pending", 15*time.Second)
+	if hold.copies("pending")[0] != sumPending {
+		t.Errorf("pending: body hash differs")
+	}
+	// Anything accepted while full must have been delivered too.
+	for i := range 5 {
+		tok := fmt.Sprintf("full-%d", i)
+		for _, l := range readLog(data) {
+			if strings.Contains(l, " E") && strings.Contains(l, tok) {
+				sk.waitToken(t, tok, 15*time.Second)
+			}
+		}
+	}
+	select {
+	case err := <-d.Errors():
+		t.Errorf("daemon reported a fatal error: %v", err)
+	default:
+	}
+}
+
+// fillDisk writes into path until the filesystem is full.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling: %v", err)
+			}
+			break
+		}
+	}
+	// Fill the last partial block too.
+	for {
+		if _, err := f.Write(buf[:512]); err != nil {
+			break
+		}
+	}
+}

@@ -1,0 +1,17 @@
+//go:build !soak
+
+package reliability
+
+import "time"
+
+// The CI sizes: each test a few seconds.
+const (
+	soak           = false
+	crashKills     = 3                      // SIGKILL cycles of TestCrashRelay
+	crashSenders   = 4                      // concurrent SMTP clients
+	cnbuildKills   = 6                      // interrupted mtactl cnbuild runs
+	reloadKills    = 2                      // SIGKILL right after an image swap
+	cnbuildRules   = 20000                  // rewrite rules of the large configuration
+	crashRunBefore = 300 * time.Millisecond // minimum run time before a kill
+	crashRunSpread = 600 * time.Millisecond // plus a random part up to this
+)

@@ -65,6 +65,8 @@ func FuzzRequest(f *testing.F) {
 	f.Add([]byte(`{"version":1,"command":"ping"}`))
 	f.Add([]byte(`{"version":1,"command":"directory","filter":{"from":"[","older":-5}}`))
 	f.Add([]byte(`{"version":99}`))
+	f.Add([]byte(`{"version":1,"command":"submit-message","submission":{"user":"u","recipients":["a"],"content":"U3ViamVjdDogeA0KDQo="}}`))
+	f.Add([]byte(`{"version":1,"command":"submit-message","submission":{"content":"!!not base64"}}`))
 	f.Add([]byte("\x00\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, c := net.Pipe()
@@ -73,7 +75,7 @@ func FuzzRequest(f *testing.F) {
 				req.Filter.Validate()
 			}
 			w.Result(req, "")
-		}, log: discard()}
+		}, log: discard(), requestTimeout: 200 * time.Millisecond} // an unfinished request ("[") is answered at the timeout
 		done := make(chan struct{})
 		go func() { defer close(done); s.serveConn(context.Background(), c) }()
 		go func() { a.Write(append(b, '\n')); a.Write([]byte("{}")) }()

@@ -30,6 +30,8 @@ type Server struct {
 	handler Handler
 	log     *slog.Logger
 	wg      sync.WaitGroup
+	// requestTimeout bounds reading a request (0: 10s); tests shorten it.
+	requestTimeout time.Duration
 }
 
 // Listen creates the socket at path with mode 0600. A stale socket (a file nobody
@@ -121,7 +123,11 @@ func (s *Server) remove() {
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rt := s.requestTimeout
+	if rt <= 0 {
+		rt = 10 * time.Second
+	}
+	c.SetReadDeadline(time.Now().Add(rt))
 	var req Request
 	dec := json.NewDecoder(io.LimitReader(c, maxRequestSize))
 	w := &Writer{enc: json.NewEncoder(c)}

@@ -220,3 +220,19 @@ func FuzzPrepareSubmission(f *testing.F) {
 		}
 	})
 }
+
+// TestPrepareSubmissionTooLarge: the configuration's size limit refuses the
+// message as a whole (the client maps it to EX_DATAERR).
+func TestPrepareSubmissionTooLarge(t *testing.T) {
+	img := siteImage(t)
+	img.Options.BlockLimit = 2 // 2 blocks of BLOCK_SIZE=1024
+	sub := &control.Submission{User: "u", Recipients: []string{"alice"}}
+	sub.Content = []byte("Subject: s\r\n\r\n" + strings.Repeat("x", 2048))
+	if p, res := prepareSubmission(img, sub, submitNow); p != nil || res.Status == nil || res.Status.Code != 552 || res.Status.Enhanced != "5.3.4" {
+		t.Fatalf("over the limit: %+v", res.Status)
+	}
+	sub.Content = []byte("Subject: s\r\n\r\nsmall\r\n")
+	if p, res := prepareSubmission(img, sub, submitNow); p == nil {
+		t.Fatalf("under the limit refused: %v", res.Status)
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mtad.dev/mta/control"
+	"mtad.dev/mta/status"
 )
 
 // sendmailCmd runs "mtactl -data DATA sendmail ARGS" with stdin.
@@ -312,6 +315,36 @@ func TestProgramArgs(t *testing.T) {
 	for _, c := range cases {
 		if got := programArgs(c.argv0, c.args, env(c.data)); !slices.Equal(got, c.want) {
 			t.Errorf("programArgs(%q, %q) = %q, want %q", c.argv0, c.args, got, c.want)
+		}
+	}
+}
+
+// TestSendmailExitStatus: mtad's answer becomes sendmail's exit status.
+func TestSendmailExitStatus(t *testing.T) {
+	st := func(code int, enh string) *status.Status { return status.New(code, enh, "text") }
+	cases := []struct {
+		name string
+		res  control.SubmitResult
+		want int
+	}{
+		{"queued", control.SubmitResult{ID: "X", Recipients: []control.SubmitRecipient{{Addr: "a"}}}, exOK},
+		{"discarded", control.SubmitResult{Recipients: []control.SubmitRecipient{{Addr: "a"}}}, exOK},
+		{"too large", control.SubmitResult{Status: st(552, "5.3.4")}, exDataErr},
+		{"no recipients", control.SubmitResult{Status: st(554, "5.5.1")}, exUsage},
+		{"bad sender", control.SubmitResult{Status: st(553, "5.1.7")}, exNoUser},
+		{"queue failure", control.SubmitResult{Status: st(451, "4.3.0")}, exTempFail},
+		{"unroutable", control.SubmitResult{Recipients: []control.SubmitRecipient{{Addr: "a"}, {Addr: "b", Status: st(550, "5.1.2")}}}, exNoUser},
+		{"temporary refusal", control.SubmitResult{Recipients: []control.SubmitRecipient{{Addr: "b", Status: st(450, "4.2.1")}}}, exTempFail},
+		{"mixed refusals", control.SubmitResult{Recipients: []control.SubmitRecipient{{Addr: "a", Status: st(450, "4.2.1")}, {Addr: "b", Status: st(550, "5.7.1")}}}, exNoUser},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		a := &app{stdout: &out, stderr: &errb}
+		if got := a.sendmailResult(sendmailOpts{}, &c.res); got != c.want {
+			t.Errorf("%s: exit %d, want %d (%s)", c.name, got, c.want, errb.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: printed %q without -v", c.name, out.String())
 		}
 	}
 }

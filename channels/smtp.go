@@ -120,6 +120,12 @@ type SMTPOptions struct {
 	LocalAddr netip.Addr
 	// Dial replaces the TCP dialer (tests, proxies). It receives "tcp" and "ip:port".
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// SevenBit converts 8-bit content to quoted-printable/base64 even when the server
+	// offers 8BITMIME (the sevenbit keyword); without 8BITMIME it is always done.
+	SevenBit bool
+	// EightStrict returns (5.6.3) a message that cannot be made 7-bit for a server
+	// without 8BITMIME, instead of sending it as it is (eightstrict keyword).
+	EightStrict bool
 	// LMTP speaks LMTP (RFC 2033): LHLO, and one reply per accepted recipient
 	// after the final dot.
 	LMTP bool
@@ -610,6 +616,27 @@ func (s *SMTP) open(ctx context.Context, host, addr string) (*smtpConn, *status.
 	return c, nil
 }
 
+// sevenBit returns m with 7-bit content for a server that did not offer 8BITMIME.
+// What cannot be converted (raw 8-bit headers, message/partial ...) is sent as it
+// is [inf], unless the channel is eightstrict: then the message is returned with
+// 5.6.3, since sending it would violate the server's stated limits.
+func (s *SMTP) sevenBit(m *Message, host string) (*Message, *status.Status) {
+	out, size, changed, err := SevenBitAt(m.Content, m.Size)
+	var sbe *SevenBitError
+	if err != nil && !errors.As(err, &sbe) {
+		return nil, status.New(451, "4.3.0", "reading the message for 7-bit conversion: %v", err)
+	}
+	if sbe != nil && s.opts.EightStrict {
+		return nil, sbe.Status(host)
+	}
+	if !changed {
+		return m, nil
+	}
+	conv := *m
+	conv.Content, conv.Size, conv.EightBit = out, size, false
+	return &conv, nil
+}
+
 // tempOf turns a session-level refusal into a temporary status: a host refusing
 // our session says nothing final about the message.
 func tempOf(rep Reply, host, stage string) *status.Status {
@@ -670,6 +697,16 @@ func (s *SMTP) transact(ctx context.Context, c *smtpConn, m *Message, rcpts []in
 		setAll(rcpts, st)
 		return txResult{}
 	}
+	// RFC 6152: a server without 8BITMIME gets a 7-bit rendering of the content (only
+	// the parts that need it are re-encoded); the sevenbit keyword asks for it always.
+	if s.opts.SevenBit || !c.has("8BITMIME") {
+		conv, st := s.sevenBit(m, c.host)
+		if st != nil {
+			setAll(rcpts, st)
+			return txResult{}
+		}
+		m = conv
+	}
 	utf8 := m.SMTPUTF8 && c.has("SMTPUTF8")
 	if m.SMTPUTF8 && !utf8 && !envelopeASCII(m, rcpts) {
 		// RFC 6531 §3.2: without the extension a UTF-8 envelope cannot be sent.
@@ -684,8 +721,6 @@ func (s *SMTP) transact(ctx context.Context, c *smtpConn, m *Message, rcpts []in
 		fmt.Fprintf(&mail, " SIZE=%d", m.Size)
 	}
 	if m.EightBit && c.has("8BITMIME") {
-		// [inf] Without 8BITMIME we send the content as is (eightnegotiate would
-		// encode; most receivers accept 8-bit anyway, and bouncing would be worse).
 		mail.WriteString(" BODY=8BITMIME")
 	}
 	if utf8 {

@@ -14,5 +14,6 @@
 // sound, stores it and hands the job controller its new limits; on any failure the old
 // image stays in force. watch.go triggers Reload when compiled.image is replaced
 // (fsnotify on the directory) and serves the metrics endpoint; control.go answers
-// mtactl on DATA/control.sock.
+// mtactl on DATA/control.sock, and submit.go turns a local submission (mtactl
+// sendmail) into an enqueued message.
 package daemon

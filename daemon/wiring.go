@@ -47,6 +47,7 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 	p := &smtpserver.Policy{
 		Rules:            img.Rules,
 		Mappings:         img.Mappings,
+		General:          img.General,
 		Channels:         make(map[string]smtpserver.ChannelPolicy, len(img.Channels)),
 		DefaultSource:    src,
 		Hostname:         hostname(img),
@@ -229,10 +230,12 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 				DataInit: opts.StatusReceiveTime,
 			},
 			MaxMessagesPerConn: opts.AttemptTransactionsPerSession,
+			SevenBit:           c.EightBit == compiler.SevenBit,
+			EightStrict:        c.EightBit == compiler.EightStrict,
 			Logger:             d.log.With("component", "smtp-client", "channel", c.Name),
 		}
-		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%s", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
-			so.MaxMessagesPerConn, strings.Join(c.Nameservers, ","))
+		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%t|%t|%s", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
+			so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, strings.Join(c.Nameservers, ","))
 		return key, func() channels.Program {
 			so.Resolver = d.resolver(c.Nameservers)
 			return channels.NewSMTP(so)

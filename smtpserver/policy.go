@@ -2,6 +2,7 @@ package smtpserver
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"mtad.dev/mta/engine"
@@ -68,6 +69,7 @@ func orDur(d, def time.Duration) time.Duration {
 type Policy struct {
 	Rules         *engine.RuleSet          // rewriting, routing, alias expansion
 	Mappings      *mappings.Set            // access tables; may be nil
+	General       map[string]string        // general database (general.txt) for ${key} in access tables; keys lower-cased
 	Channels      map[string]ChannelPolicy // by channel name
 	DefaultSource string                   // the channel an SMTP connection starts in ("tcp_local")
 	Hostname      string                   // our name in the banner, EHLO and Received:
@@ -118,13 +120,16 @@ type accessTables interface {
 	Access(table, probe string, in mappings.Flags) (a mappings.Access, ok bool)
 }
 
-type mappingAccess struct{ set *mappings.Set }
+type mappingAccess struct {
+	set *mappings.Set
+	env *mappings.Env
+}
 
 func (m mappingAccess) Access(table, probe string, in mappings.Flags) (mappings.Access, bool) {
 	if !m.set.Has(table) {
 		return mappings.Access{}, false
 	}
-	r, ok := m.set.Map(table, probe, in, &mappings.Env{})
+	r, ok := m.set.Map(table, probe, in, m.env)
 	if !ok || !r.Matched {
 		return mappings.Access{}, false
 	}
@@ -148,7 +153,14 @@ func (p *Policy) tables() accessTables {
 	if p.Mappings == nil {
 		return nil
 	}
-	return mappingAccess{p.Mappings}
+	env := &mappings.Env{}
+	if p.General != nil {
+		env.General = func(key string) (string, bool) {
+			v, ok := p.General[strings.ToLower(key)]
+			return v, ok
+		}
+	}
+	return mappingAccess{set: p.Mappings, env: env}
 }
 
 func (p *Policy) hostname() string {

@@ -24,6 +24,7 @@
 //	mtactl [-data DIR] qm directory|summarize|counters|jobs|view|hold|release|delete|return|run|submit|stop|start ...
 //	mtactl [-data DIR] reload | log -reopen | counters | process | cache -flush
 //	mtactl [-data DIR] passwd [-stdin] [-delete] [-list] USER
+//	mtactl [-data DIR] sendmail [-t] [-f ADDR] [-F NAME] [-i|-oi] [RECIPIENT...]   (also as "sendmail")
 //
 // The commands that act on a running mtad talk to it over DATA/control.sock (package
 // control); qm's reports and stop/start also work on the files when mtad is down.

@@ -284,7 +284,12 @@ type ChannelOptions struct {
 	MaxBEntries                    int // default 10
 	MaxClientThreads               int // default 20 [inf]
 	PermanentErrorStrings552       []string
-	Raw                            map[string]string
+	// PipeCommand [ours] is the program a pipe channel runs, split on blanks, without a
+	// shell (${sender} ${recipient} ${user} ${domain} ${queueid} are substituted);
+	// PipeTimeout [ours] bounds one run, in seconds (default 5 min).
+	PipeCommand string
+	PipeTimeout time.Duration
+	Raw         map[string]string
 }
 
 var channelOptionTable = map[string]optKind{
@@ -300,6 +305,7 @@ var channelOptionTable = map[string]optKind{
 	"STATUS_DATA_RECV_PER_BLOCK_TIME": optMinutes,
 	"552_PERMANENT_ERROR_STRING":      optString, "MAX_B_ENTRIES": optInt,
 	"MAX_CLIENT_THREADS": optInt,
+	"PIPE_COMMAND":       optString, "PIPE_TIMEOUT": optInt,
 }
 
 // DefaultChannelOptions are the values of a channel without an option file.
@@ -348,6 +354,10 @@ func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorLi
 	r.dur("STATUS_DATA_RECEIVE_TIME", &o.StatusDataReceiveTime)
 	r.int("MAX_B_ENTRIES", &o.MaxBEntries)
 	r.int("MAX_CLIENT_THREADS", &o.MaxClientThreads)
+	r.str("PIPE_COMMAND", &o.PipeCommand)
+	if v, ok := r.ints["PIPE_TIMEOUT"]; ok && v > 0 {
+		o.PipeTimeout = time.Duration(v) * time.Second
+	}
 	if v, ok := r.strs["552_PERMANENT_ERROR_STRING"]; ok && v != "" {
 		o.PermanentErrorStrings552 = strings.Split(v, "|")
 	}

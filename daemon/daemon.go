@@ -108,6 +108,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	// somewhere to go; it reads nothing from the queue until Run.
 	var jcPtr atomic.Pointer[jobctl.Controller]
 	d.queue, err = queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
+		Logger: d.log.With("component", "queue"),
 		OnCommit: func(envs []*queue.Envelope) {
 			if jc := jcPtr.Load(); jc != nil {
 				jc.Add(envs)

@@ -214,6 +214,10 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 	case c.Local():
 		root := filepath.Join(d.opts.DataDir, "mailboxes")
 		return "maildir|" + root + "|" + host, func() channels.Program { return channels.NewMaildir(root, host) }
+	case img.ChannelOptionsFor(c.Name).PipeCommand != "":
+		opts := img.ChannelOptionsFor(c.Name)
+		po := channels.PipeOptions{Command: strings.Fields(opts.PipeCommand), Timeout: opts.PipeTimeout}
+		return fmt.Sprintf("pipe|%q|%v", po.Command, po.Timeout), func() channels.Program { return channels.NewPipe(po) }
 	case strings.HasPrefix(c.Name, "bitbucket"):
 		return "bitbucket", func() channels.Program { return channels.Bitbucket{} }
 	case c.SMTP:

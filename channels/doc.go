@@ -47,6 +47,11 @@
 //     arrived: a duplicate beats a loss).
 //   - Every stage has its own inactivity timeout (RFC 5321 §4.5.3.2), and the
 //     context's cancellation interrupts any blocked read or write.
+//   - STARTTLS (tls.go): TLSMay upgrades when offered and falls back to plaintext
+//     on a fresh connection if the handshake fails; TLSMust never sends a message
+//     in plaintext (451 4.7.5). Nothing is pipelined before the handshake.
+//   - A server without 8BITMIME gets a 7-bit rendering (eightbit.go): only the
+//     MIME parts that need it are re-encoded, the rest goes out byte-identical.
 //
 // # Pipe
 //

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -131,7 +132,19 @@ type SMTPOptions struct {
 	LMTP bool
 	// Network is "tcp" (default) or "unix"; with "unix", Daemon is the socket path.
 	Network string
-	Logger  *slog.Logger
+	// TLS is the STARTTLS policy (maytlsclient, the zero value; notlsclient;
+	// musttlsclient). See TLSPolicy.
+	TLS TLSPolicy
+	// TLSConfig is the base client configuration (RootCAs, certificates,
+	// MinVersion — raised to TLS 1.2 if lower); ServerName is set per host.
+	// May be nil: system roots.
+	TLSConfig *tls.Config
+	// TLSVerify checks the server's certificate chain and host name under
+	// TLSMay too (a failure then means plaintext, as for any failed
+	// handshake). Off by default: opportunistic TLS cannot insist (RFC 7435).
+	// TLSMust always verifies unless TLSConfig.InsecureSkipVerify is set.
+	TLSVerify bool
+	Logger    *slog.Logger
 }
 
 // SMTP is the SMTP client channel program (tcp_* channels' master). It keeps a
@@ -540,8 +553,29 @@ func (s *SMTP) pool(name string) *hostPool {
 	return p
 }
 
-// open connects to addr, reads the greeting and says EHLO (or HELO).
+// open connects to addr, reads the greeting, says EHLO (or HELO) and, as the
+// TLS policy says, STARTTLS and EHLO again. Under TLSMay a failed handshake
+// costs the connection (its state is unknown), so addr is dialled once more
+// for a plaintext session that does not try STARTTLS; the reason stays on the
+// connection for Result.Reply.
 func (s *SMTP) open(ctx context.Context, host, addr string) (*smtpConn, *status.Status) {
+	c, st, tlsFailed := s.session(ctx, host, addr, s.opts.TLS != TLSNone)
+	if tlsFailed == nil {
+		return c, st
+	}
+	note := tlsFailed.Error()
+	s.log.Warn("TLS failed, retrying in plaintext", "host", host, "addr", addr, "err", note)
+	c, st, _ = s.session(ctx, host, addr, false)
+	if c != nil {
+		c.tlsNote = note
+	}
+	return c, st
+}
+
+// session is open's one attempt. tlsFailed is set, with c and st nil, when
+// tryTLS, the policy is TLSMay and the handshake failed: the caller may retry
+// without TLS.
+func (s *SMTP) session(ctx context.Context, host, addr string, tryTLS bool) (_ *smtpConn, _ *status.Status, tlsFailed error) {
 	dctx, cancel := context.WithTimeout(ctx, s.to.Connect)
 	defer cancel()
 	var nc net.Conn
@@ -561,13 +595,19 @@ func (s *SMTP) open(ctx context.Context, host, addr string) (*smtpConn, *status.
 		if errors.Is(err, context.DeadlineExceeded) {
 			code = "4.4.2"
 		}
-		return nil, status.New(451, code, "connect to %s (%s): %v", host, addr, err)
+		return nil, status.New(451, code, "connect to %s (%s): %v", host, addr, err), nil
 	}
 	c := newSMTPConn(nc, host)
-	fail := func(stage string, err error) (*smtpConn, *status.Status) {
+	fail := func(stage string, err error) (*smtpConn, *status.Status, error) {
 		st := ioStatus(host, stage, err)
 		c.close()
-		return nil, st
+		return nil, st, nil
+	}
+	// refuse ends a session this host cannot serve under the policy.
+	refuse := func(st *status.Status) (*smtpConn, *status.Status, error) {
+		c.quit(s.to.Quit)
+		c.close()
+		return nil, st, nil
 	}
 	stop := c.watch(ctx)
 	defer stop()
@@ -584,7 +624,7 @@ func (s *SMTP) open(ctx context.Context, host, addr string) (*smtpConn, *status.
 		if !st.Temporary() {
 			st = &status.Status{Code: 451, Enhanced: "4.4.2", Text: fmt.Sprintf("%s greeting: %s", host, rep)}
 		}
-		return nil, st
+		return nil, st, nil
 	}
 	hello := "EHLO"
 	if s.opts.LMTP {
@@ -604,16 +644,37 @@ func (s *SMTP) open(ctx context.Context, host, addr string) (*smtpConn, *status.
 			return fail("HELO", err)
 		}
 		if rep.Code != 250 {
-			c.quit(s.to.Quit)
-			c.close()
-			return nil, tempOf(rep, host, "HELO")
+			return refuse(tempOf(rep, host, "HELO"))
 		}
 	default:
-		c.quit(s.to.Quit)
-		c.close()
-		return nil, tempOf(rep, host, hello)
+		return refuse(tempOf(rep, host, hello))
 	}
-	return c, nil
+	if !tryTLS {
+		return c, nil, nil
+	}
+	if !c.has("STARTTLS") {
+		if s.opts.TLS == TLSMust {
+			return refuse(tlsRequired("not offered by %s", host))
+		}
+		return c, nil, nil
+	}
+	refused, err := s.starttls(ctx, c, hello)
+	switch {
+	case refused != nil && s.opts.TLS == TLSMust:
+		return refuse(tlsRequired("STARTTLS refused by %s: %s", host, refused))
+	case refused != nil:
+		// RFC 3207 §4: the session goes on in plaintext, as if never offered
+		// — but the refusal is worth a word in the log.
+		c.tlsNote = "STARTTLS refused: " + refused.String()
+		return c, nil, nil
+	case err != nil && s.opts.TLS == TLSMust:
+		c.close()
+		return nil, tlsRequired("TLS with %s failed: %v", host, err), nil
+	case err != nil:
+		c.close()
+		return nil, nil, err
+	}
+	return c, nil, nil
 }
 
 // sevenBit returns m with 7-bit content for a server that did not offer 8BITMIME.
@@ -672,8 +733,9 @@ func (s *SMTP) transact(ctx context.Context, c *smtpConn, m *Message, rcpts []in
 	stop := c.watch(ctx)
 	defer stop()
 	remote := c.remote
+	tag := c.tlsTag()
 	set := func(i int, st *status.Status, rep string) {
-		out[i] = Result{Err: st, Remote: remote, Reply: s.proto + ";" + rep}
+		out[i] = Result{Err: st, Remote: remote, Reply: s.proto + ";" + rep + tag}
 	}
 	setAll := func(idx []int, st *status.Status) {
 		for _, i := range idx {
@@ -974,6 +1036,12 @@ type smtpConn struct {
 	// of MAIL.
 	checkPending bool
 	buf          []byte // copy buffer, reused across this connection's messages
+	// tls is the handshake's outcome once STARTTLS succeeded; the connection
+	// keeps it in the cache, so reuse stays TLS.
+	tls *tls.ConnectionState
+	// tlsNote says why a connection to a server offering STARTTLS is plaintext
+	// (TLSMay: refused, or the handshake failed on an earlier connection).
+	tlsNote string
 }
 
 func newSMTPConn(nc net.Conn, host string) *smtpConn {

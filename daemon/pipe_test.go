@@ -14,7 +14,7 @@ import (
 func TestPipeChannelDelivers(t *testing.T) {
 	dir, out := t.TempDir(), t.TempDir()
 	writeConfig(t, dir, map[string]string{
-		"imta.cnf": "pipe.test  $U%$D@pipe-daemon\n\nl\nlocalhost\n\npipe\npipe-daemon\n\ntcp_local smtp\ntcp-daemon\n",
+		"imta.cnf":    "pipe.test  $U%$D@pipe-daemon\n\nl\nlocalhost\n\npipe\npipe-daemon\n\ntcp_local smtp\ntcp-daemon\n",
 		"pipe_option": fmt.Sprintf("PIPE_COMMAND=/usr/bin/tee %s/${user}.msg\nPIPE_TIMEOUT=10\n", out),
 	})
 	d, _ := startDaemon(t, dir)

@@ -234,18 +234,31 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 				DataInit: opts.StatusReceiveTime,
 			},
 			MaxMessagesPerConn: opts.AttemptTransactionsPerSession,
+			TLS:                tlsPolicy(c.TLSClient),
 			SevenBit:           c.EightBit == compiler.SevenBit,
 			EightStrict:        c.EightBit == compiler.EightStrict,
 			Logger:             d.log.With("component", "smtp-client", "channel", c.Name),
 		}
-		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%t|%t|%s", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
-			so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, strings.Join(c.Nameservers, ","))
+		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
+			so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS, strings.Join(c.Nameservers, ","))
 		return key, func() channels.Program {
 			so.Resolver = d.resolver(c.Nameservers)
 			return channels.NewSMTP(so)
 		}
 	}
 	return "", nil
+}
+
+// tlsPolicy maps the channel's client TLS keywords: notls (the product's default),
+// maytls/maytlsclient (opportunistic STARTTLS), musttls/musttlsclient (never plaintext).
+func tlsPolicy(m compiler.TLSMode) channels.TLSPolicy {
+	switch m {
+	case compiler.TLSMay:
+		return channels.TLSMay
+	case compiler.TLSMust:
+		return channels.TLSMust
+	}
+	return channels.TLSNone
 }
 
 func mxMode(m compiler.MXMode) channels.MXMode {

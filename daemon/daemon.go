@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mtad.dev/mta/auth"
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/dnsx"
 	"mtad.dev/mta/examples"
@@ -129,6 +130,8 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	d.smtp = smtpserver.New(smtpserver.Config{
 		TLS:         tlsCfg,
+		Auth:        &passwords{path: filepath.Join(opts.DataDir, auth.DefaultFileName), log: d.log},
+		AuthLimiter: auth.NewLimiter(auth.LimiterConfig{}),
 		Policy:      d.policy.Load,
 		Queue:       d.queue,
 		Log:         d.mlog,

@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"mtad.dev/mta/auth"
 	"mtad.dev/mta/channels"
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/dnsx"
@@ -69,14 +73,16 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 	for i := range img.Channels {
 		c := &img.Channels[i]
 		p.Channels[c.Name] = smtpserver.ChannelPolicy{
-			Name:               c.Name,
-			SwitchChannel:      c.Switch == compiler.Switch,
-			AllowSwitchChannel: c.Switch == compiler.AllowSwitch,
-			NoSwitchChannel:    c.Switch == compiler.NoSwitch,
-			SASLSwitchChannel:  c.SASLSwitchChannel,
-			BlockLimit:         int64(c.MessageBlockLimit),
-			SourceBlockLimit:   int64(c.SourceBlockLimit),
-			RecipientLimit:     c.RecipientLimit,
+			Name:                   c.Name,
+			SwitchChannel:          c.Switch == compiler.Switch,
+			AllowSwitchChannel:     c.Switch == compiler.AllowSwitch,
+			NoSwitchChannel:        c.Switch == compiler.NoSwitch,
+			SASLSwitchChannel:      c.SASLSwitchChannel,
+			BlockLimit:             int64(c.MessageBlockLimit),
+			SourceBlockLimit:       int64(c.SourceBlockLimit),
+			RecipientLimit:         c.RecipientLimit,
+			SASL:                   saslMode(c.SASLServer),
+			DisconnectBadAuthLimit: c.DisconnectBadAuthLimit,
 		}
 	}
 	return p
@@ -338,4 +344,53 @@ func tlsConfig(img *compiler.Image, configDir string) (*tls.Config, error) {
 		return nil, fmt.Errorf("SMTP TLS certificate (%s): %w", s.Src, err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// saslMode maps nosaslserver/maysaslserver/mustsaslserver.
+func saslMode(m compiler.SASLMode) smtpserver.SASLMode {
+	switch m {
+	case compiler.SASLMay:
+		return smtpserver.SASLMay
+	case compiler.SASLMust:
+		return smtpserver.SASLMust
+	}
+	return smtpserver.SASLNone
+}
+
+// passwords is the SMTP AUTH password file (DATA/passwd), re-read when its
+// modification time changes, so that `mtactl passwd` takes effect without a restart.
+// The stat per attempt is negligible beside the bcrypt comparison it precedes.
+type passwords struct {
+	path string
+	log  *slog.Logger
+
+	mu    sync.Mutex // guards store, mtime
+	store *auth.Store
+	mtime time.Time
+}
+
+func (p *passwords) Verify(user, password string) bool {
+	return p.current().Verify(user, password)
+}
+
+func (p *passwords) current() *auth.Store {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var mt time.Time
+	if fi, err := os.Stat(p.path); err == nil {
+		mt = fi.ModTime()
+	}
+	if p.store == nil || !mt.Equal(p.mtime) {
+		s, err := auth.Load(p.path)
+		if err != nil {
+			// A broken file keeps the previous store rather than locking everyone out.
+			p.log.Error("password file unreadable; keeping the previous one", "path", p.path, "err", err)
+			if p.store == nil {
+				p.store, _ = auth.Parse(strings.NewReader(""), p.path)
+			}
+			return p.store
+		}
+		p.store, p.mtime = s, mt
+	}
+	return p.store
 }

@@ -39,7 +39,7 @@
 //     fuzz target holds the two to byte-identical results.
 //   - Write side: go-smtp flushes one reply line per Write; the guard rewrites the
 //     banner and the EHLO list (our host name, SIZE of this connection's policy, no
-//     CHUNKING, STARTTLS when configured), turns 502-for-sequence into 503, and counts
+//     CHUNKING, STARTTLS when configured, AUTH when usable), turns 502-for-sequence into 503, and counts
 //     protocol errors (5.5.x) toward Policy.MaxErrors, after which it answers 421 and
 //     closes. Replies are coalesced: a multi-line reply is one write(2), and while the
 //     client has pipelined input already buffered, complete replies wait and go out
@@ -48,6 +48,24 @@
 //   - STARTTLS is done by the guard, not go-smtp: it discards any bytes pipelined after
 //     the command (command injection, CVE-2011-0411 class), handshakes, swaps the
 //     underlying connection, and requires a new EHLO.
+//
+// SMTP AUTH (sasl.go). The guard also runs AUTH itself (PLAIN, LOGIN; RFC 4954),
+// since go-smtp's AUTH cannot see TLS through our wrapper. AUTH is offered in EHLO
+// and accepted only when the source channel is maysaslserver or mustsaslserver
+// (ChannelPolicy.SASL), Config.Auth is set, the session has not authenticated yet,
+// and the connection is TLS (or the channel's AllowPlainAuthLoopback and a loopback
+// client); otherwise 503 (not enabled) or 538 5.7.11 (no TLS). It is not
+// pipelinable: bytes already buffered when a 334 challenge would go out are
+// dropped and the AUTH refused (503), so credentials are never read from input the
+// client wrote blind; commands pipelined after an initial response that succeeds
+// are served (RFC 4954 §4's exception). An address over Config.AuthLimiter's limit
+// gets 454 4.7.0 before any password is checked; a wrong password 535 5.7.8, and
+// the disconnectbadauthlimit-th one on a connection 421 and close. Success (235
+// 2.7.0) calls session.authenticated: the source channel becomes the channel's
+// saslswitchchannel, access probes carry $A, FROM_ACCESS's auth-from is the user,
+// E records get the A modifier. Every outcome writes a U record (never the
+// password). mustsaslserver refuses MAIL before AUTH with 530 5.7.0. STARTTLS
+// after a loopback clear-text AUTH forgets it (RFC 3207 §4.2).
 //
 // SMTP smuggling. go-smtp's DATA reader only ends a message at CRLF.CRLF, so a bare LF
 // or bare CR cannot end a message early; such bytes would however stay inside the

@@ -44,6 +44,8 @@ func FuzzSession(f *testing.F) {
 		"EHLO " + strings.Repeat("a", 600) + "\r\nNOOP\r\n",
 		"\x00\r\n\r\n\n\n\r\rRSET\r\nVRFY x\r\nAUTH PLAIN\r\n",
 		"EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<nouser@local.test>\r\nRCPT TO:<x@y.invalid>\r\nDATA\r\n",
+		"EHLO a\r\nAUTH PLAIN AGFsaWNlAHB3\r\nMAIL FROM:<a@b.example> AUTH=a@b.example\r\nRCPT TO:<c@d.example>\r\nDATA\r\nx\r\n.\r\n",
+		"EHLO a\r\nAUTH LOGIN\r\nYWxpY2U=\r\nx\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN =\r\nAUTH LOGIN YQ==\r\n%%\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -53,10 +55,14 @@ func FuzzSession(f *testing.F) {
 		pol := basePolicy(&fakeRules{}, &fakeAccess{})
 		pol.MaxMessageBytes = 4096
 		pol.Timeouts = Timeouts{Greeting: time.Second, Command: time.Second, DataBlock: time.Second}
-		srv := New(Config{Policy: func() *Policy { return pol }, Queue: q, Logger: slog.New(pc)})
+		// AUTH on, in clear text from "loopback", so the exchange is reachable.
+		pol.Channels["tcp_local"] = ChannelPolicy{Name: "tcp_local", SwitchChannel: true, SASL: SASLMay,
+			AllowPlainAuthLoopback: true, SASLSwitchChannel: "tcp_intranet"}
+		srv := New(Config{Policy: func() *Policy { return pol }, Queue: q, Logger: slog.New(pc),
+			Auth: fakeAuth{"alice": "pw"}})
 		srv.start()
 		client, server := net.Pipe()
-		go srv.admit(server)
+		go srv.admit(loopbackPipe{server})
 		go io.Copy(io.Discard, client)
 		client.SetWriteDeadline(time.Now().Add(3 * time.Second))
 		client.Write(in)
@@ -77,6 +83,35 @@ func FuzzSession(f *testing.F) {
 			if !bytes.HasPrefix(m, []byte("Received: from ")) || bareLineEnd(m) {
 				t.Fatalf("queued %q", m)
 			}
+		}
+	})
+}
+
+// loopbackPipe gives a net.Pipe end loopback addresses (a pipe has none), so that
+// the plaintext-AUTH-on-loopback path is fuzzed too.
+type loopbackPipe struct{ net.Conn }
+
+func (loopbackPipe) LocalAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 25} }
+func (loopbackPipe) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
+
+// FuzzParsePlain: the PLAIN response parser on arbitrary bytes never panics and
+// never accepts an empty user or another user's authorization identity.
+func FuzzParsePlain(f *testing.F) {
+	for _, s := range []string{"\x00alice\x00pw", "a\x00a\x00p", "b\x00a\x00p", "", "\x00\x00", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if b, ok := decodeSASL(in); ok && in != "=" && len(b) > len(in) {
+			t.Fatalf("decodeSASL(%q) grew to %d bytes", in, len(b))
+		}
+		user, _, ok := parsePlain([]byte(in))
+		if ok && user == "" {
+			t.Fatalf("parsePlain(%q) accepted an empty user", in)
+		}
+		if authz, _, _ := strings.Cut(in, "\x00"); ok && authz != "" && authz != user {
+			t.Fatalf("parsePlain(%q) accepted authzid %q for %q", in, authz, user)
 		}
 	})
 }

@@ -23,7 +23,7 @@ const separator = "----\n"
 //
 // At the end, the replies still to come are read until the server closes. After
 // the separator comes the expected transcript; go test -run TestTranscripts
-// -update rewrites it.
+// -update rewrites it. Scripts named auth*.txt run with AUTH offered on loopback.
 func TestTranscripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/transcripts/*.txt")
 	if err != nil || len(files) == 0 {
@@ -39,7 +39,15 @@ func TestTranscripts(t *testing.T) {
 			if !ok && !*update {
 				t.Fatalf("%s: no %q separator", file, strings.TrimSpace(separator))
 			}
-			e := startServer(t, func(p *Policy, _ *Config) { p.MaxErrors = 6 })
+			e := startServer(t, func(p *Policy, c *Config) {
+				p.MaxErrors = 6
+				if strings.HasPrefix(filepath.Base(file), "auth") {
+					// AUTH in clear text from loopback, switching to tcp_intranet
+					p.Channels["tcp_local"] = ChannelPolicy{Name: "tcp_local", SASL: SASLMay,
+						AllowPlainAuthLoopback: true, SASLSwitchChannel: "tcp_intranet"}
+					c.Auth = fakeAuth{"alice": "pw"}
+				}
+			})
 			c := dialRaw(t, e.addr)
 			var out strings.Builder
 			read := func(n int) {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"mtad.dev/mta/auth"
 )
 
 // guard wraps one client connection between the socket and go-smtp; see doc.go.
@@ -49,11 +51,14 @@ type guard struct {
 	ehloLine int
 
 	// protocol state the guard tracks for itself
-	errors   int
-	ehlo     bool // the last greeting was EHLO
-	tls      bool
-	auth     bool // AUTH succeeded (see session.authenticated)
-	needHelo bool // after STARTTLS until a new EHLO/HELO
+	errors    int
+	ehlo      bool // the last greeting was EHLO
+	tls       bool
+	auth      bool             // AUTH succeeded (see session.authenticated)
+	authUser  string           // the user AUTH succeeded for
+	preAuth   string           // the source channel before saslswitchchannel
+	authFails auth.ConnCounter // failed AUTHs on this connection
+	needHelo  bool             // after STARTTLS until a new EHLO/HELO
 
 	dead      atomic.Bool // closed: Read returns io.EOF, writes are dropped
 	inTx      atomic.Bool // a MAIL transaction is open (set by the session)
@@ -322,9 +327,9 @@ func (g *guard) nextCommand() error {
 	case "STARTTLS":
 		return g.startTLS(len(line) != len(verb))
 	case "AUTH":
-		// The AUTH hook (saslswitchchannel) comes later; AUTH is not advertised.
-		g.replyError("503 5.5.1 Error: authentication not enabled")
-		return nil
+		// Not pipelinable, and answered here; see sasl.go.
+		_, args, _ := strings.Cut(string(line), " ")
+		return g.doAuth(args)
 	case "BDAT":
 		// CHUNKING is not advertised (go-smtp #315), so BDAT is an unknown command.
 		g.replyError("500 5.5.1 Error: BDAT not supported")
@@ -415,6 +420,11 @@ func (g *guard) startTLS(hasArgs bool) error {
 	g.tls = true
 	g.needHelo = true
 	g.ehlo = false
+	if g.auth {
+		// RFC 3207 §4.2: an AUTH done in clear text (the loopback exception) is
+		// forgotten with everything else.
+		g.auth, g.authUser, g.src = false, "", g.preAuth
+	}
 	if g.sess != nil {
 		g.sess.tlsStarted()
 	}
@@ -564,6 +574,9 @@ func (g *guard) filter(line string) {
 		}
 		if sep == ' ' && g.srv.cfg.TLS != nil && !g.tls {
 			g.emit("250-STARTTLS", false)
+		}
+		if sep == ' ' && g.authOffered() {
+			g.emit("250-AUTH "+authMechs, false)
 		}
 	case code == "502" && strings.Contains(text, "Missing MAIL FROM"):
 		out = "503 5.5.1 Error: need MAIL command"

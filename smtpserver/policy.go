@@ -95,10 +95,39 @@ type ChannelPolicy struct {
 	SwitchChannel      bool   // switchchannel: the source channel follows the client IP
 	AllowSwitchChannel bool   // allowswitchchannel: may be switched to
 	NoSwitchChannel    bool   // noswitchchannel: no switching to or from
-	SASLSwitchChannel  string // saslswitchchannel CH: after AUTH (not implemented yet)
+	SASLSwitchChannel  string // saslswitchchannel CH: the source channel after a successful AUTH
 	BlockLimit         int64  // blocklimit: largest message enqueued to this channel, in blocks; 0 none
 	SourceBlockLimit   int64  // sourceblocklimit: largest message accepted from it, in blocks; 0 none
 	RecipientLimit     int    // recipientlimit / ALLOW_RECIPIENTS_PER_TRANSACTION of the source; 0 none
+
+	// SASL is the channel's SMTP AUTH keyword as a source channel (channels.md §3.6):
+	// nosasl/nosaslserver (the zero value), maysaslserver, mustsaslserver.
+	SASL SASLMode
+	// DisconnectBadAuthLimit is disconnectbadauthlimit: failed AUTHs on one
+	// connection before 421 and close; 0: auth.DefaultDisconnectBadAuthLimit (3).
+	DisconnectBadAuthLimit int
+	// AllowPlainAuthLoopback offers AUTH without TLS to clients connecting from a
+	// loopback address (a local submission agent or webmail on the same host).
+	// [inf] Not a keyword of the real product, which leaves plaintext AUTH to
+	// per-mechanism settings; mtad's default is to offer AUTH only inside TLS
+	// (RFC 4954 §4 and §14: PLAIN and LOGIN send the password in the clear), and a
+	// client elsewhere gets 538 5.7.11.
+	AllowPlainAuthLoopback bool
+}
+
+// SASLMode is a channel's server-side SASL keyword.
+type SASLMode int
+
+const (
+	SASLNone SASLMode = iota // nosaslserver (default): AUTH is neither offered nor accepted
+	SASLMay                  // maysaslserver: AUTH offered, not required
+	SASLMust                 // mustsaslserver: MAIL refused until AUTH succeeded
+)
+
+// Authenticator checks a user's password; *auth.Store satisfies it. Verify is
+// called from the connection's goroutine and may take time (bcrypt).
+type Authenticator interface {
+	Verify(user, password string) bool
 }
 
 // Enqueuer is the queue as the server sees it. Enqueue must make the message durable

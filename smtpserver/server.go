@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"mtad.dev/mta/auth"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/mappings"
 )
@@ -35,6 +36,14 @@ type Config struct {
 	// opens many sessions at once and reconnects before our side has counted the
 	// previous close. mtad exempts loopback.
 	PerIPExempt []netip.Prefix
+
+	// Auth verifies SMTP AUTH passwords (*auth.Store). nil: AUTH is not offered on
+	// any channel, whatever its SASL keyword.
+	Auth Authenticator
+	// AuthLimiter counts failed AUTHs per client address across connections; an
+	// address over its limit is answered 454 4.7.0 without its password being
+	// checked. nil: no per-address limit (the per-connection one still applies).
+	AuthLimiter *auth.Limiter
 
 	Logger *slog.Logger // diagnostics; nil discards
 }

@@ -62,20 +62,23 @@ func (s *session) Logout() error {
 // tlsStarted forgets everything learnt before STARTTLS (RFC 3207 §4.2).
 func (s *session) tlsStarted() { s.Reset() }
 
-// authenticated is the hook for AUTH, which is not implemented yet (AUTH is neither
-// advertised nor accepted): after a successful AUTH the access tables get the $A
-// input flag and the source channel becomes the current one's saslswitchchannel
-// (channels.md §3.5). [inf] The target must exist in the policy and neither side may
-// be noswitchchannel; allowswitchchannel is not required of it, since the
-// administrator named it explicitly.
+// authenticated is called by the guard after a successful AUTH (sasl.go): the
+// access tables get the $A input flag and the source channel becomes the current
+// one's saslswitchchannel (channels.md §3.5). The target's noswitchchannel does not
+// stop it: the reference's own example is "tcp_auth ... mustsaslserver
+// noswitchchannel" reached through saslswitchchannel (channels.md §6), and
+// allowswitchchannel is not required either, since the administrator named the
+// target explicitly. [inf] The target must exist in the policy, and a source
+// channel marked noswitchchannel ("no switching to or from") stays put.
 func (s *session) authenticated() {
 	s.g.auth = true
+	s.g.preAuth = s.g.src
 	pol := s.g.pol
 	cp, ok := pol.Channels[s.g.src]
 	if !ok || cp.SASLSwitchChannel == "" || cp.NoSwitchChannel {
 		return
 	}
-	if to, ok := pol.Channels[cp.SASLSwitchChannel]; ok && !to.NoSwitchChannel {
+	if _, ok := pol.Channels[cp.SASLSwitchChannel]; ok {
 		s.g.src = cp.SASLSwitchChannel
 	}
 }
@@ -135,6 +138,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Configuration not available, try again later"}
 	}
 	src := s.g.src
+	if cp := pol.Channels[src]; cp.SASL == SASLMust && !s.g.auth {
+		// mustsaslserver (channels.md §3.6), RFC 4954 §6.
+		st := status.New(530, "5.7.0", "Authentication required")
+		s.logJ(pol, from, "", "", "", st)
+		return smtpErr(st)
+	}
+	// The AUTH= parameter (RFC 4954 §5) is accepted (go-smtp parses it) and not
+	// used: auth-from below is the identity we verified, never one the client names.
 	if max := pol.maxMessageBytes(src); opts.Size > max {
 		st := status.New(552, "5.3.4", "Message size exceeds fixed maximum message size")
 		s.logJ(pol, from, "", "", "", st)
@@ -152,8 +163,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	// FROM_ACCESS (mappings.md §4.6):
 	// port-access-probe-info|app-info|submit-type|src-channel|from-address|auth-from
+	// [inf] auth-from is the user name AUTH succeeded for (our store has names, not
+	// addresses), empty without AUTH.
 	if t := pol.tables(); t != nil {
-		probe := s.g.portProbe + "|SMTP/" + s.helo() + "|MAIL|" + src + "|" + from + "|"
+		probe := s.g.portProbe + "|SMTP/" + s.helo() + "|MAIL|" + src + "|" + from + "|" + s.g.authUser
 		if a, ok := t.Access("FROM_ACCESS", probe, inFlags(s.g.ehlo, s.g.tls, s.g.auth)); ok {
 			if a.Reject {
 				st := accessStatus(a, from)
@@ -430,6 +443,9 @@ func (s *session) Data(r io.Reader) error {
 	}
 	if s.g.tls {
 		code += "S"
+	}
+	if s.g.auth {
+		code += "A" // operations.md §5.2: "ESA" and the like
 	}
 	for _, rc := range tx.rcpts {
 		s.srv.cfg.Log.Log(maillog.Record{

@@ -77,7 +77,7 @@ func TestAuthenticatedHook(t *testing.T) {
 	}{
 		{"switch", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth"}, "tcp_auth": {}}, "tcp_auth"},
 		{"target unknown", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth"}}, "tcp_local"},
-		{"target noswitchchannel", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth"}, "tcp_auth": {NoSwitchChannel: true}}, "tcp_local"},
+		{"target noswitchchannel", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth"}, "tcp_auth": {NoSwitchChannel: true}}, "tcp_auth"},
 		{"source noswitchchannel", map[string]ChannelPolicy{"tcp_local": {SASLSwitchChannel: "tcp_auth", NoSwitchChannel: true}, "tcp_auth": {}}, "tcp_local"},
 		{"none", map[string]ChannelPolicy{"tcp_local": {}}, "tcp_local"},
 	}

@@ -18,12 +18,24 @@ soak:
 
 # Every fuzz target of the module, each for FUZZTIME (make fuzz-soak FUZZTIME=5m).
 # Targets are discovered with go test -list, so new ones join without an edit here.
-# New crashers land in the package's testdata/fuzz/ and fail the run.
+# Every target runs even after a failure; the failed ones are listed at the end.
+# A failure counts only if it wrote a reproducer into the package's
+# testdata/fuzz/TARGET/: go1.26's fuzz coordinator can end a duration-bound run with
+# a bare "context deadline exceeded" and no input (golang/go#75804, fixed in
+# go1.27); those are reported as flakes.
 fuzz-soak:
-	@set -e; \
+	@failed=""; flaked=""; \
 	for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 		for fz in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$fz ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) $$pkg; \
+			before=$$(ls $$dir/testdata/fuzz/$$fz 2>/dev/null | wc -l); \
+			if ! $(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) $$pkg; then \
+				after=$$(ls $$dir/testdata/fuzz/$$fz 2>/dev/null | wc -l); \
+				if [ "$$after" -gt "$$before" ]; then failed="$$failed $$pkg.$$fz"; \
+				else flaked="$$flaked $$pkg.$$fz"; fi; \
+			fi; \
 		done; \
-	done
+	done; \
+	if [ -n "$$flaked" ]; then echo "fuzz-soak: failed without a reproducer (golang/go#75804):$$flaked"; fi; \
+	if [ -n "$$failed" ]; then echo "fuzz-soak: FAILED with a reproducer in testdata/fuzz:$$failed"; exit 1; fi

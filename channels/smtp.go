@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/dnsx"
+	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/status"
 )
 
@@ -145,6 +146,18 @@ type SMTPOptions struct {
 	// TLSMust always verifies unless TLSConfig.InsecureSkipVerify is set.
 	TLSVerify bool
 	Logger    *slog.Logger
+
+	// Channel is the channel's name, for connection records and transcript names.
+	Channel string
+	// MailLog receives the outbound connection records (O, C, Y) when
+	// LogConnection has bit 2 (LOG_CONNECTION); nil: none.
+	MailLog       *maillog.Logger
+	LogConnection int
+	// MasterDebug (master_debug) writes every connection's dialogue to
+	// DebugDir/<Channel>_master.log-<connection id> (see smtplog.go). The options
+	// are fixed per program: a reload that changes them builds a new program.
+	MasterDebug bool
+	DebugDir    string
 }
 
 // SMTP is the SMTP client channel program (tcp_* channels' master). It keeps a
@@ -595,9 +608,12 @@ func (s *SMTP) session(ctx context.Context, host, addr string, tryTLS bool) (_ *
 		if errors.Is(err, context.DeadlineExceeded) {
 			code = "4.4.2"
 		}
+		s.connFailed(host, s.opts.Network, addr, err)
 		return nil, status.New(451, code, "connect to %s (%s): %v", host, addr, err), nil
 	}
 	c := newSMTPConn(nc, host)
+	c.ended = s.connClosed
+	s.connOpened(c)
 	fail := func(stage string, err error) (*smtpConn, *status.Status, error) {
 		st := ioStatus(host, stage, err)
 		c.close()
@@ -659,6 +675,7 @@ func (s *SMTP) session(ctx context.Context, host, addr string, tryTLS bool) (_ *
 		return c, nil, nil
 	}
 	refused, err := s.starttls(ctx, c, hello)
+	c.tlsStarted()
 	switch {
 	case refused != nil && s.opts.TLS == TLSMust:
 		return refuse(tlsRequired("STARTTLS refused by %s: %s", host, refused))
@@ -1042,6 +1059,14 @@ type smtpConn struct {
 	// tlsNote says why a connection to a server offering STARTTLS is plaintext
 	// (TLSMay: refused, or the handshake failed on an earlier connection).
 	tlsNote string
+
+	// connection records and master_debug (smtplog.go)
+	ended     func(*smtpConn) // called once by close; nil: nothing to record
+	closeOnce sync.Once
+	quitSent  bool
+	logConn   bool
+	transport string
+	dbg       *maillog.DebugLog
 }
 
 func newSMTPConn(nc net.Conn, host string) *smtpConn {
@@ -1130,12 +1155,20 @@ func (c *smtpConn) rsetNow(timeout time.Duration) error {
 
 func (c *smtpConn) quit(timeout time.Duration) {
 	c.dc.ctx = nil
+	c.quitSent = true
 	if _, err := c.cmd(timeout, "QUIT"); err != nil {
 		return
 	}
 }
 
-func (c *smtpConn) close() { c.nc.Close() }
+func (c *smtpConn) close() {
+	c.closeOnce.Do(func() {
+		c.nc.Close()
+		if c.ended != nil {
+			c.ended(c)
+		}
+	})
+}
 
 func (c *smtpConn) parseExt(rep Reply) {
 	c.ext = map[string]string{}

@@ -11,7 +11,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"mtad.dev/mta/cnf"
@@ -212,7 +214,10 @@ func Write(path string, img *Image) error {
 		return err
 	}
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	removeStaleTemps(dir, filepath.Base(path))
+	// The temporary name carries our pid so that a later run can tell a temporary file
+	// left by a killed cnbuild from one a concurrent cnbuild is still writing.
+	tmp, err := os.CreateTemp(dir, fmt.Sprintf(".%s.tmp%d-*", filepath.Base(path), os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("write image: %w", err)
 	}
@@ -246,6 +251,30 @@ func Write(path string, img *Image) error {
 		return fmt.Errorf("write image %s: fsync directory: %w", path, err)
 	}
 	return nil
+}
+
+// removeStaleTemps deletes temporary image files whose writer no longer runs (a
+// cnbuild killed mid-write leaves one; nothing else would ever remove it).
+func removeStaleTemps(dir, base string) {
+	prefix := "." + base + ".tmp"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		pidText, _, ok := strings.Cut(name, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 {
+			continue // not ours (or an old-style name): leave it alone
+		}
+		if pid != os.Getpid() && syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // Load reads and verifies an image file. Any defect is an error: the caller never

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,5 +93,33 @@ func TestDecodeBadPayload(t *testing.T) {
 	got, err := Decode(data)
 	if err != nil || got.Mappings != nil || got.Aliases != nil || got.Rules == nil {
 		t.Fatalf("nil parts: %+v, %v", got, err)
+	}
+}
+
+// Regression: a cnbuild killed mid-write left its temporary file forever; the next
+// Write removes temporary files whose writer is gone and keeps a live writer's.
+func TestWriteRemovesStaleTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	img := siteImage(t)
+	path := filepath.Join(dir, ImageName)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no true(1):", err)
+	}
+	stale := filepath.Join(dir, fmt.Sprintf(".%s.tmp%d-123", ImageName, dead.Process.Pid))
+	live := filepath.Join(dir, fmt.Sprintf(".%s.tmp%d-456", ImageName, os.Getppid()))
+	for _, f := range []string{stale, live} {
+		if err := os.WriteFile(f, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Write(path, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file of a dead writer kept (err %v)", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("temporary file of a live writer removed: %v", err)
 	}
 }

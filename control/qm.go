@@ -192,6 +192,15 @@ type DirEntry struct {
 	LastError   string    `json:"last_error,omitempty"`
 	Held        bool      `json:"held,omitempty"`
 	HeldReason  string    `json:"held_reason,omitempty"`
+	// Quarantined is set for a message recovery set aside as damaged (bad checksum,
+	// truncated segment): it is never delivered and is listed so that it is seen.
+	Quarantined string `json:"quarantined,omitempty"`
+}
+
+// quarantiner is the part of the queue that lists damaged messages; the read-only
+// queue used when mtad is down does not have it.
+type quarantiner interface {
+	Quarantined() []queue.QuarantineInfo
 }
 
 // Directory lists the messages matching f, in id (arrival) order.
@@ -225,6 +234,27 @@ func Directory(r Reader, f Filter, now time.Time) ([]DirEntry, error) {
 		out = append(out, e)
 		return true
 	})
+	if qr, ok := r.(quarantiner); ok && err == nil && !f.Held {
+		for _, q := range qr.Quarantined() {
+			e := DirEntry{ID: q.ID, Arrival: q.Time, Quarantined: q.Reason}
+			if env := q.Envelope; env != nil {
+				idx, ok := f.rcpts(env, now)
+				if !ok {
+					continue
+				}
+				e.Arrival, e.Size, e.From = env.Arrival, env.Size, env.From
+				for _, i := range idx {
+					e.Rcpts = append(e.Rcpts, env.Rcpts[i].Addr)
+					if !slices.Contains(e.Channels, env.Rcpts[i].Channel) {
+						e.Channels = append(e.Channels, env.Rcpts[i].Channel)
+					}
+				}
+			} else if f != (Filter{}) {
+				continue // nothing to match a filter against
+			}
+			out = append(out, e)
+		}
+	}
 	return out, err
 }
 

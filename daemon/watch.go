@@ -18,6 +18,7 @@ import (
 	"mtad.dev/mta/examples"
 	"mtad.dev/mta/jobctl"
 	"mtad.dev/mta/metrics"
+	"mtad.dev/mta/queue"
 )
 
 // Hot reload and the metrics endpoint.
@@ -71,6 +72,9 @@ type ImageInfo struct {
 type hotState struct {
 	limits atomic.Pointer[jobLimits] // the job controller's limits in force, for metrics
 
+	hooksOnce sync.Once
+	hooks     *metrics.Hooks // see metricsHooks
+
 	mu          sync.Mutex // guards the fields below
 	info        ImageInfo
 	registry    prometheus.Gatherer
@@ -96,6 +100,28 @@ func limitsOf(cfg jobctl.Config) *jobLimits {
 	return l
 }
 
+// metricsHooks is the daemon's one set of hook metrics, created on first use:
+// Start hands it to the SMTP server, the queue (commitObserver) and every DNS
+// client before startWatch registers it, and the same value must reach all of
+// them, whichever asks first. Hook metrics live as long as the daemon: reloads do
+// not reset counters.
+func (d *Daemon) metricsHooks() *metrics.Hooks {
+	d.hot.hooksOnce.Do(func() { d.hot.hooks = metrics.NewHooks() })
+	return d.hot.hooks
+}
+
+// commitObserver is queue.Options.CommitObserver: the group commit's batch size.
+// (The commit's latency is measured by the SMTP server around Enqueue, which is
+// the wait a client has; see metrics.Hooks.QueueCommitDuration.)
+func (d *Daemon) commitObserver() func(queue.CommitStats) {
+	h := d.metricsHooks()
+	return func(st queue.CommitStats) {
+		if st.Messages > 0 {
+			h.CommitBatch(st.Messages)
+		}
+	}
+}
+
 // ImageInfo returns the image in force and the last reload's time and result.
 func (d *Daemon) ImageInfo() ImageInfo {
 	d.hot.mu.Lock()
@@ -116,7 +142,7 @@ func (d *Daemon) startWatch(ctx context.Context) error {
 	d.hot.limits.Store(limitsOf(d.jobConfig(img)))
 
 	var errs []error
-	reg, err := metrics.Registry(d.metricsStats, nil) // Hooks: not wired yet (see metrics.Hooks)
+	reg, err := metrics.Registry(d.metricsStats, d.metricsHooks())
 	if err != nil {
 		errs = append(errs, err)
 	} else {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"mtad.dev/mta/metrics"
 )
 
 // Resolver is what the SMTP channel needs from DNS. Implementations must be safe
@@ -85,6 +87,9 @@ type Config struct {
 	// Now is the clock, for tests; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics counts cache hits and misses (one per (name, type) answer wanted:
+	// LookupHost is two); nil: not counted.
+	Metrics *metrics.Hooks
 }
 
 // Client is a caching stub resolver. It is safe for concurrent use.
@@ -96,6 +101,7 @@ type Client struct {
 	maxEnt   int
 	now      func() time.Time
 	log      *slog.Logger
+	metrics  *metrics.Hooks
 
 	// ask sends one question to the servers; a field so the fuzz test can feed
 	// arbitrary answers to the answer handling.
@@ -129,6 +135,7 @@ func New(cfg Config) (*Client, error) {
 		maxEnt:   cfg.MaxEntries,
 		now:      cfg.Now,
 		log:      cfg.Logger,
+		metrics:  cfg.Metrics,
 		cache:    make(map[cacheKey]*entry),
 	}
 	servers := cfg.Servers
@@ -230,6 +237,7 @@ func (c *Client) LookupHost(ctx context.Context, host string) ([]netip.Addr, err
 	var v4err error
 	if e := c.lookupCache(cacheKey{dns.Fqdn(strings.ToLower(host)), dns.TypeAAAA}); e != nil {
 		// The common case, answered from the cache: no goroutine.
+		c.metrics.DNSLookup(true)
 		v6.rrs, v6.err = e.result(canon(host), "AAAA")
 		v4rrs, v4err = c.resolve(ctx, host, dns.TypeA)
 	} else {
@@ -287,8 +295,10 @@ func (c *Client) resolve(ctx context.Context, name string, qtype uint16) ([]dns.
 	}
 	key := cacheKey{qname, qtype}
 	if e := c.lookupCache(key); e != nil {
+		c.metrics.DNSLookup(true)
 		return e.result(canon(name), typ)
 	}
+	c.metrics.DNSLookup(false)
 
 	now := c.now()
 	minTTL := uint32(1<<31 - 1)

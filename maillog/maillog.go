@@ -5,14 +5,16 @@
 //
 // A line is:
 //
-//	dd-Mon-yyyy hh:mm:ss.cc SOURCE [DEST] CODE SIZE FROM ORCPT TO ID [MESSAGE-ID] [DIAG]
+//	dd-Mon-yyyy hh:mm:ss.cc SOURCE [DEST] CODE SIZE FROM ORCPT TO ID [MESSAGE-ID] [CONN] [DIAG]
 //
 // SIZE is in blocks of 1024 bytes (rounded up), FROM is "<>" for the empty sender
 // (LOG_FORMAT=2 style, so the field count never changes), ORCPT is "type;address"
 // ("rfc822;" + TO when the client gave none), ID is the queue id, MESSAGE-ID appears
 // when LOG_MESSAGE_ID=1, and DIAG is the free-text diagnostic, last, because it may
 // contain spaces. DEST is present on enqueue-side lines (E, J) and absent on dequeue
-// lines (D, Q, R, K, W, H).
+// lines (D, Q, R, K, W, H). CONN is the connection's source ("helo ([ip])") when
+// LOG_CONNECTION bit 1 is on; the connection records O/C/X/Y have their own layout
+// (see ConnRecord), and debug.go writes the per-session debug transcripts.
 //
 // It owns the file and its reopening for logrotate; it must not decide what is logged.
 // Writes are asynchronous through one writer goroutine so that a slow disk never
@@ -42,6 +44,10 @@ type Record struct {
 	ID        string    // queue id, "" when there is none (J)
 	MessageID string    // Message-ID header, written when the logger has LogMessageID
 	Diag      string    // diagnostic text
+	// Conn is the connection's source information, written when the caller has
+	// LOG_CONNECTION bit 1 set (E records: "helo ([client-ip])", as in the
+	// reference's example), after MESSAGE-ID and before DIAG; "" writes nothing.
+	Conn string
 }
 
 // Logger is safe for concurrent use.
@@ -53,6 +59,12 @@ type Logger struct {
 	f      *os.File
 	w      *bufio.Writer
 	closed bool
+
+	// sendMu lets Close close lines while no Log is sending: a record logged
+	// after Close (an idle outbound connection's C record when its cache timer
+	// fires after shutdown) is dropped instead of panicking.
+	sendMu  sync.RWMutex
+	stopped bool // guarded by sendMu
 
 	lines chan []byte
 	done  chan struct{}
@@ -128,19 +140,20 @@ func (l *Logger) Log(r Record) {
 	if l == nil {
 		return
 	}
-	l.lines <- l.format(r)
+	l.send(l.format(r))
+}
+
+func (l *Logger) send(b []byte) {
+	l.sendMu.RLock()
+	defer l.sendMu.RUnlock()
+	if !l.stopped {
+		l.lines <- b
+	}
 }
 
 func (l *Logger) format(r Record) []byte {
-	t := r.Time
-	if t.IsZero() {
-		t = time.Now()
-	}
 	b := make([]byte, 0, 200)
-	b = t.AppendFormat(b, "02-Jan-2006 15:04:05")
-	b = append(b, '.')
-	cs := t.Nanosecond() / 1e7
-	b = append(b, byte('0'+cs/10), byte('0'+cs%10))
+	b = appendTime(b, r.Time)
 	field := func(s string) {
 		b = append(b, ' ')
 		b = append(b, clean(s)...)
@@ -165,6 +178,11 @@ func (l *Logger) format(r Record) []byte {
 	field(orDash(r.ID))
 	if l.logMessageID {
 		field(orDash(r.MessageID))
+	}
+	if r.Conn != "" {
+		// free text like DIAG ("host ([ip])", operations.md §5.3), but never empty
+		b = append(b, ' ')
+		b = append(b, cleanText(r.Conn)...)
 	}
 	if r.Diag != "" {
 		b = append(b, ' ')
@@ -234,7 +252,8 @@ func (l *Logger) Reopen() error {
 	return nil
 }
 
-// Close writes everything queued and closes the file. Log must not be called after Close.
+// Close writes everything queued and closes the file. Records logged after Close
+// are dropped.
 func (l *Logger) Close() error {
 	if l == nil {
 		return nil
@@ -246,7 +265,10 @@ func (l *Logger) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	l.sendMu.Lock()
+	l.stopped = true
 	close(l.lines)
+	l.sendMu.Unlock()
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -255,4 +277,74 @@ func (l *Logger) Close() error {
 		return l.f.Close()
 	}
 	return nil
+}
+
+// Connection records (LOG_CONNECTION bit 2, operations.md §5.2). [inf] The reference
+// names the codes and the direction marker but not the columns; mtad writes:
+//
+//	dd-Mon-yyyy hh:mm:ss.cc CHANNEL DIR CODE TRANSPORT APP MESSAGES [DIAG]
+//
+// DIR is "+" for an inbound connection (our SMTP server) and "-" for an outbound
+// one (an SMTP client channel). CODE is O (opened), C (closed), X (rejected before
+// the banner: PORT_ACCESS or a connection cap) or Y (outbound attempt failed before
+// a connection existed). TRANSPORT is the PORT_ACCESS probe form
+// "TCP|local-ip|local-port|remote-ip|remote-port". APP is "SMTP/" followed by the
+// peer's name: the client's HELO/EHLO argument inbound ("-" before it gave one),
+// the host name we connected to outbound. MESSAGES is the number of messages the
+// connection carried (0 on O, X and Y). DIAG, free text and last, is the reason on
+// C ("QUIT", "timeout", "client disconnected", ...) and the refusal on X and Y.
+// Every field but DIAG is one token, so the column layout is fixed.
+
+// ConnRecord is one connection record.
+type ConnRecord struct {
+	Time      time.Time // zero: now
+	Channel   string    // the connection's channel (source channel inbound)
+	Outbound  bool      // "-" when true, "+" otherwise
+	Code      string    // O, C, X, Y
+	Transport string    // TCP|local-ip|local-port|remote-ip|remote-port
+	Peer      string    // client HELO name (inbound) or server host (outbound); "" unknown
+	Messages  int       // messages carried by the connection
+	Diag      string    // reason (C) or refusal (X, Y)
+}
+
+// LogConn formats r and queues it like Log.
+func (l *Logger) LogConn(r ConnRecord) {
+	if l == nil {
+		return
+	}
+	l.send(formatConn(r))
+}
+
+func formatConn(r ConnRecord) []byte {
+	b := make([]byte, 0, 160)
+	b = appendTime(b, r.Time)
+	field := func(s string) {
+		b = append(b, ' ')
+		b = append(b, clean(s)...)
+	}
+	field(orDash(r.Channel))
+	if r.Outbound {
+		field("-")
+	} else {
+		field("+")
+	}
+	field(orDash(r.Code))
+	field(orDash(r.Transport))
+	field("SMTP/" + orDash(r.Peer))
+	field(strconv.Itoa(r.Messages))
+	if r.Diag != "" {
+		b = append(b, ' ')
+		b = append(b, cleanText(r.Diag)...)
+	}
+	return append(b, '\n')
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	b = t.AppendFormat(b, "02-Jan-2006 15:04:05")
+	b = append(b, '.')
+	cs := t.Nanosecond() / 1e7
+	return append(b, byte('0'+cs/10), byte('0'+cs%10))
 }

@@ -1,14 +1,15 @@
 // Package metrics is mtad's Prometheus endpoint: the /metrics HTTP server on the
 // address of option.dat METRICS_LISTEN, a collector that reads the daemon's state at
-// scrape time, and the hook metrics that the SMTP server and the queue may be given
-// later.
+// scrape time, and the hook metrics (Hooks) that smtpserver, the queue's commit
+// observer and dnsx feed as work happens.
 //
 // It owns the metric names, their help texts and label values, and the endpoint's
 // address policy (loopback only unless explicitly allowed). It must not import any
 // package of this module: the daemon converts its state into Stats, and smtpserver
-// or queue may one day import this package for Hooks without an import cycle (queue
-// -> metrics -> jobctl -> queue would be one). It must not add work to any hot path:
-// everything in Stats is read when Prometheus scrapes, never on a message's way.
+// and dnsx import this package for Hooks without an import cycle (queue
+// -> metrics -> jobctl -> queue would be one). It must not add work to any hot path
+// beyond the Hooks' single counter or histogram update: everything in Stats is read
+// when Prometheus scrapes, never on a message's way.
 //
 // Names follow mtad_<subsystem>_<what>_<unit>; each label's allowed values are listed
 // in a comment beside the metric. The registry is the daemon's own (never the

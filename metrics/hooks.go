@@ -1,13 +1,18 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Hooks are the metrics that can only be counted where the work happens, inside
-// smtpserver, queue, engine and dnsx. They are defined here and NOT WIRED YET: those
-// packages do not take a *Hooks today, and the daemon does not register them, so
-// that a scrape never shows a zero that only means "not measured". Wiring one means
-// giving the owning package the field (a nil *Hooks or nil field must cost nothing),
-// then passing the daemon's Hooks to Registry.
+// smtpserver (sessions, messages, rejections, Enqueue's wait, rewrite time), queue
+// (commit batch size, through queue.Options.CommitObserver) and dnsx (cache
+// lookups). Each of those takes an optional *Hooks in its configuration and calls
+// the methods below, which do nothing on a nil *Hooks or a nil field: an unwired
+// hook costs a nil check. The daemon creates one Hooks and passes it to Registry,
+// so a scrape shows them next to the Collector's metrics.
 type Hooks struct {
 	// mtad_smtp_sessions_open: SMTP connections admitted and not yet closed.
 	SMTPSessionsOpen prometheus.Gauge
@@ -74,4 +79,73 @@ func NewHooks() *Hooks {
 func (h *Hooks) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{h.SMTPSessionsOpen, h.SMTPMessages, h.SMTPRejections,
 		h.QueueCommitDuration, h.QueueCommitBatch, h.EngineRewriteDuration, h.DNSCacheLookups}
+}
+
+// SessionOpened counts an admitted SMTP connection; SessionClosed its end.
+func (h *Hooks) SessionOpened() {
+	if h != nil && h.SMTPSessionsOpen != nil {
+		h.SMTPSessionsOpen.Inc()
+	}
+}
+
+// SessionClosed is SessionOpened's counterpart.
+func (h *Hooks) SessionClosed() {
+	if h != nil && h.SMTPSessionsOpen != nil {
+		h.SMTPSessionsOpen.Dec()
+	}
+}
+
+// Message counts a transaction ended by the reply to DATA with code.
+func (h *Hooks) Message(code int) {
+	if h == nil || h.SMTPMessages == nil {
+		return
+	}
+	result := "accepted"
+	switch {
+	case code >= 500:
+		result = "rejected"
+	case code >= 400:
+		result = "deferred"
+	}
+	h.SMTPMessages.WithLabelValues(result).Inc()
+}
+
+// Rejection counts one refusal; class is one of SMTPRejections' label values.
+func (h *Hooks) Rejection(class string) {
+	if h != nil && h.SMTPRejections != nil {
+		h.SMTPRejections.WithLabelValues(class).Inc()
+	}
+}
+
+// CommitWait observes how long one Enqueue waited for durability.
+func (h *Hooks) CommitWait(d time.Duration) {
+	if h != nil && h.QueueCommitDuration != nil {
+		h.QueueCommitDuration.Observe(d.Seconds())
+	}
+}
+
+// CommitBatch observes the messages made durable by one group commit.
+func (h *Hooks) CommitBatch(messages int) {
+	if h != nil && h.QueueCommitBatch != nil {
+		h.QueueCommitBatch.Observe(float64(messages))
+	}
+}
+
+// Rewrite observes one address's rewriting and routing time.
+func (h *Hooks) Rewrite(d time.Duration) {
+	if h != nil && h.EngineRewriteDuration != nil {
+		h.EngineRewriteDuration.Observe(d.Seconds())
+	}
+}
+
+// DNSLookup counts one resolver cache lookup.
+func (h *Hooks) DNSLookup(hit bool) {
+	if h == nil || h.DNSCacheLookups == nil {
+		return
+	}
+	if hit {
+		h.DNSCacheLookups.WithLabelValues("hit").Inc()
+	} else {
+		h.DNSCacheLookups.WithLabelValues("miss").Inc()
+	}
 }

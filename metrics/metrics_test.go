@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -243,4 +244,64 @@ func TestEndpoint(t *testing.T) {
 	if _, err := Listen("0.0.0.0:0", false, reg, nil); !errors.Is(err, ErrNotLoopback) {
 		t.Errorf("Listen on 0.0.0.0 without allowRemote: %v", err)
 	}
+}
+
+func TestHooksNilSafe(t *testing.T) {
+	var h *Hooks
+	h.SessionOpened()
+	h.SessionClosed()
+	h.Message(250)
+	h.Rejection("relay")
+	h.CommitWait(time.Millisecond)
+	h.CommitBatch(3)
+	h.Rewrite(time.Microsecond)
+	h.DNSLookup(true)
+	(&Hooks{}).Message(550) // nil fields: nothing either
+}
+
+func TestHooksMethods(t *testing.T) {
+	h := NewHooks()
+	h.SessionOpened()
+	h.SessionOpened()
+	h.SessionClosed()
+	for _, c := range []int{250, 250, 451, 554} {
+		h.Message(c)
+	}
+	h.DNSLookup(true)
+	h.DNSLookup(false)
+	h.DNSLookup(false)
+	h.CommitBatch(4)
+	for _, tt := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"open", metricValue(t, h.SMTPSessionsOpen), 1},
+		{"accepted", metricValue(t, h.SMTPMessages.WithLabelValues("accepted")), 2},
+		{"deferred", metricValue(t, h.SMTPMessages.WithLabelValues("deferred")), 1},
+		{"rejected", metricValue(t, h.SMTPMessages.WithLabelValues("rejected")), 1},
+		{"hit", metricValue(t, h.DNSCacheLookups.WithLabelValues("hit")), 1},
+		{"miss", metricValue(t, h.DNSCacheLookups.WithLabelValues("miss")), 2},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+// metricValue reads one gauge or counter (testutil would need a module go.sum lacks).
+func metricValue(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	}
+	t.Fatalf("not a gauge or counter: %v", c.Desc())
+	return 0
 }

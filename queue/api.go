@@ -81,6 +81,10 @@ type Options struct {
 	QuickRecovery bool
 	// Logger receives diagnostics (nil: slog.Default()).
 	Logger *slog.Logger
+	// CommitObserver, when set, is told about every group commit (see
+	// CommitStats), on the committing goroutine after the waiters are released: it
+	// must be quick (a metrics update) and must not call the queue.
+	CommitObserver func(CommitStats)
 
 	// Test hooks (nil in production).
 	createSegment func(path string) (segFile, error) // open a new segment for appending

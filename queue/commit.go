@@ -41,6 +41,13 @@ type request struct {
 	cb   func(error) // UpdateAsync: called after done is closed
 }
 
+// CommitStats describes one group commit, for Options.CommitObserver.
+type CommitStats struct {
+	Messages int  // enqueued messages made durable by this commit
+	Requests int  // requests of every kind in the batch (enqueues, updates, ...)
+	Failed   bool // the index transaction failed: nothing of the batch committed
+}
+
 // The writer is a two-stage pipeline, one goroutine per stage:
 //
 //   - committer (stage 1) takes whatever requests are waiting (at least one, at most
@@ -174,6 +181,12 @@ func (q *Queue) indexBatch(batch []*request) {
 	// Put gets its own buffer.
 	txErr := q.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMsgs)
+		// Ids grow with time, so enqueues always append at the right edge of the
+		// B+tree; bbolt's default split (half full) would leave every page it moves
+		// past half empty: twice the file, twice the mmap a Walk or recovery touches
+		// (1M queued messages: 441 MB at 0.5). Pages still get room for envelopes that
+		// grow with delivery attempts. [inf] 0.9.
+		b.FillPercent = 0.9
 		for _, r := range batch {
 			r.removed, r.notify = nil, nil
 			if r.err != nil {
@@ -237,6 +250,15 @@ func (q *Queue) indexBatch(batch []*request) {
 		if r.cb != nil {
 			r.cb(r.err)
 		}
+	}
+	if obs := q.opts.CommitObserver; obs != nil {
+		st := CommitStats{Requests: len(batch), Failed: txErr != nil}
+		for _, r := range batch {
+			if r.kind == opEnqueue && r.err == nil {
+				st.Messages++
+			}
+		}
+		obs(st)
 	}
 }
 

@@ -129,7 +129,7 @@ func TestCrashRelay(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("crash: %d kills, %d senders, %v: %d acknowledged, %d not acknowledged (cut by a kill), %d received by the sink, %d duplicate deliveries",
+	t.Logf("crash: %d kills, %d senders, %v: %d acknowledged, %d not acknowledged (refused while down, or cut by a kill), %d received by the sink, %d duplicate deliveries",
 		crashKills, crashSenders, time.Since(start).Round(time.Millisecond), len(acked), failed, sk.count(), dups)
 	if len(acked) < 20*(crashKills+1) {
 		t.Errorf("only %d messages acknowledged: the load did not exercise the daemon", len(acked))
@@ -205,15 +205,30 @@ func TestCrashDuringCnbuild(t *testing.T) {
 		} else {
 			outcome["old"]++
 		}
-		// Leftover temporary files must not be mistaken for an image.
+	}
+	leftovers := func() []string {
+		var out []string
 		ents, _ := os.ReadDir(cfg)
 		for _, e := range ents {
 			if e.Name() != compiler.ImageName && e.Name() != "imta.cnf" {
-				outcome["leftover "+e.Name()]++
+				out = append(out, e.Name())
 			}
 		}
+		return out
 	}
+	outcome["leftover files"] = len(leftovers())
 	t.Logf("cnbuild kills: %v", outcome)
+
+	// A later, complete cnbuild must leave the directory clean: the temporary file
+	// of an interrupted one would otherwise stay forever, one image size each.
+	t.Run("no temporary files accumulate", func(t *testing.T) {
+		if out, err := mtactl(t, mtactlBin, "-config", cfg, "cnbuild"); err != nil {
+			t.Fatalf("cnbuild: %v\n%s", err, out)
+		}
+		if l := leftovers(); len(l) > 0 {
+			t.Errorf("files left in the configuration directory: %v", l)
+		}
+	})
 }
 
 // TestCrashAfterReload replaces compiled.image under a running mtad and kills it

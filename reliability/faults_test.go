@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,6 +47,7 @@ type outcome struct {
 }
 
 func TestRemoteFaults(t *testing.T) {
+	t.Parallel()
 	trickle := 20 * time.Millisecond
 	if soak {
 		trickle = time.Second // the "one byte a second"
@@ -110,7 +112,8 @@ func TestRemoteFaults(t *testing.T) {
 				t.Errorf("healthy destination: body hash differs")
 			}
 
-			within := 30 * time.Second
+			// A trickled session is about 200 reply bytes long.
+			within := 30*time.Second + 200*trickle
 			if tc.skipReason != "" {
 				within = 7 * time.Minute
 			}
@@ -166,4 +169,40 @@ func waitBounce(t *testing.T, data, mailbox, rcpt string) string {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// TestShutdownDuringSlowDelivery stops the daemon while a delivery is still in
+// progress and lasts longer than the shutdown deadline (a slow remote server):
+// Shutdown must return its deadline error and the late delivery must end quietly,
+// its outcome still recorded or left for the next start, never crash the process.
+func TestShutdownDuringSlowDelivery(t *testing.T) {
+	t.Skip("known bug: daemon.Shutdown closes mail.log and the queue (closeStores) even when the job controller did not stop within ctx; the delivery job finishing later calls maillog.(*Logger).Log -> panic: send on closed channel (in Log, called from jobctl (*Controller).logOutcomes). Seen in the soak run of TestRemoteFaults/trickle")
+	bad := newFaultServer(t, fTrickle)
+	bad.trickle = 30 * time.Millisecond // the session takes about 6 s
+	good := newSink(t)
+	cfg, data := t.TempDir(), t.TempDir()
+	writeFiles(t, cfg, map[string]string{"imta.cnf": faultCnf(bad.port, good.port)})
+	d := startDaemonData(t, cfg, data)
+	c := dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	content, _ := message("slow", 500)
+	if r := c.send("alice@localhost", []string{"u@bad.test"}, content); !strings.HasPrefix(r, "250") {
+		t.Fatalf("%q", r)
+	}
+	c.cmd("QUIT", "221")
+	time.Sleep(500 * time.Millisecond) // the delivery has started
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := d.Shutdown(ctx); err == nil {
+		t.Errorf("Shutdown returned nil while a delivery was still running")
+	}
+	// Let the slow delivery end: a panic here kills the test binary.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, ok := bad.counts(); ok > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
 }

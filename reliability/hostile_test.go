@@ -36,6 +36,7 @@ import (
 // Client bytes up to the next S: directive are written in one go (pipelined), by
 // a goroutine, so that a large burst cannot deadlock against unread replies.
 func TestHostileCorpus(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob(filepath.Join("testdata", "hostile", "*.txt"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no hostile sessions: %v", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/auth"
+	"mtad.dev/mta/maillog"
 )
 
 // guard wraps one client connection between the socket and go-smtp; see doc.go.
@@ -60,10 +61,21 @@ type guard struct {
 	authFails auth.ConnCounter // failed AUTHs on this connection
 	needHelo  bool             // after STARTTLS until a new EHLO/HELO
 
+	// connection logging and debugging (see opened)
+	logConn  bool                   // write the C record at close (LOG_CONNECTION bit 2)
+	connSrc  string                 // the source channel at admission: O and C records pair
+	isOpen   atomic.Bool            // admitted: Close ends the session (metrics, C record)
+	dbg      *maillog.DebugLog      // slave_debug transcript; nil when off
+	msgs     atomic.Int32           // messages accepted on this connection
+	heloName atomic.Pointer[string] // the HELO/EHLO argument last accepted
+	heloArg  string                 // the argument of the HELO/EHLO being answered
+	why      atomic.Pointer[string] // why the connection ends (first reason wins)
+
 	dead      atomic.Bool // closed: Read returns io.EOF, writes are dropped
 	inTx      atomic.Bool // a MAIL transaction is open (set by the session)
 	reading   atomic.Bool // blocked waiting for a command line
 	closeOnce sync.Once
+	endOnce   sync.Once // closed runs once, from Close or from opened
 }
 
 // readBufSize is the guard's socket read buffer. 16 KiB takes a typical message
@@ -86,6 +98,62 @@ func newGuard(s *Server, c net.Conn, pol *Policy, local, remote netip.AddrPort) 
 	}
 	s.register(g)
 	return g
+}
+
+// opened starts the session proper, once admission passed: the sessions gauge, the
+// O record and, for a slave_debug source channel, the transcript. It runs before
+// the connection is handed to go-smtp, so the transcript starts with the banner.
+func (g *guard) opened(pol *Policy) {
+	g.connSrc = g.src
+	g.srv.cfg.Metrics.SessionOpened()
+	if pol.LogConnection&LogConnRecords != 0 {
+		g.logConn = true
+		g.srv.cfg.Log.LogConn(maillog.ConnRecord{Channel: g.src, Code: "O", Transport: g.portProbe})
+	}
+	if cp, ok := pol.Channels[g.src]; ok && cp.SlaveDebug && g.srv.cfg.DebugDir != "" {
+		d, err := maillog.OpenDebug(g.srv.cfg.DebugDir, g.src, "slave", g.id, maillog.DebugOptions{})
+		if err != nil {
+			g.srv.log.Warn("slave_debug transcript not written", "conn", g.id, "channel", g.src, "err", err)
+			return
+		}
+		d.Note("inbound session %s on channel %s: %s", g.id, g.src, g.portProbe)
+		g.dbg = d
+		g.br = bufio.NewReaderSize(g.debugReader(g.conn), readBufSize)
+	}
+	// last: Close (possibly from Shutdown) reads the fields above once it sees this;
+	// a Close that came first saw false and left the ending to us.
+	g.isOpen.Store(true)
+	if g.dead.Load() {
+		g.endOnce.Do(g.closed)
+	}
+}
+
+// debugReader tees what the client sends into the transcript. It sits under the
+// bufio.Reader, so the transcript sees bytes as they arrive, pipelined ones and
+// those STARTTLS discards included; after STARTTLS it wraps the TLS connection, so
+// the transcript has the plaintext dialogue, never handshake bytes.
+func (g *guard) debugReader(r io.Reader) io.Reader {
+	if g.dbg == nil {
+		return r
+	}
+	return debugTee{r: r, d: g.dbg}
+}
+
+type debugTee struct {
+	r io.Reader
+	d *maillog.DebugLog
+}
+
+func (t debugTee) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.d.FromClient(p[:n])
+	return n, err
+}
+
+// ending records why the connection ends, for the C record and the transcript;
+// the first reason given wins (a 421 is the cause, the close that follows is not).
+func (g *guard) ending(why string) {
+	g.why.CompareAndSwap(nil, &why)
 }
 
 // end-of-data state machine, the same as go-smtp's dataReader (data.go) so that both
@@ -315,6 +383,8 @@ func (g *guard) nextCommand() error {
 	switch v {
 	case "HELO", "EHLO":
 		// needHelo and ehlo change when go-smtp accepts the greeting (see filter)
+		_, arg, _ := bytes.Cut(line, []byte{' '})
+		g.heloArg = string(bytes.TrimSpace(arg))
 	case "MAIL":
 		if g.needHelo {
 			g.replyError("503 5.5.1 Error: send HELO/EHLO first")
@@ -379,6 +449,9 @@ func (g *guard) readFailed(err error, where string) {
 	var ne net.Error
 	switch {
 	case g.dead.Load():
+	case errors.Is(err, io.EOF):
+		g.ending("client disconnected")
+		g.Close()
 	case errors.As(err, &ne) && ne.Timeout():
 		if g.srv.closing.Load() {
 			g.bye("421 4.3.2 " + g.pol.hostname() + " Service shutting down")
@@ -387,6 +460,7 @@ func (g *guard) readFailed(err error, where string) {
 			g.bye("421 4.4.2 " + g.pol.hostname() + " Error: timeout exceeded")
 		}
 	default:
+		g.ending("read error: " + err.Error())
 		g.Close()
 	}
 }
@@ -411,12 +485,14 @@ func (g *guard) startTLS(hasArgs bool) error {
 	tc.SetDeadline(time.Now().Add(g.pol.Timeouts.command()))
 	if err := tc.Handshake(); err != nil {
 		g.srv.log.Info("TLS handshake failed", "conn", g.id, "remote", g.remote, "err", err)
+		g.ending("TLS handshake failed: " + err.Error())
 		g.Close()
 		return io.EOF
 	}
 	tc.SetDeadline(time.Time{})
 	g.conn = tc
-	g.br = bufio.NewReaderSize(tc, readBufSize)
+	g.br = bufio.NewReaderSize(g.debugReader(tc), readBufSize)
+	g.dbg.Note("TLS %s established", tlsName(tc.ConnectionState().Version))
 	g.tls = true
 	g.needHelo = true
 	g.ehlo = false
@@ -438,6 +514,7 @@ func (g *guard) replyError(line string) {
 }
 
 func (g *guard) countError() {
+	g.srv.cfg.Metrics.Rejection("protocol")
 	g.errors++
 	if g.errors >= g.pol.maxErrors() {
 		g.bye("421 4.7.0 " + g.pol.hostname() + " Error: too many errors")
@@ -449,6 +526,7 @@ func (g *guard) bye(line string) {
 	if g.dead.Load() {
 		return
 	}
+	g.ending(line)
 	g.writeRaw(line + "\r\n")
 	g.Close()
 }
@@ -505,6 +583,7 @@ func (g *guard) flushOut() {
 	if !g.dead.Load() {
 		g.conn.SetWriteDeadline(time.Now().Add(g.pol.Timeouts.command()))
 		g.conn.Write(g.out)
+		g.dbg.FromServer(g.out)
 	}
 	if cap(g.out) > 4096 {
 		g.out = nil // a huge reply once: do not keep its buffer for the connection's life
@@ -600,10 +679,15 @@ func (g *guard) filter(line string) {
 	case code == "250" && sep == ' ' && (g.lastVerb == "EHLO" || g.lastVerb == "HELO"):
 		g.needHelo = false
 		g.ehlo = g.lastVerb == "EHLO"
+		name := g.heloArg
+		g.heloName.Store(&name)
+	case code == "221":
+		g.ending("QUIT")
 	case code == "354":
 		g.dataMode, g.dataState = true, dsBeginLine
 		g.dataPrevCR, g.dataBare = false, false
 	case strings.HasPrefix(out, "421"):
+		g.ending(out)
 		g.Close()
 	case sep == ' ' && len(out) > 8 && out[0] == '5' && strings.HasPrefix(out[4:], "5.5."):
 		// syntax and sequence errors count toward MaxErrors; policy refusals do not
@@ -621,6 +705,11 @@ func (g *guard) wakeIfIdle() {
 func (g *guard) Close() error {
 	g.closeOnce.Do(func() {
 		g.dead.Store(true)
+		// The session's end is recorded before the socket closes, so that by the
+		// time a client sees EOF its C record is queued and the gauge is down.
+		if g.isOpen.Load() {
+			g.endOnce.Do(g.closed)
+		}
 		g.raw.Close()
 		g.srv.release(g)
 	})
@@ -632,3 +721,30 @@ func (g *guard) RemoteAddr() net.Addr               { return g.raw.RemoteAddr() 
 func (g *guard) SetDeadline(t time.Time) error      { return g.conn.SetDeadline(t) }
 func (g *guard) SetReadDeadline(t time.Time) error  { return g.conn.SetReadDeadline(t) }
 func (g *guard) SetWriteDeadline(t time.Time) error { return g.conn.SetWriteDeadline(t) }
+
+// closed ends an admitted session: gauge, C record, transcript.
+func (g *guard) closed() {
+	g.srv.cfg.Metrics.SessionClosed()
+	why := "closed by server"
+	if p := g.why.Load(); p != nil {
+		why = *p
+	}
+	if g.logConn {
+		peer := ""
+		if p := g.heloName.Load(); p != nil {
+			peer = *p
+		}
+		g.srv.cfg.Log.LogConn(maillog.ConnRecord{
+			Channel: g.connSrc, Code: "C", Transport: g.portProbe, Peer: peer,
+			Messages: int(g.msgs.Load()), Diag: why,
+		})
+	}
+	if g.dbg != nil {
+		g.dbg.Note("closed: %s; %d messages", why, g.msgs.Load())
+		if err := g.dbg.Close(); err != nil {
+			g.srv.log.Warn("slave_debug transcript", "conn", g.id, "err", err)
+		}
+	}
+}
+
+func tlsName(v uint16) string { return strings.ReplaceAll(tls.VersionName(v), " ", "") }

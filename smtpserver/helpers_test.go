@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,6 +145,8 @@ type testEnv struct {
 	log     *maillog.Logger
 	cancel  context.CancelFunc
 	done    chan error
+	// cur is the policy Config.Policy returns; Store a new one to "reload".
+	cur atomic.Pointer[Policy]
 }
 
 type option func(*Policy, *Config)
@@ -176,7 +179,8 @@ func startServer(t *testing.T, opts ...option) *testEnv {
 	for _, o := range opts {
 		o(pol, &cfg)
 	}
-	cfg.Policy = func() *Policy { return pol }
+	e.cur.Store(pol)
+	cfg.Policy = e.cur.Load
 	e.srv = New(cfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

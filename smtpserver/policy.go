@@ -84,6 +84,12 @@ type Policy struct {
 	BlockSize        int64 // BLOCK_SIZE for blocklimit; 0: DefaultBlockSize
 	Timeouts         Timeouts
 
+	// LogConnection is option.dat LOG_CONNECTION: LogConnSource puts the client's
+	// "helo ([ip])" on E and J records, LogConnRecords writes the O, C and X
+	// connection records (maillog.ConnRecord). Taken per connection (O/C/X) and per
+	// transaction (E/J), so a reload changes it without a restart.
+	LogConnection int
+
 	// for tests: scripted engine and access tables in place of Rules and Mappings.
 	resolver resolver
 	access   accessTables
@@ -113,7 +119,17 @@ type ChannelPolicy struct {
 	// (RFC 4954 §4 and §14: PLAIN and LOGIN send the password in the clear), and a
 	// client elsewhere gets 538 5.7.11.
 	AllowPlainAuthLoopback bool
+	// SlaveDebug is slave_debug: every session whose source channel is this one
+	// (as decided at connection time, after switchchannel) writes its dialogue to
+	// Config.DebugDir/<channel>_slave.log-<session id>.
+	SlaveDebug bool
 }
+
+// LOG_CONNECTION bits (operations.md §3.3).
+const (
+	LogConnSource  = 1 // connection source info in E (and J) records
+	LogConnRecords = 2 // separate O/C/X connection records
+)
 
 // SASLMode is a channel's server-side SASL keyword.
 type SASLMode int

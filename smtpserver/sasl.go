@@ -225,6 +225,12 @@ func (g *guard) authFailed(mech, user string) error {
 // is never logged; a user name the client made up is logged as sent (mail.log
 // replaces spaces and control characters).
 func (g *guard) logAuth(mech, user, replyLine string) {
+	switch {
+	case strings.HasPrefix(replyLine, "5"):
+		g.srv.cfg.Metrics.Rejection("access")
+	case strings.HasPrefix(replyLine, "4"):
+		g.srv.cfg.Metrics.Rejection("temporary")
+	}
 	code := "U"
 	if g.ehlo {
 		code += "E"

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"mtad.dev/mta/auth"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/mappings"
+	"mtad.dev/mta/metrics"
 )
 
 // Config configures a Server.
@@ -44,6 +46,13 @@ type Config struct {
 	// address over its limit is answered 454 4.7.0 without its password being
 	// checked. nil: no per-address limit (the per-connection one still applies).
 	AuthLimiter *auth.Limiter
+
+	// Metrics receives the SMTP hook metrics (sessions, messages, rejections,
+	// Enqueue's wait, rewrite time); nil: none, at the cost of a nil check.
+	Metrics *metrics.Hooks
+	// DebugDir is where slave_debug transcripts go (DATA/log):
+	// <channel>_slave.log-<session id>. "": no transcripts, whatever the channels say.
+	DebugDir string
 
 	Logger *slog.Logger // diagnostics; nil discards
 }
@@ -183,6 +192,8 @@ func (s *Server) admit(c net.Conn) {
 		return
 	}
 	if msg := s.acquire(remote.Addr()); msg != "" {
+		s.cfg.Metrics.Rejection("connection_limit")
+		s.logRefused(pol, local, remote, msg)
 		rejectRaw(c, msg)
 		return
 	}
@@ -192,6 +203,8 @@ func (s *Server) admit(c net.Conn) {
 	if t := pol.tables(); t != nil {
 		if a, ok := t.Access("PORT_ACCESS", g.portProbe, 0); ok && a.Reject {
 			s.log.Info("PORT_ACCESS rejected", "conn", g.id, "probe", g.portProbe, "entry", a.Src)
+			s.cfg.Metrics.Rejection("port_access")
+			s.logRefused(pol, local, remote, strings.TrimSpace("PORT_ACCESS "+a.Text))
 			if a.Text != "" {
 				g.writeRaw(a.Text + "\r\n")
 			}
@@ -200,10 +213,22 @@ func (s *Server) admit(c net.Conn) {
 		}
 	}
 	g.src = s.sourceChannel(pol, remote.Addr())
+	g.opened(pol)
 	if !s.in.hand(g) {
-		g.writeRaw("421 4.3.2 " + pol.hostname() + " Service shutting down\r\n")
-		g.Close()
+		g.bye("421 4.3.2 " + pol.hostname() + " Service shutting down")
 	}
+}
+
+// logRefused writes the X record of a connection refused before the banner
+// (LOG_CONNECTION bit 2). Its channel is the default source channel: switchchannel
+// has not been applied to a connection we do not serve.
+func (s *Server) logRefused(pol *Policy, local, remote netip.AddrPort, why string) {
+	if pol.LogConnection&LogConnRecords == 0 {
+		return
+	}
+	s.cfg.Log.LogConn(maillog.ConnRecord{
+		Channel: pol.DefaultSource, Code: "X", Transport: portProbe(local, remote), Diag: why,
+	})
 }
 
 // sourceChannel applies switchchannel (channels.md §3.5): the client IP literal is
@@ -419,4 +444,11 @@ func inFlags(ehlo, tls, auth bool) mappings.Flags {
 		f |= mappings.Flag('T')
 	}
 	return f
+}
+
+// openConns is how many connections are counted against the caps.
+func (s *Server) openConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nconns
 }

@@ -238,7 +238,15 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		s.logJ(pol, tx.from, "", to, "", st)
 		return smtpErr(st)
 	}
+	hk := s.srv.cfg.Metrics
+	var t0 time.Time
+	if hk != nil {
+		t0 = time.Now()
+	}
 	res := r.Resolve(engine.Request{Address: to, Kind: engine.EnvelopeTo, SourceChannel: src})
+	if hk != nil {
+		hk.Rewrite(time.Since(t0))
+	}
 	if res.Err != nil {
 		st := reply(res.Err)
 		s.logJ(pol, tx.from, res.Rewrite.Channel, to, "", st)
@@ -314,7 +322,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	for _, rc := range res.Recipients {
 		st, eff := check("SEND_ACCESS", "MAIL_ACCESS", rc.Channel, rc.Address)
 		if st != nil {
-			s.logJ(pol, tx.from, rc.Channel, rc.Address, orcpt, st)
+			s.logJSize(pol, tx.from, rc.Channel, rc.Address, orcpt, 0, st)
 			if firstRefusal == nil {
 				firstRefusal = st
 			}
@@ -338,6 +346,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		})
 	}
 	if len(accepted) == 0 && firstRefusal != nil {
+		s.srv.cfg.Metrics.Rejection(rejectClass(firstRefusal))
 		return smtpErr(firstRefusal)
 	}
 	for _, a := range effects {
@@ -387,8 +396,10 @@ func (s *session) Data(r io.Reader) error {
 
 	fail := func(st *status.Status) error {
 		for _, rc := range tx.rcpts {
-			s.logJSize(tx.from, rc.Channel, rc.Addr, rc.ORCPT, int64(len(body)), st)
+			s.logJSize(pol, tx.from, rc.Channel, rc.Addr, rc.ORCPT, int64(len(body)), st)
 		}
+		s.srv.cfg.Metrics.Rejection(rejectClass(st))
+		s.srv.cfg.Metrics.Message(st.Code)
 		return smtpErr(st)
 	}
 	if int64(len(body)) > max {
@@ -406,6 +417,8 @@ func (s *session) Data(r io.Reader) error {
 	}
 	if len(tx.rcpts) == 0 || tx.discard {
 		// every recipient was sent to the bitbucket ($B) or the message discarded ($V/$Z)
+		s.srv.cfg.Metrics.Message(250)
+		s.g.msgs.Add(1)
 		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + tx.id}
 	}
 
@@ -431,7 +444,17 @@ func (s *session) Data(r io.Reader) error {
 	}
 	ctx, cancel := context.WithTimeout(s.srv.baseCtx, pol.Timeouts.dataTermination())
 	defer cancel()
+	hk := s.srv.cfg.Metrics
+	var t0 time.Time
+	if hk != nil {
+		t0 = time.Now()
+	}
 	id, err := s.srv.cfg.Queue.Enqueue(ctx, env, content)
+	if hk != nil && err == nil {
+		// Enqueue returns when the group commit made the message durable: this is
+		// the wait the DATA reply has, which the histogram is about.
+		hk.CommitWait(time.Since(t0))
+	}
 	if err != nil {
 		st := reply(status.From(err))
 		s.srv.log.Warn("enqueue failed", "conn", s.g.id, "tx", tx.id, "err", err)
@@ -447,28 +470,68 @@ func (s *session) Data(r io.Reader) error {
 	if s.g.auth {
 		code += "A" // operations.md §5.2: "ESA" and the like
 	}
+	conn := ""
+	if pol.LogConnection&LogConnSource != 0 {
+		conn = env.Client
+	}
 	for _, rc := range tx.rcpts {
 		s.srv.cfg.Log.Log(maillog.Record{
 			Source: src, Dest: rc.Channel, Code: code, Size: size, From: tx.from,
-			ORCPT: rc.ORCPT, To: rc.Addr, ID: id, MessageID: hdr.messageID,
+			ORCPT: rc.ORCPT, To: rc.Addr, ID: id, MessageID: hdr.messageID, Conn: conn,
 		})
 	}
+	hk.Message(250)
+	s.g.msgs.Add(1)
 	// Debug, not Info: mail.log's E line already records every enqueue, and a
 	// diagnostic line per message was one more unbuffered write(2) on the hot path.
 	s.srv.log.Debug("queued", "id", id, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "size", size, "held", env.Held)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 }
 
-// logJ writes a J (rejected at enqueue) record.
+// logJ writes a J (rejected at enqueue) record for a refused command and counts
+// the refusal. Callers that log several J records for one refusal count it
+// themselves (Data, an RCPT whose every expansion was refused) and use logJSize.
 func (s *session) logJ(pol *Policy, from, dest, to, orcpt string, st *status.Status) {
-	s.logJSize(from, dest, to, orcpt, 0, st)
+	s.srv.cfg.Metrics.Rejection(rejectClass(st))
+	s.logJSize(pol, from, dest, to, orcpt, 0, st)
 }
 
-// logJSize is logJ for a refused message of known size.
-func (s *session) logJSize(from, dest, to, orcpt string, size int64, st *status.Status) {
+// logJSize writes a J record for a refused message of known size.
+func (s *session) logJSize(pol *Policy, from, dest, to, orcpt string, size int64, st *status.Status) {
+	conn := ""
+	if pol != nil && pol.LogConnection&LogConnSource != 0 {
+		conn = s.helo() + " ([" + ipString(s.g.remote.Addr()) + "])"
+	}
 	s.srv.cfg.Log.Log(maillog.Record{
-		Source: s.g.src, Dest: dest, Code: "J", Size: size, From: from, ORCPT: orcpt, To: to, Diag: st.Error(),
+		Source: s.g.src, Dest: dest, Code: "J", Size: size, From: from, ORCPT: orcpt, To: to, Diag: st.Error(), Conn: conn,
 	})
+}
+
+// rejectClass is the mtad_smtp_rejections_total class of a refusal, from its
+// enhanced code (RFC 3463) and, for policy refusals, its text: an access entry
+// refusing relaying says so in its $N text ("Relaying not allowed" and the like).
+func rejectClass(st *status.Status) string {
+	enh := st.Enhanced
+	switch {
+	case enh == "4.5.3" || enh == "5.5.3":
+		return "recipient_limit"
+	case strings.HasPrefix(enh, "5.5.") || enh == "5.1.3" || enh == "5.1.7":
+		return "protocol"
+	case enh == "5.3.4" || enh == "5.2.3" || enh == "4.3.4":
+		return "size"
+	case enh == "5.1.1" || enh == "5.1.2" || enh == "5.1.6":
+		return "unknown_recipient"
+	case enh == "5.4.6" || enh == "5.4.14":
+		return "loop"
+	case strings.HasPrefix(enh, "5.7."):
+		if strings.Contains(strings.ToLower(st.Text), "relay") {
+			return "relay"
+		}
+		return "access"
+	case st.Code >= 400 && st.Code < 500:
+		return "temporary"
+	}
+	return "other"
 }
 
 // receivedHeader is our trace line (RFC 5321 §4.4). The queue id is not known before

@@ -78,6 +78,9 @@ func printDirectory(w io.Writer, es []control.DirEntry, now time.Time) {
 		if e.Held {
 			last = "HELD: " + e.HeldReason
 		}
+		if e.Quarantined != "" {
+			last = "QUARANTINED: " + e.Quarantined
+		}
 		rs := strings.Join(e.Rcpts, ",")
 		if len(e.Rcpts) > 2 {
 			rs = fmt.Sprintf("%s,%s (+%d)", e.Rcpts[0], e.Rcpts[1], len(e.Rcpts)-2)

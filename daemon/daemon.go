@@ -109,7 +109,8 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	// somewhere to go; it reads nothing from the queue until Run.
 	var jcPtr atomic.Pointer[jobctl.Controller]
 	d.queue, err = queue.Open(filepath.Join(opts.DataDir, "queue"), queue.Options{
-		Logger: d.log.With("component", "queue"),
+		Logger:         d.log.With("component", "queue"),
+		CommitObserver: d.commitObserver(),
 		OnCommit: func(envs []*queue.Envelope) {
 			if jc := jcPtr.Load(); jc != nil {
 				jc.Add(envs)
@@ -138,6 +139,8 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		MaxConns:    smtpMaxConns(img),
 		PerIPExempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		Logger:      d.log.With("component", "smtp"),
+		Metrics:     d.metricsHooks(),
+		DebugDir:    filepath.Join(opts.DataDir, "log"),
 	})
 
 	addrs, err := listenAddrs(img, opts.Listen)
@@ -419,6 +422,14 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 
 func (d *Daemon) closeStores() error {
 	var errs []error
+	// Delivery programs first: their cached connections say goodbye (QUIT, and a C
+	// record in mail.log) while mail.log is still open.
+	d.progMu.Lock()
+	for name, e := range d.progs {
+		closeProgram(e.prog)
+		delete(d.progs, name)
+	}
+	d.progMu.Unlock()
 	if d.queue != nil {
 		if err := d.queue.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close queue: %w", err))

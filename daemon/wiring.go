@@ -59,6 +59,7 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 		MaxRecipients:    opts.AllowRecipientsPerTransaction,
 		MaxReceivedLines: img.Options.MaxReceivedLines,
 		BlockSize:        int64(img.Options.BlockSize),
+		LogConnection:    img.Options.LogConnection,
 		Timeouts: smtpserver.Timeouts{
 			Command:   opts.CommandReceiveTime,
 			DataBlock: opts.DataReceiveTime,
@@ -83,6 +84,7 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 			RecipientLimit:         c.RecipientLimit,
 			SASL:                   saslMode(c.SASLServer),
 			DisconnectBadAuthLimit: c.DisconnectBadAuthLimit,
+			SlaveDebug:             c.SlaveDebug,
 		}
 	}
 	return p
@@ -244,9 +246,15 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 			SevenBit:           c.EightBit == compiler.SevenBit,
 			EightStrict:        c.EightBit == compiler.EightStrict,
 			Logger:             d.log.With("component", "smtp-client", "channel", c.Name),
+			Channel:            c.Name,
+			MailLog:            d.mlog,
+			LogConnection:      img.Options.LogConnection,
+			MasterDebug:        c.MasterDebug,
+			DebugDir:           filepath.Join(d.opts.DataDir, "log"),
 		}
-		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
-			so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS, strings.Join(c.Nameservers, ","))
+		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s|%d|%t", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
+			so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS, strings.Join(c.Nameservers, ","),
+			so.LogConnection, so.MasterDebug)
 		return key, func() channels.Program {
 			so.Resolver = d.resolver(c.Nameservers)
 			return channels.NewSMTP(so)
@@ -288,7 +296,7 @@ func (d *Daemon) resolver(servers []string) dnsx.Resolver {
 	if r, ok := d.dns[key]; ok {
 		return r
 	}
-	r, err := dnsx.New(dnsx.Config{Servers: servers, Logger: d.log.With("component", "dns")})
+	r, err := dnsx.New(dnsx.Config{Servers: servers, Logger: d.log.With("component", "dns"), Metrics: d.metricsHooks()})
 	if err != nil {
 		// No usable resolver (no resolv.conf): smart-host channels still work; MX
 		// routing then fails temporarily, which keeps mail queued rather than lost.

@@ -74,6 +74,7 @@ func (q *Queue) recover() error {
 	var (
 		bad    []badMsg
 		f      *os.File
+		wr     *windowReader // over f: records are read in offset order
 		fseg   uint32
 		ferr   error
 		opened bool
@@ -104,6 +105,9 @@ func (q *Queue) recover() error {
 				}
 				fseg, opened = loc.Seg, true
 				f, ferr = os.Open(segPath(q.segDir, fseg))
+				if ferr == nil {
+					wr = newWindowReader(f, 1<<20)
+				}
 			}
 			switch {
 			case ferr != nil && errors.Is(ferr, os.ErrNotExist):
@@ -111,7 +115,7 @@ func (q *Queue) recover() error {
 			case ferr != nil:
 				return ferr
 			default:
-				err = checkContent(f, sizes[fseg], string(k), loc, !q.opts.QuickRecovery)
+				err = checkContent(wr, sizes[fseg], string(k), loc, !q.opts.QuickRecovery)
 			}
 			if err != nil {
 				if !errors.Is(err, errRecord) {

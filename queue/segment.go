@@ -251,3 +251,36 @@ func (c memContent) ReadAt(p []byte, off int64) (int, error) {
 }
 func (c memContent) Size() int64  { return int64(len(c)) }
 func (c memContent) Close() error { return nil }
+
+// windowReader serves ReadAt from a read-ahead window over r. Recovery visits each
+// segment's records in offset order, so a 1 MiB window turns one pread per message
+// (1M messages: ~2.5 s of syscalls, a third of a restart) into one per MiB. Reads
+// outside the window or larger than it refill it or go straight to r; the results
+// are those r would give.
+type windowReader struct {
+	r   io.ReaderAt
+	buf []byte // window contents, len = bytes valid
+	off int64  // file offset of buf[0]
+}
+
+func newWindowReader(r io.ReaderAt, size int) *windowReader {
+	return &windowReader{r: r, buf: make([]byte, 0, size)}
+}
+
+func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= w.off && off+int64(len(p)) <= w.off+int64(len(w.buf)) {
+		return copy(p, w.buf[off-w.off:]), nil
+	}
+	if len(p) > cap(w.buf)/2 {
+		return w.r.ReadAt(p, off)
+	}
+	n, err := w.r.ReadAt(w.buf[:cap(w.buf)], off)
+	w.buf, w.off = w.buf[:n], off
+	if n >= len(p) {
+		return copy(p, w.buf), nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return copy(p, w.buf), err
+}

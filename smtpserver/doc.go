@@ -4,8 +4,9 @@
 // recipient resolution through the rewrite engine, size and recipient limits, loop
 // detection by Received: count) on top of github.com/emersion/go-smtp.
 //
-// It owns the SMTP conversation up to the moment a message is handed to an Enqueuer
-// and the J and E records of mail.log. It must not touch the image file (it is given a
+// It owns the SMTP conversation up to the moment a message is handed to an Enqueuer,
+// the J, E and U records and the inbound O/C/X connection records of mail.log, and
+// the slave_debug transcripts. It must not touch the image file (it is given a
 // function returning the current *Policy), the queue's internals (it only calls
 // Enqueue), delivery or scheduling.
 //
@@ -66,6 +67,19 @@
 // E records get the A modifier. Every outcome writes a U record (never the
 // password). mustsaslserver refuses MAIL before AUTH with 530 5.7.0. STARTTLS
 // after a loopback clear-text AUTH forgets it (RFC 3207 §4.2).
+//
+// Logs and metrics. With LOG_CONNECTION bit 2 (Policy.LogConnection) an admitted
+// connection writes an O record to mail.log and a C record (messages accepted,
+// reason) when it closes; a connection refused by a cap or PORT_ACCESS writes X
+// instead. Bit 1 adds the client's "helo ([ip])" to E and J records. The C record
+// is queued before the socket closes, so a client that sees EOF can rely on it.
+// A source channel with slave_debug (decided at admission, after switchchannel;
+// [inf] a later saslswitchchannel does not start or stop a transcript) gets the
+// session's dialogue in Config.DebugDir (maillog.DebugLog: both directions, AUTH
+// credentials masked, size-bounded); the guard tees the bytes it reads below its
+// bufio.Reader and the replies it writes. Config.Metrics (nil: off) counts
+// sessions, DATA outcomes, refusals by class (rejectClass), times Resolve per
+// RCPT and Enqueue per message (the commit wait the DATA reply has).
 //
 // SMTP smuggling. go-smtp's DATA reader only ends a message at CRLF.CRLF, so a bare LF
 // or bare CR cannot end a message early; such bytes would however stay inside the

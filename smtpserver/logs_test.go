@@ -60,6 +60,7 @@ func TestConnectionRecords(t *testing.T) {
 	portReject.Store(true)
 	c3 := dialRaw(t, e.addr)
 	c3.expect("554 go away")
+	waitIdle(t, e)
 	portReject.Store(false)
 	c4 := dialRaw(t, e.addr)
 	c4.expect("220")

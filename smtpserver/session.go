@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
@@ -125,6 +126,27 @@ func reply(st *status.Status) *status.Status {
 
 func badChars(s string) bool { return strings.ContainsAny(s, "\r\n\x00") }
 
+// addrCharset checks an envelope address's bytes (RFC 6531 §3.3): non-ASCII is only
+// allowed in a transaction that declared SMTPUTF8, and must then be valid UTF-8.
+func addrCharset(addr string, smtputf8 bool, syntax smtp.EnhancedCode) *smtp.SMTPError {
+	ascii := true
+	for i := 0; i < len(addr); i++ {
+		if addr[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	switch {
+	case ascii:
+		return nil
+	case !utf8.ValidString(addr):
+		return &smtp.SMTPError{Code: 501, EnhancedCode: syntax, Message: "Bad address syntax: invalid UTF-8"}
+	case !smtputf8:
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
+	}
+	return nil
+}
+
 // Mail starts a transaction: policy snapshot, SIZE, FROM_ACCESS.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.tx != nil {
@@ -132,6 +154,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if badChars(from) || badChars(opts.EnvelopeID) {
 		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	}
+	if e := addrCharset(from, opts.UTF8, smtp.EnhancedCode{5, 1, 7}); e != nil {
+		return e
 	}
 	pol := s.srv.policy()
 	if pol == nil {
@@ -224,6 +249,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	if badChars(to) || badChars(opts.OriginalRecipient) {
 		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	}
+	if e := addrCharset(to, tx.utf8, smtp.EnhancedCode{5, 1, 3}); e != nil {
+		return e
 	}
 	pol := tx.pol
 	src := s.g.src

@@ -364,10 +364,45 @@ func (c *Controller) hostLimit(h *hostQ) int {
 	if h.suspect {
 		return 1
 	}
+	limit := h.ch.cfg.maxJobs()
 	if n := h.ch.cfg.HostJobs; n > 0 {
-		return n
+		limit = n
 	}
-	return h.ch.cfg.maxJobs()
+	w := h.window
+	if w <= 0 {
+		w = initialHostWindow
+	}
+	return min(w, limit)
+}
+
+// stuckAfter is how long one delivery attempt may run before its job stops counting
+// towards the channel's threaddepth arithmetic.
+const stuckAfter = 500 * time.Millisecond
+
+// stuckJobs counts the channel's jobs whose current attempt started over stuckAfter
+// ago. Jobs are few (pool limits), so a scan is cheap.
+func (c *Controller) stuckJobs(ch *chanState) int {
+	n := 0
+	now := c.now()
+	for j := range c.jobs {
+		if j.ch == ch && j.id != "" && now.Sub(j.since) > stuckAfter {
+			n++
+		}
+	}
+	return n
+}
+
+// initialHostWindow is how many jobs a host gets before it has answered once.
+const initialHostWindow = 2
+
+// hostAnswered widens a host's concurrency window after an attempt it answered
+// (delivered, or refused per recipient: the host is alive either way).
+func (c *Controller) hostAnswered(h *hostQ) {
+	w := max(h.window, initialHostWindow)
+	if w < h.ch.cfg.maxJobs() {
+		w++
+	}
+	h.window = w
 }
 
 // ringAdd puts a host in its channel's round-robin when it has work a job may take.
@@ -478,11 +513,14 @@ func (c *Controller) kickChan(ch *chanState) {
 			return
 		}
 		backlog := ch.nready - ch.nblocked
-		if backlog <= 0 {
-			return
+		if backlog <= 0 || ch.ring.len() == 0 {
+			return // nothing a new job could take (hosts at their window wait)
 		}
 		td := ch.cfg.threadDepth()
-		want := min((backlog+td-1)/td, ch.cfg.maxJobs())
+		// threaddepth decides how many jobs the backlog deserves; a job stuck for
+		// long on one attempt (a host that accepts and never answers) does not serve
+		// that backlog, so it does not count against it.
+		want := min((backlog+td-1)/td+c.stuckJobs(ch), ch.cfg.maxJobs())
 		for ch.jobs < want {
 			if p := ch.pool; p != nil && p.running >= p.limit {
 				if p.idle > 0 {
@@ -695,6 +733,16 @@ func (c *Controller) nextDeadlineLocked() int64 {
 	}
 	if c.noticeH.len() > 0 {
 		consider(c.noticeH.min().nat)
+	}
+	// A job that becomes stuck frees its share of the threaddepth arithmetic: wake
+	// up then, so that ready work of other hosts gets a job without waiting for the
+	// next enqueue.
+	for j := range c.jobs {
+		if j.id != "" && j.ch.ring.len() > 0 {
+			if t := j.since.Add(stuckAfter + time.Millisecond).UnixNano(); t > c.now().UnixNano() {
+				consider(t)
+			}
+		}
 	}
 	return next
 }

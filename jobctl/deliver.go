@@ -226,6 +226,11 @@ func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []
 	if delivered {
 		h.suspect = false
 	}
+	if connFail {
+		h.window = 1
+	} else {
+		c.hostAnswered(h)
+	}
 	if len(keep) == 0 {
 		c.dropItem(it)
 	} else {
@@ -269,6 +274,7 @@ func (c *Controller) recordDelivered(au AsyncUpdater, ch *chanState, it *item, e
 	h := it.h
 	h.active--
 	h.suspect = false
+	c.hostAnswered(h)
 	c.wg.Add(1) // the job's own count is still held: no race with shutdown's Wait
 	c.ringAdd(h)
 	c.kickLocked()

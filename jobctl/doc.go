@@ -33,8 +33,13 @@
 // channels) allow. When a pool is full and one of its channels has work but no
 // job, an idle job gives its slot back at once and a busy job hands its slot to
 // that channel after its current message, so a busy channel cannot keep a shared
-// pool to itself. A host may be worked by HostJobs jobs at once, but only one
-// (a probe) after a connection-level failure.
+// pool to itself. A host may be worked by at most its concurrency window of jobs
+// (capped by HostJobs, else MaxJobs): the window starts at 2, grows by one each time
+// the host answers an attempt and falls to 1 (a probe) after a connection-level
+// failure, so a host that accepts connections and never answers holds two jobs while
+// the channel's other hosts get the rest. A job whose current attempt has run longer
+// than stuckAfter (500 ms) no longer counts in the jobs*ThreadDepth arithmetic, and
+// Run wakes up when that happens, so ready work of other hosts gets a job at once.
 //
 // Results. Delivered: Delivered, D. When every recipient of the item was delivered
 // and the queue offers UpdateAsync (AsyncUpdater), the job does not wait for the

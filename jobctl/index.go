@@ -57,6 +57,11 @@ type hostQ struct {
 	hidx    int32          // index in the host heap, -1 when absent
 	inRing  bool
 	suspect bool // last connection-level attempt failed: probe with one job
+	// window is how many jobs may work on this host at once (0: initialHostWindow).
+	// It grows by one each time the host answers and falls to 1 when it does not,
+	// Postfix-style, so a host that accepts connections and never answers holds at
+	// most a couple of jobs while healthy hosts of the same channel get the rest.
+	window  int
 	lastErr string
 }
 

@@ -38,6 +38,9 @@ type Options struct {
 	// ReadyFile, when set, receives the bound SMTP address once the daemon accepts mail.
 	ReadyFile string
 	Logger    *slog.Logger
+	// NoticeUnit overrides the unit of the channels' notices ages (a day, or an hour
+	// with RETURN_UNITS=1). Zero keeps the configuration's; tests use seconds.
+	NoticeUnit time.Duration
 	// MetricsAllowRemote lets option.dat METRICS_LISTEN name a non-loopback address
 	// (the endpoint has no authentication: only for a network where that is safe).
 	MetricsAllowRemote bool

@@ -341,10 +341,9 @@ func TestJobsPermanentFailureBouncesToSender(t *testing.T) {
 	waitLogMatch(t, data, 5*time.Second, ` tcp_local R .*`+regexp.QuoteMeta(id), ` tcp_local D .*`+regexp.QuoteMeta(id))
 }
 
-// A destination that accepts the connection and never answers. The daemon's
-// notices are counted in days or (RETURN_UNITS=1) hours, so the delay notice and
-// the final return cannot be waited for here: jobctl's fake-clock tests
-// (notices_test.go) cover them. What is checked end to end: the attempt stays in
+// A destination that accepts the connection and never answers (the delay notice
+// and the final return are in notices_e2e_test.go, with a shortened notice unit).
+// What is checked end to end here: the attempt stays in
 // flight without loss or bounce, qm sees it, and when the remote drops the
 // connection the failure is temporary (Q) and the message stays queued.
 func TestJobsNeverAnsweringDestination(t *testing.T) {

@@ -109,6 +109,9 @@ func (d *Daemon) jobConfig(img *compiler.Image) jobctl.Config {
 	if img.Options.ReturnUnits == 1 {
 		cfg.NoticeUnit = time.Hour
 	}
+	if d.opts.NoticeUnit > 0 {
+		cfg.NoticeUnit = d.opts.NoticeUnit
+	}
 	if cfg.Postmaster == "" {
 		cfg.Postmaster = "postmaster@" + hostname(img)
 	}

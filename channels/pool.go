@@ -123,9 +123,16 @@ func (p *hostPool) expire(ic *idleConn) {
 // closeIdle closes every idle connection and stops caching new ones.
 func (p *hostPool) closeIdle() {
 	p.mu.Lock()
+	p.maxIdle = -1
+	p.mu.Unlock()
+	p.dropIdle()
+}
+
+// dropIdle closes the idle connections cached now; caching goes on.
+func (p *hostPool) dropIdle() {
+	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
-	p.maxIdle = -1
 	p.mu.Unlock()
 	for _, ic := range idle {
 		if ic.timer.Stop() {

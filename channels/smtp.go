@@ -158,6 +158,9 @@ type SMTPOptions struct {
 	// are fixed per program: a reload that changes them builds a new program.
 	MasterDebug bool
 	DebugDir    string
+	// DebugNow, when it returns true, writes transcripts of connections opened now
+	// even without MasterDebug: `mtactl qm run` shows the delivery dialogue this way.
+	DebugNow func() bool
 }
 
 // SMTP is the SMTP client channel program (tcp_* channels' master). It keeps a
@@ -228,6 +231,20 @@ func (s *SMTP) Close() error {
 		p.closeIdle()
 	}
 	return nil
+}
+
+// DropIdle closes the cached idle connections (the program stays usable): the next
+// deliveries open fresh connections, which `qm run` needs to show their dialogue.
+func (s *SMTP) DropIdle() {
+	s.mu.Lock()
+	pools := make([]*hostPool, 0, len(s.pools))
+	for _, p := range s.pools {
+		pools = append(pools, p)
+	}
+	s.mu.Unlock()
+	for _, p := range pools {
+		p.dropIdle()
+	}
 }
 
 // Deliver implements Program. Recipients are grouped by destination (all of

@@ -915,3 +915,48 @@ func TestLMTPUnixPerRecipient(t *testing.T) {
 		t.Errorf("%d sessions, want 1 (reuse)", n)
 	}
 }
+
+// DropIdle (qm run) closes the cached connections but keeps caching: the next two
+// messages share one fresh connection.
+func TestSMTPDropIdleKeepsCaching(t *testing.T) {
+	var conns atomic.Int32
+	port := scripted(t, func(c net.Conn, r *bufio.Reader) {
+		conns.Add(1)
+		io.WriteString(c, "220 cache.test ESMTP\r\n")
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch cmd := strings.ToUpper(line); {
+			case strings.HasPrefix(cmd, "DATA"):
+				io.WriteString(c, "354 go\r\n")
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil || l == ".\r\n" {
+						break
+					}
+				}
+				io.WriteString(c, "250 2.0.0 ok\r\n")
+			case strings.HasPrefix(cmd, "QUIT"):
+				io.WriteString(c, "221 bye\r\n")
+				return
+			default:
+				io.WriteString(c, "250 ok\r\n")
+			}
+		}
+	})
+	cl := newClient(t, port, nil)
+	send := func() {
+		if res := cl.Deliver(testCtx(t), msgOf([]byte("x\r\n"), "s@d", "a@d")); res[0].Err != nil {
+			t.Fatal(res[0].Err)
+		}
+	}
+	send()
+	cl.DropIdle()
+	send()
+	send()
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (one before DropIdle, one cached after)", n)
+	}
+}

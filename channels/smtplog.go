@@ -36,7 +36,8 @@ func (s *SMTP) connOpened(c *smtpConn) {
 		c.transport = transport
 		s.opts.MailLog.LogConn(maillog.ConnRecord{Channel: s.opts.Channel, Outbound: true, Code: "O", Transport: transport, Peer: c.host})
 	}
-	if !s.opts.MasterDebug || s.opts.DebugDir == "" {
+	debug := s.opts.MasterDebug || (s.opts.DebugNow != nil && s.opts.DebugNow())
+	if !debug || s.opts.DebugDir == "" {
 		return
 	}
 	id := connID()

@@ -419,10 +419,24 @@ func (d *Daemon) runChannel(ctx context.Context, req *control.Request, w *contro
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	tail := newLogTail(filepath.Join(d.opts.DataDir, "mail.log"))
+	// While the command watches, the channel's SMTP client writes a transcript of
+	// each connection it opens, and the command streams it: the product's `qm run`
+	// shows the delivery dialogue on the terminal. (A cached connection opened before
+	// the run has no transcript; its outcome lines still show.)
+	flag := d.runDebug(ch)
+	flag.n.Add(1)
+	defer flag.n.Add(-1)
+	dialogue := newDialogueTail(filepath.Join(d.opts.DataDir, "log"), ch+"_master.log-")
+	d.dropIdleConnections(ch)
 	res := control.RunResult{Channel: ch, Made: d.delayedEntries(ch)}
 	d.jc.RunNow(ch)
 
 	emit := func() bool {
+		for _, line := range dialogue.read() {
+			if w.Event("  "+line) != nil {
+				return false
+			}
+		}
 		for _, line := range tail.read() {
 			f := strings.Fields(line)
 			if len(f) < 4 || f[2] != ch || !isCode(f[3]) {
@@ -501,6 +515,51 @@ func isCode(s string) bool {
 		}
 	}
 	return true
+}
+
+// dropIdleConnections makes a channel's program forget its cached connections, so
+// that what qm run attempts goes over connections whose dialogue it can show.
+func (d *Daemon) dropIdleConnections(channel string) {
+	d.progMu.Lock()
+	e, ok := d.progs[channel]
+	d.progMu.Unlock()
+	if p, isSMTP := e.prog.(interface{ DropIdle() }); ok && isSMTP {
+		p.DropIdle()
+	}
+}
+
+// dialogueTail follows the transcripts (prefix*) that appear in dir after it was
+// made: the connections opened while a qm run watches.
+type dialogueTail struct {
+	dir, prefix string
+	old         map[string]bool
+	tails       map[string]*logTail
+	order       []string
+}
+
+func newDialogueTail(dir, prefix string) *dialogueTail {
+	t := &dialogueTail{dir: dir, prefix: prefix, old: map[string]bool{}, tails: map[string]*logTail{}}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		t.old[e.Name()] = true
+	}
+	return t
+}
+
+func (t *dialogueTail) read() []string {
+	ents, _ := os.ReadDir(t.dir)
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, t.prefix) && !t.old[n] && t.tails[n] == nil {
+			t.tails[n] = &logTail{path: filepath.Join(t.dir, n)}
+			t.order = append(t.order, n)
+		}
+	}
+	var lines []string
+	for _, n := range t.order {
+		lines = append(lines, t.tails[n].read()...)
+	}
+	return lines
 }
 
 // logTail reads the lines appended to a file since it was created.

@@ -71,10 +71,12 @@ type Daemon struct {
 	listeners []*smtpListener
 	runCtx    context.Context // parent of every listener's context
 
-	progMu sync.Mutex // guards progs
-	progs  map[string]programEntry
-	dnsMu  sync.Mutex // guards dns
-	dns    map[string]dnsx.Resolver
+	progMu   sync.Mutex // guards progs
+	progs    map[string]programEntry
+	runMu    sync.Mutex // guards runFlags
+	runFlags map[string]*runDebugFlag
+	dnsMu    sync.Mutex // guards dns
+	dns      map[string]dnsx.Resolver
 
 	ctl    controlState // the control socket's state (control.go)
 	cancel context.CancelFunc

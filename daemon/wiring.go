@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mtad.dev/mta/auth"
@@ -254,6 +255,7 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 			LogConnection:      img.Options.LogConnection,
 			MasterDebug:        c.MasterDebug,
 			DebugDir:           filepath.Join(d.opts.DataDir, "log"),
+			DebugNow:           d.runDebug(c.Name).active,
 		}
 		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s|%d|%t", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
 			so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS, strings.Join(c.Nameservers, ","),
@@ -404,4 +406,25 @@ func (p *passwords) current() *auth.Store {
 		p.store, p.mtime = s, mt
 	}
 	return p.store
+}
+
+// runDebugFlag counts the `qm run` commands watching a channel: while any does, the
+// channel's SMTP client writes transcripts that the command streams to the terminal.
+type runDebugFlag struct{ n atomic.Int32 }
+
+func (f *runDebugFlag) active() bool { return f.n.Load() > 0 }
+
+// runDebug returns the channel's flag, created on first use; it survives reloads.
+func (d *Daemon) runDebug(channel string) *runDebugFlag {
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	if d.runFlags == nil {
+		d.runFlags = map[string]*runDebugFlag{}
+	}
+	f := d.runFlags[channel]
+	if f == nil {
+		f = &runDebugFlag{}
+		d.runFlags[channel] = f
+	}
+	return f
 }

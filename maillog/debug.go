@@ -123,6 +123,11 @@ func (d *DebugLog) feed(dir int, p []byte) {
 		buf = buf[:0]
 	}
 	d.partial[dir] = append(d.partial[dir][:0], buf...)
+	if dir == dirServer {
+		// A server reply ends a step of the dialogue: make it visible now, for
+		// whoever follows the file (qm run) while the connection stays open.
+		d.w.Flush()
+	}
 }
 
 // protoLine masks credentials and writes one protocol line.

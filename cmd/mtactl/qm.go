@@ -39,7 +39,7 @@ func qmCommands() map[string]qmSub {
 		"release":   {qmAction, "release ID...: release held messages"},
 		"delete":    {qmAction, "delete ID...: remove messages without a notice (logged)"},
 		"return":    {qmAction, "return ID...: bounce messages to their sender now"},
-		"run":       {qmRun, "run [-timeout=DUR] CHANNEL: attempt the channel's messages now, ignoring backoff, and show the outcomes"},
+		"run":       {qmRun, "run [-timeout=DUR] CHANNEL: attempt the channel's messages now, ignoring backoff, and show the SMTP dialogue and the outcomes"},
 		"submit":    {qmSubmit, "submit CHANNEL: attempt the channel's messages now, ignoring backoff"},
 		"stop":      {qmStopStart, "stop CHANNEL: stop delivery on a channel (persistent)"},
 		"start":     {qmStopStart, "start CHANNEL: resume delivery on a channel"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -567,3 +568,76 @@ func TestAdminCommands(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// TestRunShowsDialogue: qm run shows the SMTP dialogue of the connections it makes,
+// as the product's `qm run` shows the master program's output.
+func TestRunShowsDialogue(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				r := bufio.NewReader(c)
+				io.WriteString(c, "220 deferring.test ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(line); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(c, "250 deferring.test\r\n")
+					case strings.HasPrefix(cmd, "RCPT"):
+						io.WriteString(c, "451 4.3.0 come back later-xyzzy\r\n")
+					case strings.HasPrefix(cmd, "DATA"):
+						io.WriteString(c, "503 5.5.1 no valid recipients\r\n")
+					case strings.HasPrefix(cmd, "QUIT"):
+						io.WriteString(c, "221 bye\r\n")
+						return
+					default:
+						io.WriteString(c, "250 ok\r\n")
+					}
+				}
+			}(c)
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	cfg := t.TempDir()
+	os.WriteFile(filepath.Join(cfg, "imta.cnf"), []byte(fmt.Sprintf(`.                $U%%$H@tcp-daemon
+
+l
+localhost
+
+tcp_local smtp nomx single_sys daemon 127.0.0.1 port %d
+tcp-daemon
+`, port)), 0o644)
+	data := dataDir(t)
+	d, _ := startMTAD(t, data, cfg)
+	sendMail(t, d, "me@localhost", []string{"you@remote.example"}, "deferred")
+	waitFor(t, "a first Q", func() bool { return strings.Contains(mailLog(data), " tcp_local Q ") })
+	// The first attempt's connection may still be cached; qm run's attempt then reuses
+	// it. Retry once so that at least one run opens a connection of its own.
+	var out string
+	for i := 0; i < 3; i++ {
+		o, errs, rc := mtactl(t, data, time.Now(), "qm", "run", "-timeout=10s", "tcp_local")
+		if rc != 0 {
+			t.Fatalf("run: %d\n%s%s", rc, o, errs)
+		}
+		out = o
+		if strings.Contains(out, "451 4.3.0 come back later-xyzzy") && strings.Contains(out, "RCPT TO:<you@remote.example>") {
+			t.Logf("qm run output:\n%s", out)
+			return
+		}
+		time.Sleep(time.Second) // let the cached connection expire or be dropped
+	}
+	t.Errorf("qm run shows no dialogue:\n%s", out)
+}

@@ -510,12 +510,13 @@ JOB_LIMIT=2
 		to := fmt.Sprintf("v%d@elsewhere.example", i)
 		sent := time.Now()
 		c.send("me@localhost", []string{to}, []byte("Subject: live\r\n\r\nx\r\n"))
-		msgs := healthy.wait(t, i+1, 5*time.Second)
+		msgs := healthy.wait(t, i+1, 15*time.Second)
 		lat = append(lat, msgs[i].at.Sub(sent))
 	}
 	c.cmd("QUIT", "221")
 	slices.Sort(lat)
-	if p := lat[len(lat)-1]; p > time.Second {
+	t.Logf("healthy latency while siroe.com is dead: p50 %v max %v", lat[len(lat)/2], lat[len(lat)-1])
+	if p := lat[len(lat)-1]; p > starvedBound {
 		t.Errorf("healthy destination: slowest of %d deliveries took %v while siroe.com is dead (all: %v)", live, p, lat)
 	}
 	if n := hole.accepted(); n > 2 {
@@ -591,7 +592,13 @@ func TestJobsDeadHostBacklogInSameChannel(t *testing.T) {
 	slices.Sort(lat)
 	t.Logf("healthy latency with %d recipients queued for a dead host: p50 %v max %v; black hole connections %d",
 		backlog, lat[len(lat)/2], lat[len(lat)-1], bh.accepted())
-	if p := lat[len(lat)-1]; p > time.Second {
+	if p := lat[len(lat)-1]; p > starvedBound {
 		t.Errorf("healthy destination: slowest of %d deliveries took %v", live, p)
 	}
 }
+
+// starvedBound tells a fair scheduler from a starved one without timing how fast the
+// healthy mail goes (that is measured, in docs/performance.md: p99 1.5 ms): a starved
+// healthy host waits for the dead host's greeting timeout, 5 minutes; a fair one
+// delivers at once, even on a loaded CI machine.
+const starvedBound = 10 * time.Second

@@ -235,10 +235,11 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 	case c.SMTP:
 		opts := img.ChannelOptionsFor(c.Name)
 		so := channels.SMTPOptions{
-			Daemon:   c.DaemonHost(),
-			Port:     c.Port,
-			HeloName: host,
-			MX:       mxMode(c.MX),
+			Daemon:     c.DaemonHost(),
+			LastResort: c.LastResort,
+			Port:       c.Port,
+			HeloName:   host,
+			MX:         mxMode(c.MX),
 			Timeouts: channels.Timeouts{
 				Mail:     opts.StatusMailReceiveTime,
 				Rcpt:     opts.StatusRcptToReceiveTime,
@@ -257,8 +258,8 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 			DebugDir:           filepath.Join(d.opts.DataDir, "log"),
 			DebugNow:           d.runDebug(c.Name).active,
 		}
-		key := fmt.Sprintf("smtp|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s|%d|%t", so.Daemon, so.Port, so.HeloName, so.MX, so.Timeouts,
-			so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS, strings.Join(c.Nameservers, ","),
+		key := fmt.Sprintf("smtp|%s|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s|%d|%t", so.Daemon, so.LastResort, so.Port, so.HeloName, so.MX,
+			so.Timeouts, so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS, strings.Join(c.Nameservers, ","),
 			so.LogConnection, so.MasterDebug)
 		return key, func() channels.Program {
 			so.Resolver = d.resolver(c.Nameservers)

@@ -23,6 +23,7 @@ import (
 // controlState is what the control socket keeps between requests.
 type controlState struct {
 	started time.Time
+	done    chan struct{} // closed when the control server has stopped and removed its socket
 
 	mu      sync.Mutex                  // guards base and cleared
 	base    map[string]control.Counters // counters at the last clear
@@ -48,12 +49,26 @@ func (d *Daemon) startControl(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.ctl.done = make(chan struct{})
 	go func() {
+		defer close(d.ctl.done)
 		if err := srv.Serve(ctx); err != nil {
 			d.log.Error("control socket", "err", err)
 		}
 	}()
 	return nil
+}
+
+// waitControl waits until the control server is gone, so that a daemon started next
+// on the same data directory finds no live socket of ours.
+func (d *Daemon) waitControl(ctx context.Context) {
+	if d.ctl.done == nil {
+		return
+	}
+	select {
+	case <-d.ctl.done:
+	case <-ctx.Done():
+	}
 }
 
 // ControlSocket is the control socket's path.

@@ -416,6 +416,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("smtp shutdown: %w", err))
 	}
 	d.cancel()
+	d.waitControl(ctx)
 	select {
 	case <-d.done:
 	case <-ctx.Done():

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,7 +74,8 @@ type Daemon struct {
 
 	progMu   sync.Mutex // guards progs
 	progs    map[string]programEntry
-	runMu    sync.Mutex // guards runFlags
+	cert     atomic.Pointer[tls.Certificate] // the SMTP service's certificate; replaced by reload
+	runMu    sync.Mutex                      // guards runFlags
 	runFlags map[string]*runDebugFlag
 	dnsMu    sync.Mutex // guards dns
 	dns      map[string]dnsx.Resolver
@@ -129,11 +131,12 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	d.jc = jobctl.New(d.jobConfig(img))
 	jcPtr.Store(d.jc)
 
-	tlsCfg, err := tlsConfig(img, opts.ConfigDir)
+	cert, err := loadCert(img, opts.ConfigDir)
 	if err != nil {
 		d.closeStores()
 		return nil, err
 	}
+	tlsCfg := d.tlsConfig(cert)
 	d.smtp = smtpserver.New(smtpserver.Config{
 		TLS:         tlsCfg,
 		Auth:        &passwords{path: filepath.Join(opts.DataDir, auth.DefaultFileName), log: d.log},
@@ -329,12 +332,17 @@ func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigi
 	if err == nil {
 		err = d.validate(img)
 	}
+	var cert *tls.Certificate
+	if err == nil {
+		cert, err = loadCert(img, d.opts.ConfigDir)
+	}
 	if err != nil {
 		d.recordReload(trigger, reloadFailed, err, nil, "")
 		d.log.Error("reload refused; the previous configuration stays in force", "trigger", trigger, "err", err)
 		return err
 	}
 	if d.unchanged(img, origin) {
+		d.swapCert(cert) // a renewed certificate file is not part of the image
 		d.recordReload(trigger, reloadUnchanged, nil, nil, "")
 		d.log.Info("reload: the configuration in force is already this one", "trigger", trigger,
 			"image_built", img.Header.BuildTime.Format(time.RFC3339), "image_hash", shortHash(img))
@@ -362,6 +370,7 @@ func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigi
 		return err
 	}
 
+	d.swapCert(cert)
 	d.policy.Store(newPolicy(img))
 	d.image.Store(img)
 	cfg := d.jobConfig(img)
@@ -392,6 +401,20 @@ func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigi
 		"image_built", img.Header.BuildTime.Format(time.RFC3339), "image_hash", shortHash(img),
 		"listeners_opened", opened, "listeners_closed", closed, "took", time.Since(began).Round(time.Microsecond))
 	return nil
+}
+
+// swapCert puts a reloaded certificate in force for the handshakes that follow.
+// STARTTLS itself is decided at start: adding or removing the certificate needs a
+// restart, which the log says.
+func (d *Daemon) swapCert(cert *tls.Certificate) {
+	switch {
+	case cert != nil && d.cert.Load() != nil:
+		d.cert.Store(cert)
+	case cert != nil:
+		d.log.Warn("a TLS certificate is now configured: restart mtad to offer STARTTLS")
+	case d.cert.Load() != nil:
+		d.log.Warn("the TLS certificate was removed from the configuration: STARTTLS stays on with the previous one until restart")
+	}
 }
 
 // closeNew closes the listeners of next that are not in old (a refused reload).

@@ -82,3 +82,35 @@ func TestNoSTARTTLSWithoutCertificate(t *testing.T) {
 	}
 	var _ net.Conn = c.conn
 }
+
+// A renewed certificate (same configuration, new files) is presented after a reload,
+// without a restart.
+func TestCertificateRenewedByReload(t *testing.T) {
+	dir := t.TempDir()
+	writeTestCert(t, dir)
+	writeConfig(t, dir, map[string]string{
+		"imta.cnf": "[127.]  $U%[127.$L]@localhost\n\nl\nlocalhost\n\ntcp_local smtp\ntcp-daemon\n",
+		"dispatcher.cnf": "[SERVICE=SMTP]\nPORT=2525\nINTERFACE_ADDRESS=127.0.0.1\n" +
+			"TLS_CERTIFICATE=cert.pem\nTLS_KEY=key.pem\n",
+	})
+	d, _ := startDaemon(t, dir)
+	serial := func() string {
+		c := dial(t, d.Addr().String())
+		c.cmd("EHLO client.test", "250")
+		c.cmd("STARTTLS", "220")
+		tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		defer tc.Close()
+		return string(tc.ConnectionState().PeerCertificates[0].Raw)
+	}
+	first := serial()
+	writeTestCert(t, dir) // a new key and certificate in the same files
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if serial() == first {
+		t.Error("the old certificate is still presented after the reload")
+	}
+}

@@ -339,10 +339,9 @@ func (d *Daemon) submitNotice(ctx context.Context, from string, to []string, con
 	return err
 }
 
-// tlsConfig loads the SMTP service's certificate (dispatcher.cnf TLS_CERTIFICATE and
-// TLS_KEY, relative to the configuration directory); nil when none is configured, in
-// which case STARTTLS is not offered.
-func tlsConfig(img *compiler.Image, configDir string) (*tls.Config, error) {
+// loadCert loads the SMTP service's certificate (dispatcher.cnf TLS_CERTIFICATE and
+// TLS_KEY, relative to the configuration directory); nil when none is configured.
+func loadCert(img *compiler.Image, configDir string) (*tls.Certificate, error) {
 	s, ok := img.Dispatcher.Service("SMTP")
 	if !ok || s.TLSCertificate == "" {
 		return nil, nil
@@ -357,7 +356,23 @@ func tlsConfig(img *compiler.Image, configDir string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SMTP TLS certificate (%s): %w", s.Src, err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return &cert, nil
+}
+
+// tlsConfig is the SMTP service's TLS configuration: nil (no STARTTLS) without a
+// certificate at start; otherwise the certificate is read from d.cert at every
+// handshake, so that a reload can replace it (a renewed certificate) in place.
+func (d *Daemon) tlsConfig(cert *tls.Certificate) *tls.Config {
+	if cert == nil {
+		return nil
+	}
+	d.cert.Store(cert)
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return d.cert.Load(), nil
+		},
+	}
 }
 
 // saslMode maps nosaslserver/maysaslserver/mustsaslserver.

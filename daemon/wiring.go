@@ -142,9 +142,9 @@ func (d *Daemon) jobConfig(img *compiler.Image) jobctl.Config {
 			}
 			for p := compiler.Priority(0); p < compiler.NumPriorities; p++ {
 				if w := s.Windows[p]; w.Set {
-					if jw, err := jobctl.ParseWindow(w.String()); err == nil {
-						jc.Windows[classOf(p)] = jw
-					}
+					// Both sides count minutes after midnight with the same wrap and
+					// whole-day rules: the compiler validated it, nothing to re-parse.
+					jc.Windows[classOf(p)] = &jobctl.Window{Start: w.Start, End: w.End}
 				}
 			}
 		}

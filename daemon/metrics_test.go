@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mtad.dev/mta/compiler"
 )
 
 // metricsConfig routes route.test to a sink (tcp_a) and held.test to wait_here, a
@@ -73,16 +75,25 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 	return out
 }
 
-func TestMetricsEndpointChannelGauges(t *testing.T) {
-	s := newSink(t)
+// startMetricsDaemon starts a daemon on metricsConfig (sink at sinkPort, metrics on
+// a loopback port of its own) and returns it with its configuration directory, the
+// image installed there and the metrics address.
+func startMetricsDaemon(t *testing.T, sinkPort int) (*Daemon, string, *compiler.Image, string) {
+	t.Helper()
 	cfg := t.TempDir()
-	img := buildImage(t, metricsConfig(s.port, 3, "127.0.0.1:0"))
+	img := buildImage(t, metricsConfig(sinkPort, 3, "127.0.0.1:0"))
 	installImage(t, cfg, img)
 	d, _ := startWith(t, Options{ConfigDir: cfg, Listen: "127.0.0.1:0", ReloadDebounce: 20 * time.Millisecond})
 	maddr := d.MetricsAddr()
 	if maddr == "" {
 		t.Fatal("no metrics endpoint")
 	}
+	return d, cfg, img, maddr
+}
+
+func TestMetricsEndpointChannelGauges(t *testing.T) {
+	s := newSink(t)
+	d, cfg, img, maddr := startMetricsDaemon(t, s.port)
 
 	c := dial(t, d.Addr().String())
 	c.cmd("EHLO client.test", "250")
@@ -200,4 +211,46 @@ func TestMetricsOffAndClosedOnShutdown(t *testing.T) {
 		conn.Close()
 		return false
 	})
+}
+
+// TestMetricsEndpointHooks: the metrics counted inside the mail path (sessions,
+// DATA results, rejections, commit wait and batch, rewrite time) reach the
+// endpoint from a real session, not only from metrics' own unit tests.
+func TestMetricsEndpointHooks(t *testing.T) {
+	s := newSink(t)
+	d, _, _, maddr := startMetricsDaemon(t, s.port)
+
+	c := dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	if v := scrape(t, maddr)["mtad_smtp_sessions_open"]; v != 1 {
+		t.Errorf("mtad_smtp_sessions_open with one session = %v, want 1", v)
+	}
+	c.send("me@localhost", []string{"x@route.test"}, msg("hooked-1"))
+	c.send("me@localhost", []string{"y@route.test", "z@route.test"}, msg("hooked-2"))
+	// SIZE= over the limit is refused at MAIL: one rejection of class "size"
+	c.cmd("MAIL FROM:<me@localhost> SIZE=999999999", "552")
+	c.cmd("QUIT", "221")
+	s.wait(t, 2)
+
+	var m map[string]float64
+	waitFor(t, "the closed session to be counted", func() bool {
+		m = scrape(t, maddr)
+		return m["mtad_smtp_sessions_open"] == 0
+	})
+	for series, want := range map[string]float64{
+		`mtad_smtp_messages_total{result="accepted"}`:  2,
+		`mtad_smtp_rejections_total{class="size"}`:     1,
+		`mtad_queue_commit_duration_seconds_count`:     2,
+		`mtad_engine_rewrite_duration_seconds_count`:   3, // one per RCPT
+		`mtad_queue_commit_batch_messages_sum`:         2,
+		`mtad_smtp_messages_total{result="rejected"}`:  0,
+		`mtad_smtp_rejections_total{class="protocol"}`: 0,
+	} {
+		if got, ok := m[series]; (!ok && want != 0) || got != want {
+			t.Errorf("%s = %v (present %t), want %v", series, got, ok, want)
+		}
+	}
+	if m["mtad_queue_commit_batch_messages_count"] < 1 {
+		t.Errorf("no group commit observed: mtad_queue_commit_batch_messages_count = %v", m["mtad_queue_commit_batch_messages_count"])
+	}
 }

@@ -24,6 +24,9 @@ type Message struct {
 	RET      string
 	EnvID    string
 	Arrival  time.Time
+	// Source is the channel that enqueued the message. The hold channel tells a
+	// released copy (which it enqueued itself) from fresh mail by it.
+	Source string
 }
 
 // Rcpt is one recipient of a delivery attempt.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -15,12 +16,22 @@ import (
 )
 
 // PipeOptions configures the pipe channel: a site program run once per
-// recipient with the message on its standard input.
+// recipient (or once per message) with the message on its standard input.
 type PipeOptions struct {
 	// Command is the program and its arguments, run without a shell. In each
 	// argument ${sender}, ${recipient}, ${user} (local part), ${domain} and
 	// ${queueid} are replaced; a shell never sees them, so no quoting issue.
+	// With PerMessage, an argument that is exactly ${recipients} becomes one
+	// argument per recipient, and the per-recipient names are not replaced.
 	Command []string
+	// PerMessage runs the program once for all the recipients of a message
+	// (PIPE_MODE=message); its one status applies to every recipient.
+	PerMessage bool
+	// TemporaryExits and PermanentExits override the sysexits mapping for the
+	// statuses they list (PIPE_TEMPORARY_EXITS, PIPE_PERMANENT_EXITS): the
+	// first are deferred, the second returned. A status in both is temporary.
+	TemporaryExits []int
+	PermanentExits []int
 	// Timeout bounds one run (default 5 min [inf]); past it the whole process
 	// group is killed and the recipient deferred.
 	Timeout time.Duration
@@ -43,18 +54,77 @@ func NewPipe(opts PipeOptions) *Pipe {
 // Deliver implements Program.
 func (p *Pipe) Deliver(ctx context.Context, m *Message) []Result {
 	out := make([]Result, len(m.Rcpts))
+	if p.opts.PerMessage && len(m.Rcpts) > 0 {
+		argv, env, st := p.messageArgs(m)
+		reply := ""
+		if st == nil {
+			st, reply = p.run(ctx, m, argv, env)
+		} else {
+			reply = st.Error()
+		}
+		for i := range out {
+			out[i] = Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply}
+		}
+		return out
+	}
 	for i, r := range m.Rcpts {
-		st, reply := p.run(ctx, m, r)
+		argv, env := p.recipientArgs(m, r)
+		st, reply := p.run(ctx, m, argv, env)
 		out[i] = Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply}
 	}
 	return out
 }
 
-// stderrLimit bounds what we keep of a program's stderr.
-const stderrLimit = 4096
+// stderrLimit bounds what we keep of a program's stderr; diagLineLimit bounds
+// each line of it in the diagnostic, which goes into mail.log and the DSN.
+const (
+	stderrLimit   = 4096
+	diagLineLimit = 200
+)
 
-func (p *Pipe) run(ctx context.Context, m *Message, r Rcpt) (*status.Status, string) {
-	if len(p.opts.Command) == 0 {
+// recipientArgs expands the command and the environment for one recipient.
+func (p *Pipe) recipientArgs(m *Message, r Rcpt) (argv, env []string) {
+	user, domain := r.Addr, r.Host
+	if i := strings.LastIndexByte(r.Addr, '@'); i >= 0 {
+		user, domain = r.Addr[:i], r.Addr[i+1:]
+	}
+	rep := strings.NewReplacer("${sender}", m.From, "${recipient}", r.Addr, "${user}", user,
+		"${domain}", domain, "${queueid}", m.ID)
+	argv = make([]string, len(p.opts.Command))
+	for i, a := range p.opts.Command {
+		argv[i] = rep.Replace(a)
+	}
+	env = []string{"RECIPIENT=" + r.Addr, "USER=" + user, "DOMAIN=" + domain, "ORIGINAL_RECIPIENT=" + r.ORCPT}
+	return argv, env
+}
+
+// messageArgs expands the command and the environment for one run that serves
+// every recipient. A per-recipient name in the command is a configuration
+// error (cnbuild reports it); it defers rather than guess which recipient.
+func (p *Pipe) messageArgs(m *Message) (argv, env []string, st *status.Status) {
+	rcpts := make([]string, len(m.Rcpts))
+	for i, r := range m.Rcpts {
+		rcpts[i] = r.Addr
+	}
+	rep := strings.NewReplacer("${sender}", m.From, "${queueid}", m.ID)
+	for _, a := range p.opts.Command {
+		if a == "${recipients}" {
+			argv = append(argv, rcpts...)
+			continue
+		}
+		for _, v := range []string{"${recipient}", "${user}", "${domain}"} {
+			if strings.Contains(a, v) {
+				return nil, nil, status.New(451, "4.3.5", "pipe command argument %q uses %s, which has no value when one run serves every recipient", a, v)
+			}
+		}
+		argv = append(argv, rep.Replace(a))
+	}
+	return argv, []string{"RECIPIENTS=" + strings.Join(rcpts, ",")}, nil
+}
+
+// run runs argv once with the message on stdin and maps how it ended.
+func (p *Pipe) run(ctx context.Context, m *Message, argv, env []string) (*status.Status, string) {
+	if len(argv) == 0 {
 		st := status.New(451, "4.3.5", "pipe channel has no command configured")
 		return st, st.Error()
 	}
@@ -62,26 +132,14 @@ func (p *Pipe) run(ctx context.Context, m *Message, r Rcpt) (*status.Status, str
 		st := status.New(451, "4.4.7", "delivery cancelled: %v", err)
 		return st, st.Error()
 	}
-	user, domain := r.Addr, r.Host
-	if i := strings.LastIndexByte(r.Addr, '@'); i >= 0 {
-		user, domain = r.Addr[:i], r.Addr[i+1:]
-	}
-	rep := strings.NewReplacer("${sender}", m.From, "${recipient}", r.Addr, "${user}", user,
-		"${domain}", domain, "${queueid}", m.ID)
-	argv := make([]string, len(p.opts.Command))
-	for i, a := range p.opts.Command {
-		argv[i] = rep.Replace(a)
-	}
 
 	rctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, argv[0], argv[1:]...)
 	cmd.Dir = p.opts.Dir
-	cmd.Env = append([]string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"SENDER=" + m.From, "RECIPIENT=" + r.Addr, "USER=" + user, "DOMAIN=" + domain,
-		"ORIGINAL_RECIPIENT=" + r.ORCPT, "QUEUE_ID=" + m.ID,
-	}, p.opts.Env...)
+	cmd.Env = append(append([]string{
+		"PATH=/usr/local/bin:/usr/bin:/bin", "SENDER=" + m.From, "QUEUE_ID=" + m.ID,
+	}, env...), p.opts.Env...)
 	cmd.Stdin = io.NewSectionReader(m.Content, 0, m.Size)
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
@@ -119,11 +177,25 @@ func (p *Pipe) run(ctx context.Context, m *Message, r Rcpt) (*status.Status, str
 		return st, st.Error()
 	}
 	code := ee.ExitCode()
-	st := sysexitStatus(code, withDetail(fmt.Sprintf("%s exited %d", argv[0], code)))
+	st := p.exitStatus(code, withDetail(fmt.Sprintf("%s exited %d", argv[0], code)))
 	if code < 0 {
 		st = status.New(451, "4.3.0", "%s", withDetail(fmt.Sprintf("%s: %v", argv[0], ee)))
 	}
 	return st, st.Error()
+}
+
+// exitStatus applies the administrator's overrides, then the sysexits mapping.
+func (p *Pipe) exitStatus(code int, text string) *status.Status {
+	switch {
+	case slices.Contains(p.opts.TemporaryExits, code):
+		return status.New(451, "4.3.0", "%s", text)
+	case slices.Contains(p.opts.PermanentExits, code):
+		if st := sysexitStatus(code, text); !st.Temporary() {
+			return st // keep the specific enhanced code (5.1.1 for 67 ...)
+		}
+		return status.New(550, "5.3.0", "%s", text)
+	}
+	return sysexitStatus(code, text)
 }
 
 // sysexitStatus maps a sysexits.h code. Per the brief: 75 (EX_TEMPFAIL)
@@ -158,6 +230,9 @@ func firstLines(s string, n int) string {
 		l = strings.TrimSpace(l)
 		if l == "" {
 			continue
+		}
+		if len(l) > diagLineLimit {
+			l = strings.ToValidUTF8(l[:diagLineLimit], "") + "..."
 		}
 		keep = append(keep, l)
 		if len(keep) == n {

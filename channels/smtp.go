@@ -38,8 +38,10 @@ const (
 )
 
 // Timeouts are the SMTP client's per-stage limits. Each bounds inactivity: the
-// wait for one reply, or (DataBlock) one write of content. Zero fields take
-// DefaultTimeouts' values.
+// wait for one reply, or (DataBlock) one write of content, so a slow but live
+// server is never cut off and a stalled one costs one timeout. Zero fields take
+// DefaultTimeouts' values. The channel option file sets them (compiler
+// ChannelOptions.ClientTimeouts; docs/configuration.md lists the keys).
 type Timeouts struct {
 	Connect   time.Duration // TCP connect, per address
 	Greeting  time.Duration // the 220 banner
@@ -621,12 +623,15 @@ func (s *SMTP) session(ctx context.Context, host, addr string, tryTLS bool) (_ *
 		nc, err = d.DialContext(dctx, s.opts.Network, addr)
 	}
 	if err != nil {
-		code := "4.4.1"
-		if errors.Is(err, context.DeadlineExceeded) {
-			code = "4.4.2"
-		}
 		s.connFailed(host, s.opts.Network, addr, err)
-		return nil, status.New(451, code, "connect to %s (%s): %v", host, addr, err), nil
+		if errors.Is(err, context.DeadlineExceeded) {
+			if ctx.Err() == nil {
+				// Our Connect limit, not the caller's deadline: say which.
+				return nil, status.New(451, "4.4.2", "%s: timeout connecting to %s after %v", host, addr, s.to.Connect), nil
+			}
+			return nil, status.New(451, "4.4.2", "connect to %s (%s): %v", host, addr, err), nil
+		}
+		return nil, status.New(451, "4.4.1", "connect to %s (%s): %v", host, addr, err), nil
 	}
 	c := newSMTPConn(nc, host)
 	c.ended = s.connClosed
@@ -746,6 +751,10 @@ func ioStatus(host, stage string, err error) *status.Status {
 	var ne net.Error
 	code := "4.4.2"
 	if errors.As(err, &ne) && ne.Timeout() {
+		if stage == "DATA content" {
+			// A write that made no progress: the server stopped reading.
+			return status.New(451, code, "%s: timeout sending DATA content", host)
+		}
 		return status.New(451, code, "%s: timeout waiting for %s reply", host, stage)
 	}
 	if errors.Is(err, errProtocol) {

@@ -1,7 +1,9 @@
 package compiler
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"mtad.dev/mta/cnf"
@@ -161,6 +163,7 @@ type ChannelConfig struct {
 	GroupIDs []string      // unknown words (channels.md §1.2)
 
 	SMTP             bool
+	LMTP             bool // [ours] lmtp: RFC 2033 to Daemon over TCP, or a Unix socket (LMTPSocket); excludes smtp
 	LineEnding       LineEnding
 	EHLO             bool // noehlo clears
 	MX               MXMode
@@ -302,12 +305,77 @@ func (c *ChannelConfig) DaemonHost() string {
 	if c.Daemon == "" {
 		return ""
 	}
+	if c.LMTPSocket() != "" {
+		return c.Daemon
+	}
 	for i := 0; i < len(c.Daemon); i++ {
 		if c.Daemon[i] == '.' || c.Daemon[i] == ':' {
 			return c.Daemon
 		}
 	}
 	return c.Official
+}
+
+// LMTPSocket is the Unix socket path of an lmtp channel whose daemon argument is
+// an absolute path; "" when it delivers over TCP (or is not an lmtp channel).
+func (c *ChannelConfig) LMTPSocket() string {
+	if c.LMTP && strings.HasPrefix(c.Daemon, "/") {
+		return c.Daemon
+	}
+	return ""
+}
+
+// checkLMTP reports the keyword combinations an lmtp channel cannot honour, each at
+// the position of the keyword that makes it wrong. LMTP has no MX step (RFC 2033
+// §5: it is for a local store), so the destination must be configured.
+func (c *ChannelConfig) checkLMTP() cnf.ErrorList {
+	var lmtpPos, daemonPos, portPos cnf.Pos
+	ownSMTP, ownLMTP := false, false
+	for _, k := range c.Keywords {
+		switch {
+		case k.Unknown:
+		case k.Name == "lmtp":
+			lmtpPos, ownLMTP = k.Pos, ownLMTP || !k.Default
+		case k.Name == "daemon":
+			daemonPos = k.Pos
+		case k.Name == "port":
+			portPos = k.Pos
+		case strings.HasPrefix(k.Name, "smtp") && !k.Default:
+			ownSMTP = true
+		}
+	}
+	var errs cnf.ErrorList
+	add := func(pos cnf.Pos, format string, args ...any) {
+		errs = append(errs, &cnf.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	}
+	if !c.LMTP {
+		if c.SMTP && strings.HasPrefix(c.Daemon, "/") {
+			add(daemonPos, "channel %s: daemon %q is a Unix socket path, which only an lmtp channel can use", c.Name, c.Daemon)
+		}
+		return errs
+	}
+	if ownSMTP && ownLMTP {
+		add(lmtpPos, "channel %s: smtp and lmtp exclude each other (one delivery protocol per channel)", c.Name)
+	}
+	if c.Local() {
+		add(lmtpPos, "channel l: lmtp is not supported on the local channel; route the domain to an lmtp channel of its own")
+	}
+	if c.Daemon == "" {
+		add(lmtpPos, "channel %s: lmtp needs \"daemon HOST\" (TCP, with \"port N\") or \"daemon /path/to/socket\" (Unix socket)", c.Name)
+		return errs
+	}
+	switch {
+	case c.LMTPSocket() != "":
+		if portPos.Line != 0 {
+			add(portPos, "channel %s: port has no meaning with a Unix socket (daemon %s)", c.Name, c.Daemon)
+		}
+	case portPos.Line == 0:
+		// RFC 2033 §5 gives LMTP no port and forbids 25, our SMTP default.
+		add(daemonPos, "channel %s: lmtp over TCP needs \"port N\" (LMTP has no standard port)", c.Name)
+	case c.Port == 25:
+		add(portPos, "channel %s: lmtp must not use port 25 (RFC 2033 §5)", c.Name)
+	}
+	return errs
 }
 
 // Local reports whether this is the local channel.
@@ -364,15 +432,17 @@ func (c *ChannelConfig) apply(kws []Keyword) {
 		}
 		switch k.Name {
 		case "smtp", "smtp_lf":
-			c.SMTP, c.LineEnding = true, CRLFOrLF
+			c.SMTP, c.LMTP, c.LineEnding = true, false, CRLFOrLF
 		case "smtp_crlf":
-			c.SMTP, c.LineEnding = true, CRLFOnly
+			c.SMTP, c.LMTP, c.LineEnding = true, false, CRLFOnly
 		case "smtp_cr":
-			c.SMTP, c.LineEnding = true, CROrCRLF
+			c.SMTP, c.LMTP, c.LineEnding = true, false, CROrCRLF
 		case "smtp_crorlf":
-			c.SMTP, c.LineEnding = true, AnyEnding
+			c.SMTP, c.LMTP, c.LineEnding = true, false, AnyEnding
 		case "nosmtp":
 			c.SMTP = false
+		case "lmtp":
+			c.LMTP, c.SMTP = true, false
 		case "ehlo", "checkehlo":
 			c.EHLO = true
 		case "noehlo":

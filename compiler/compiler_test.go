@@ -525,7 +525,7 @@ func TestDispatcherAndJobs(t *testing.T) {
 		t.Error("l matched a section")
 	}
 	o := img.ChannelOptionsFor("tcp_local")
-	if o.DataReceiveTime != 5*time.Minute || o.AllowRecipientsPerTransaction != 16 || o.DataTransmitTime != 10*time.Minute {
+	if o.DataReceiveTime != 5*time.Minute || o.AllowRecipientsPerTransaction != 16 || o.DataTransmitTime != 0 {
 		t.Errorf("tcp_local options %+v", o)
 	}
 	if d := img.ChannelOptionsFor("l"); d.AllowRecipientsPerTransaction != 128 {

@@ -41,8 +41,11 @@
 //   - No job_controller.cnf: one pool DEFAULT, job_limit 10 (also the JOB_LIMIT of a
 //     pool that gives none and has no global value). No dispatcher.cnf: no services.
 //   - Defaults: MAX_RECEIVED_LINES and MAX_INTERNAL_RECEIVED_LINES 50,
-//     MAX_REWRITE_PASSES 20 (ours), SMTP channel option times 10 minutes except
-//     DATA_RECEIVE_TIME 60, MAX_CLIENT_THREADS 20, logging on.
+//     MAX_REWRITE_PASSES 20 (ours), SMTP server option times 10 minutes except
+//     DATA_RECEIVE_TIME 60, SMTP client times unset (the client's RFC 5321
+//     defaults; ChannelOptions.ClientTimeouts), MAX_CLIENT_THREADS 20, logging on.
+//     Time options are whole minutes (DNS_TIMEOUT: seconds) or, ours, a value with
+//     a unit (30s, 1500ms, 2m).
 //   - Unknown option names are warnings; malformed values are errors.
 //   - A rule whose literal routing host no channel owns is an error; templates
 //     without "@" (A%B, $?text) or whose routing host is built by a substitution are

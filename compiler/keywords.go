@@ -46,6 +46,8 @@ var keywords = map[string]argKind{
 	"smtp": argNone, "nosmtp": argNone, "smtp_crlf": argNone, "smtp_lf": argNone,
 	"smtp_cr": argNone, "smtp_crorlf": argNone, "ehlo": argNone, "noehlo": argNone,
 	"checkehlo": argNone, "allowetrn": argNone, "blocketrn": argNone,
+	// [ours] deliver over LMTP (RFC 2033) to daemon HOST + port N, or daemon /socket
+	"lmtp": argNone,
 	// 3.2 outbound host choice, DNS
 	"defaultmx": argNone, "mx": argNone, "nonrandommx": argNone, "randommx": argNone,
 	"nomx": argNone, "nodns": argNone, "nameservers": argIPs, "defaultnameservers": argNone,

@@ -38,9 +38,59 @@ const (
 	optInt optKind = iota
 	optString
 	optBool    // 0/1 integer used as a switch
-	optMinutes // integer minutes (SMTP channel option timeouts)
+	optMinutes // a time: integer minutes (channel option timeouts) or a duration with a unit
+	optSeconds // a time: integer seconds or a duration with a unit [ours]
 	optFloat
 )
+
+// maxOptionTime bounds every time option: a longer SMTP or DNS timeout is a
+// unit mistake (minutes written where seconds were meant), not a wish.
+const maxOptionTime = 24 * time.Hour
+
+// ParseTime reads a time option. A bare integer counts in bare units (minutes for
+// the product's channel option timeouts, operations.md §3.4); [ours] a decimal
+// number with a unit — ms, s, m or h, as in 1500ms, 30s, 2m, 1m30s — is that
+// duration. Zero is allowed (it means the option's default); negative values,
+// other units, values from 0 to 1ms exclusive and values over 24h are errors.
+func ParseTime(s string, bare time.Duration) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	unitName := "minutes"
+	if bare == time.Second {
+		unitName = "seconds"
+	}
+	if n, err := ParseInt(s); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%d is negative", n)
+		}
+		if int64(n) > int64(maxOptionTime/bare) {
+			return 0, fmt.Errorf("%d %s is more than %v", n, unitName, maxOptionTime)
+		}
+		return time.Duration(n) * bare, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither whole %s nor a time with a unit (1500ms, 30s, 2m, 1h)", s, unitName)
+	}
+	for _, u := range durationUnits(s) {
+		if u != "ms" && u != "s" && u != "m" && u != "h" {
+			return 0, fmt.Errorf("%q: unit %q not allowed here (ms, s, m or h)", s, u)
+		}
+	}
+	switch {
+	case d < 0:
+		return 0, fmt.Errorf("%q is negative", s)
+	case d > 0 && d < time.Millisecond:
+		return 0, fmt.Errorf("%q is less than 1ms", s)
+	case d > maxOptionTime:
+		return 0, fmt.Errorf("%q is more than %v", s, maxOptionTime)
+	}
+	return d, nil
+}
+
+// durationUnits lists the unit words of a duration time.ParseDuration accepted.
+func durationUnits(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '+' || r == '-' || (r >= '0' && r <= '9') })
+}
 
 // optionReader interprets one option file: it checks each NAME against a table of
 // known options, converts the value, and reports unknown names (warning) and bad
@@ -76,16 +126,24 @@ func (r *optionReader) read(opts []cnf.Option) {
 		switch kind {
 		case optString:
 			r.strs[name] = val
-		case optInt, optBool, optMinutes:
+		case optInt, optBool:
 			n, err := ParseInt(val)
 			if err != nil {
 				*r.errs = append(*r.errs, &cnf.Error{Pos: o.Pos, Msg: fmt.Sprintf("bad value for option %s: %v", name, err)})
 				continue
 			}
 			r.ints[name] = n
-			if kind == optMinutes {
-				r.durs[name] = time.Duration(n) * time.Minute
+		case optMinutes, optSeconds:
+			bare := time.Minute
+			if kind == optSeconds {
+				bare = time.Second
 			}
+			d, err := ParseTime(val, bare)
+			if err != nil {
+				*r.errs = append(*r.errs, &cnf.Error{Pos: o.Pos, Msg: fmt.Sprintf("bad value for option %s: %v", name, err)})
+				continue
+			}
+			r.durs[name] = d
 		case optFloat:
 			f, err := strconv.ParseFloat(val, 64)
 			if err != nil {
@@ -149,11 +207,14 @@ type Options struct {
 	MaxRewritePasses         int    // MAX_REWRITE_PASSES [inf, ours], default 20
 	MissingRecipientPolicy   int    // MISSING_RECIPIENT_POLICY, default 1
 	MetricsListen            string // METRICS_LISTEN [ours]: host:port of /metrics, "" = off
-	MaxHeaderBlockUse        float64
-	MMDebug                  int
-	DequeueDebug             int
-	ReturnDebug              int
-	Raw                      map[string]string
+	// DNSTimeout (DNS_TIMEOUT [ours]) bounds one DNS query to one server; zero:
+	// the resolver's default (resolv.conf's timeout, else 5 s).
+	DNSTimeout        time.Duration
+	MaxHeaderBlockUse float64
+	MMDebug           int
+	DequeueDebug      int
+	ReturnDebug       int
+	Raw               map[string]string
 }
 
 var optionTable = map[string]optKind{
@@ -173,6 +234,7 @@ var optionTable = map[string]optKind{
 	"BLOCK_LIMIT": optInt, "LINE_LIMIT": optInt, "ERROR_TEXT_UNKNOWN_HOST": optString,
 	"MAX_ALIAS_LEVELS": optInt, "MAX_REWRITE_PASSES": optInt,
 	"MISSING_RECIPIENT_POLICY": optInt, "METRICS_LISTEN": optString,
+	"DNS_TIMEOUT":          optSeconds,
 	"MAX_HEADER_BLOCK_USE": optFloat, "MAX_HEADER_LINE_USE": optFloat,
 	"MM_DEBUG": optInt, "DEQUEUE_DEBUG": optInt, "RETURN_DEBUG": optInt,
 	"POST_DEBUG": optInt, "OS_DEBUG": optInt, "CACHE_DEBUG": optInt,
@@ -231,6 +293,7 @@ func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
 	r.int("MAX_REWRITE_PASSES", &o.MaxRewritePasses)
 	r.int("MISSING_RECIPIENT_POLICY", &o.MissingRecipientPolicy)
 	r.str("METRICS_LISTEN", &o.MetricsListen)
+	r.dur("DNS_TIMEOUT", &o.DNSTimeout)
 	if v, ok := r.flts["MAX_HEADER_BLOCK_USE"]; ok {
 		o.MaxHeaderBlockUse = v
 	}
@@ -272,24 +335,39 @@ type ChannelOptions struct {
 	AttemptTransactionsPerSession  int // 0 = unlimited
 	BannerAddition                 string
 	BannerHost                     string
-	CommandReceiveTime             time.Duration // default 10 min [inf]
+	CommandReceiveTime             time.Duration // server: wait for a command; default 10 min [inf]
 	CommandTransmitTime            time.Duration // default 10 min [inf]
-	DataReceiveTime                time.Duration // default 60 min (SIMS)
-	DataTransmitTime               time.Duration // default 10 min (SIMS)
-	StatusReceiveTime              time.Duration // default 10 min [inf]
+	DataReceiveTime                time.Duration // server: wait for content; default 60 min (SIMS)
 	StatusTransmitTime             time.Duration // default 10 min [inf]
-	StatusMailReceiveTime          time.Duration
-	StatusRcptToReceiveTime        time.Duration
-	StatusDataReceiveTime          time.Duration
-	MaxBEntries                    int // default 10
-	MaxClientThreads               int // default 20 [inf]
-	PermanentErrorStrings552       []string
+	// The SMTP client's times: zero means unset, so that the stage falls back
+	// to STATUS_RECEIVE_TIME or to its RFC 5321 §4.5.3.2 default (see
+	// ClientTimeouts). [ours] keys are marked.
+	DataTransmitTime          time.Duration // each write of content (data block)
+	StatusReceiveTime         time.Duration // any reply without a key of its own
+	StatusMailReceiveTime     time.Duration
+	StatusRcptToReceiveTime   time.Duration
+	StatusDataReceiveTime     time.Duration // the reply to the final "."
+	ConnectTime               time.Duration // CONNECT_TIME [ours]: TCP connect, per address
+	StatusGreetingReceiveTime time.Duration // STATUS_GREETING_RECEIVE_TIME [ours]: the 220 banner
+	StatusEhloReceiveTime     time.Duration // STATUS_EHLO_RECEIVE_TIME [ours]: EHLO/HELO/LHLO
+	StatusDataInitReceiveTime time.Duration // STATUS_DATA_INIT_RECEIVE_TIME [ours]: DATA's 354
+	StatusRsetReceiveTime     time.Duration // STATUS_RSET_RECEIVE_TIME [ours]: RSET, reuse check
+	StatusQuitReceiveTime     time.Duration // STATUS_QUIT_RECEIVE_TIME [ours]
+	MaxBEntries               int           // default 10
+	MaxClientThreads          int           // default 20 [inf]
+	PermanentErrorStrings552  []string
 	// PipeCommand [ours] is the program a pipe channel runs, split on blanks, without a
 	// shell (${sender} ${recipient} ${user} ${domain} ${queueid} are substituted);
 	// PipeTimeout [ours] bounds one run, in seconds (default 5 min).
 	PipeCommand string
 	PipeTimeout time.Duration
-	Raw         map[string]string
+	// PipeMode [ours] (PIPE_MODE) is PipeModeRecipient (default) or PipeModeMessage;
+	// PipeTemporaryExits and PipePermanentExits [ours] (PIPE_TEMPORARY_EXITS,
+	// PIPE_PERMANENT_EXITS) override the sysexits mapping of those statuses.
+	PipeMode           string
+	PipeTemporaryExits []int
+	PipePermanentExits []int
+	Raw                map[string]string
 }
 
 var channelOptionTable = map[string]optKind{
@@ -303,9 +381,13 @@ var channelOptionTable = map[string]optKind{
 	"STATUS_MAIL_RECEIVE_TIME": optMinutes, "STATUS_RCPT_TO_RECEIVE_TIME": optMinutes,
 	"STATUS_DATA_RECEIVE_TIME": optMinutes, "STATUS_DATA_RECV_PER_ADDR_TIME": optMinutes,
 	"STATUS_DATA_RECV_PER_BLOCK_TIME": optMinutes,
-	"552_PERMANENT_ERROR_STRING":      optString, "MAX_B_ENTRIES": optInt,
+	"CONNECT_TIME":                    optMinutes, "STATUS_GREETING_RECEIVE_TIME": optMinutes,
+	"STATUS_EHLO_RECEIVE_TIME": optMinutes, "STATUS_DATA_INIT_RECEIVE_TIME": optMinutes,
+	"STATUS_RSET_RECEIVE_TIME": optMinutes, "STATUS_QUIT_RECEIVE_TIME": optMinutes,
+	"552_PERMANENT_ERROR_STRING": optString, "MAX_B_ENTRIES": optInt,
 	"MAX_CLIENT_THREADS": optInt,
 	"PIPE_COMMAND":       optString, "PIPE_TIMEOUT": optInt,
+	"PIPE_MODE": optString, "PIPE_TEMPORARY_EXITS": optString, "PIPE_PERMANENT_EXITS": optString,
 }
 
 // DefaultChannelOptions are the values of a channel without an option file.
@@ -316,12 +398,7 @@ func DefaultChannelOptions() ChannelOptions {
 		CommandReceiveTime:            10 * time.Minute,
 		CommandTransmitTime:           10 * time.Minute,
 		DataReceiveTime:               60 * time.Minute,
-		DataTransmitTime:              10 * time.Minute,
-		StatusReceiveTime:             10 * time.Minute,
 		StatusTransmitTime:            10 * time.Minute,
-		StatusMailReceiveTime:         10 * time.Minute,
-		StatusRcptToReceiveTime:       10 * time.Minute,
-		StatusDataReceiveTime:         10 * time.Minute,
 		MaxBEntries:                   10,
 		MaxClientThreads:              20,
 		Raw:                           map[string]string{},
@@ -352,12 +429,19 @@ func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorLi
 	r.dur("STATUS_MAIL_RECEIVE_TIME", &o.StatusMailReceiveTime)
 	r.dur("STATUS_RCPT_TO_RECEIVE_TIME", &o.StatusRcptToReceiveTime)
 	r.dur("STATUS_DATA_RECEIVE_TIME", &o.StatusDataReceiveTime)
+	r.dur("CONNECT_TIME", &o.ConnectTime)
+	r.dur("STATUS_GREETING_RECEIVE_TIME", &o.StatusGreetingReceiveTime)
+	r.dur("STATUS_EHLO_RECEIVE_TIME", &o.StatusEhloReceiveTime)
+	r.dur("STATUS_DATA_INIT_RECEIVE_TIME", &o.StatusDataInitReceiveTime)
+	r.dur("STATUS_RSET_RECEIVE_TIME", &o.StatusRsetReceiveTime)
+	r.dur("STATUS_QUIT_RECEIVE_TIME", &o.StatusQuitReceiveTime)
 	r.int("MAX_B_ENTRIES", &o.MaxBEntries)
 	r.int("MAX_CLIENT_THREADS", &o.MaxClientThreads)
 	r.str("PIPE_COMMAND", &o.PipeCommand)
 	if v, ok := r.ints["PIPE_TIMEOUT"]; ok && v > 0 {
 		o.PipeTimeout = time.Duration(v) * time.Second
 	}
+	readPipeOptions(&o, r, f, errs) // pipeoptions.go
 	if v, ok := r.strs["552_PERMANENT_ERROR_STRING"]; ok && v != "" {
 		o.PermanentErrorStrings552 = strings.Split(v, "|")
 	}
@@ -369,4 +453,36 @@ func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorLi
 	}
 	o.Raw = r.raw
 	return o
+}
+
+// ClientTimeouts are the SMTP client's per-stage limits as the option file sets
+// them; a zero field is unset and takes the client's default for the stage
+// (channels.DefaultTimeouts: RFC 5321 §4.5.3.2).
+type ClientTimeouts struct {
+	Connect, Greeting, Ehlo, Mail, Rcpt, DataInit, DataBlock, DataEnd, Rset, Quit time.Duration
+}
+
+// ClientTimeouts resolves the client's stage times: a stage's own key first,
+// then STATUS_RECEIVE_TIME for every reply wait (the product's "generic" status
+// time), then unset. Connect and the data block have no generic fallback: they
+// are not reply waits.
+func (o ChannelOptions) ClientTimeouts() ClientTimeouts {
+	reply := func(own time.Duration) time.Duration {
+		if own > 0 {
+			return own
+		}
+		return o.StatusReceiveTime
+	}
+	return ClientTimeouts{
+		Connect:   o.ConnectTime,
+		Greeting:  reply(o.StatusGreetingReceiveTime),
+		Ehlo:      reply(o.StatusEhloReceiveTime),
+		Mail:      reply(o.StatusMailReceiveTime),
+		Rcpt:      reply(o.StatusRcptToReceiveTime),
+		DataInit:  reply(o.StatusDataInitReceiveTime),
+		DataBlock: o.DataTransmitTime,
+		DataEnd:   reply(o.StatusDataReceiveTime),
+		Rset:      reply(o.StatusRsetReceiveTime),
+		Quit:      reply(o.StatusQuitReceiveTime),
+	}
 }

@@ -56,6 +56,7 @@ func (b *builder) channels(f *cnf.IMTAFile) []ChannelConfig {
 		own := splitKeywords(blk.Words, &b.errs, &b.warns)
 		c := newChannel(blk)
 		c.apply(append(append([]Keyword(nil), defaults...), own...))
+		b.errs = append(b.errs, c.checkLMTP()...)
 
 		if first, dup := names[blk.Name]; dup {
 			b.tableErrors = true

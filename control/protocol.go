@@ -193,12 +193,14 @@ type JobMsg struct {
 
 // Process is the process reply: the SMTP service and the job controller.
 type Process struct {
-	Info      Info          `json:"info"`
-	Listeners []string      `json:"listeners"`
-	MaxConns  int           `json:"max_conns"`
-	Sessions  int           `json:"sessions"` // -1: not available
-	Channels  []JobChannel  `json:"channels"`
-	Pools     []PoolProcess `json:"pools"`
+	Info      Info     `json:"info"`
+	Listeners []string `json:"listeners"`
+	MaxConns  int      `json:"max_conns"`
+	Sessions  int      `json:"sessions"` // open SMTP sessions, all listeners
+	// ListenerSessions is the open sessions of each of Listeners, in the same order.
+	ListenerSessions []int         `json:"listener_sessions"`
+	Channels         []JobChannel  `json:"channels"`
+	Pools            []PoolProcess `json:"pools"`
 }
 
 // PoolProcess is one job controller pool.

@@ -114,7 +114,7 @@ func (d *Daemon) handleControl(ctx context.Context, req *control.Request, w *con
 		res, err := control.Directory(d.queue, filter, now)
 		reply(w, res, err)
 	case control.CmdSummarize:
-		res, err := control.Summarize(d.queue, filter, now)
+		res, err := d.summarize(ctx, filter, now)
 		if err == nil {
 			d.addJobState(&res, filter.Channel)
 		}
@@ -220,10 +220,37 @@ func (d *Daemon) knownChannel(name string, w *control.Writer) bool {
 	return true
 }
 
+// summarize answers qm summarize from the job controller's totals when they can
+// (no walk: instant at a million queued messages) and walks the queue otherwise
+// (sender, recipient, host or age filters; before the start-up walk is done).
+//
+// Right after a start the job controller is still reading the queue: a walk of
+// our own would compete with it for the disk and CPU and finish later than it
+// (11-20 s against a few at a million messages), so summarize waits for it.
+func (d *Daemon) summarize(ctx context.Context, f control.Filter, now time.Time) (control.Summary, error) {
+	t := d.jc.Totals()
+	if !t.Complete && control.IndexAnswers(f) {
+		wctx, cancel := context.WithTimeout(ctx, indexWait)
+		if d.jc.WaitLoaded(wctx) {
+			t = d.jc.Totals()
+		}
+		cancel()
+	}
+	res, ok, err := control.SummarizeIndex(t, f)
+	if ok || err != nil {
+		return res, err
+	}
+	return control.Summarize(d.queue, f, now)
+}
+
+// indexWait bounds how long summarize waits for the job controller's start-up
+// walk before walking the queue itself.
+const indexWait = time.Minute
+
 // addJobState fills in jobs and stopped flags, and lists stopped channels even
 // when they have nothing queued (an operator looking for what is stopped must see them).
 func (d *Daemon) addJobState(s *control.Summary, only string) {
-	snap := d.jc.Snapshot()
+	snap := d.jc.JobsSnapshot()
 	have := map[string]bool{}
 	for i := range s.Channels {
 		c := &s.Channels[i]
@@ -247,7 +274,7 @@ func (d *Daemon) addJobState(s *control.Summary, only string) {
 // controller's (more recent: it is the last attempt, whichever message it was)
 // and adds whole-host backoff.
 func (d *Daemon) addHostState(ds []control.DomainSummary) {
-	snap := d.jc.Snapshot()
+	snap := d.jc.JobsSnapshot()
 	for i := range ds {
 		ci, ok := snap.Channel(ds[i].Channel)
 		if !ok {
@@ -269,7 +296,7 @@ func toCounters(c jobctl.Counters, received int64) control.Counters {
 }
 
 func (d *Daemon) counters(clear bool) control.CountersCleared {
-	snap := d.jc.Snapshot()
+	snap := d.jc.JobsSnapshot()
 	recv := d.jc.Received()
 	d.ctl.mu.Lock()
 	defer d.ctl.mu.Unlock()
@@ -292,7 +319,7 @@ func (d *Daemon) counters(clear bool) control.CountersCleared {
 
 // jobChannels reports the channels with jobs (or the one asked for, or all with all).
 func (d *Daemon) jobChannels(only string, all bool) []control.JobChannel {
-	snap := d.jc.Snapshot()
+	snap := d.jc.JobsSnapshot()
 	img := d.image.Load()
 	var out []control.JobChannel
 	for _, ci := range snap.Channels {
@@ -320,9 +347,15 @@ func (d *Daemon) jobChannels(only string, all bool) []control.JobChannel {
 
 func (d *Daemon) process() control.Process {
 	img := d.image.Load()
-	p := control.Process{Info: d.info(), MaxConns: smtpMaxConns(img), Sessions: -1}
+	p := control.Process{Info: d.info(), MaxConns: smtpMaxConns(img)}
+	open := d.smtp.Sessions()
 	for _, a := range d.Addrs() {
 		p.Listeners = append(p.Listeners, a.String())
+		p.ListenerSessions = append(p.ListenerSessions, open[a.String()])
+	}
+	// Sessions of listeners a reload closed go on and count in the total.
+	for _, n := range open {
+		p.Sessions += n
 	}
 	p.Channels = d.jobChannels("", true)
 	running := map[string]int{}
@@ -363,6 +396,10 @@ func (d *Daemon) act(ctx context.Context, cmd, id string) control.IDResult {
 		// the wait, the message stays held on disk and the next restart honours it.
 		if err := d.jc.RemoveWait(wctx, id); err != nil {
 			res.Note = "held; an attempt in progress may still deliver it: " + err.Error()
+		} else {
+			held := *env
+			held.Held, held.HeldReason = true, holdReason
+			d.jc.NoteHeld(&held)
 		}
 		d.logPending(env, "H", holdReason)
 	case control.CmdRelease:
@@ -380,6 +417,9 @@ func (d *Daemon) act(ctx context.Context, cmd, id string) control.IDResult {
 			return res
 		}
 		if err := d.queue.Delete(id); err != nil {
+			if env.Held {
+				d.jc.NoteHeld(env) // still held on disk: summarize keeps counting it
+			}
 			res.Error = err.Error()
 			return res
 		}

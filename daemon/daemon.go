@@ -373,6 +373,7 @@ func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigi
 	d.swapCert(cert)
 	d.policy.Store(newPolicy(img))
 	d.image.Store(img)
+	d.smtp.SetMaxConns(smtpMaxConns(img)) // new connections; sessions over a lowered cap finish
 	cfg := d.jobConfig(img)
 	d.jc.SetConfig(cfg)
 	d.hot.limits.Store(limitsOf(cfg))

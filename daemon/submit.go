@@ -26,6 +26,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"slices"
 	"strings"
@@ -69,27 +70,47 @@ func (d *Daemon) submitMessage(ctx context.Context, sub *control.Submission) con
 	}
 	ctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
-	id, err := d.queue.Enqueue(ctx, p.env, p.content)
-	if err != nil {
-		// Unknown errors are temporary: the caller gets EX_TEMPFAIL and may retry.
-		res.Status = status.From(fmt.Errorf("enqueue: %w", err))
-		d.log.Warn("local submission: enqueue failed", "user", sub.User, "err", err)
-		return res
+	// One copy per envelope sender: list members whose list has an owner get the
+	// owner as sender (their bounces go to the owner, not to the poster).
+	var ids []string
+	for _, env := range p.copies() {
+		id, err := d.queue.Enqueue(ctx, env, p.content)
+		if err != nil {
+			// Unknown errors are temporary: the caller gets EX_TEMPFAIL and may
+			// retry. Copies already queued are delivered, so a retry may duplicate
+			// them; it never loses any.
+			res.Status = status.From(fmt.Errorf("enqueue: %w", err))
+			d.log.Warn("local submission: enqueue failed", "user", sub.User, "from", env.From, "queued", ids, "err", err)
+			return res
+		}
+		ids = append(ids, id)
+		for _, rc := range env.Rcpts {
+			d.mlog.Log(maillog.Record{Source: localSource, Dest: rc.Channel, Code: "E", Size: int64(len(p.content)),
+				From: env.From, To: rc.Addr, ID: id, MessageID: env.MessageID})
+		}
+		if p.forced {
+			lvl := slog.LevelInfo
+			if heldSndopr(img) {
+				lvl = slog.LevelWarn
+			}
+			d.log.Log(ctx, lvl, "message forced .HELD", "id", id, "reason", env.HeldReason, "from", env.From, "user", sub.User)
+		}
 	}
-	res.ID = id
-	for _, rc := range p.env.Rcpts {
-		d.mlog.Log(maillog.Record{Source: localSource, Dest: rc.Channel, Code: "E", Size: int64(len(p.content)),
-			From: p.env.From, To: rc.Addr, ID: id, MessageID: p.env.MessageID})
-	}
-	d.log.Debug("local submission queued", "id", id, "user", sub.User, "rcpts", len(p.env.Rcpts), "size", len(p.content))
+	res.ID = strings.Join(ids, " ")
+	d.log.Debug("local submission queued", "ids", ids, "user", sub.User, "rcpts", len(p.env.Rcpts), "size", len(p.content))
 	return res
 }
 
 // prepared is a submission ready to enqueue.
 type prepared struct {
 	env     *queue.Envelope
+	senders []string // senders[i]: envelope sender of env.Rcpts[i]'s copy; "" is env.From
+	forced  bool     // held by the Received: count or a holdlimit (HELD_SNDOPR)
 	content []byte
 }
+
+// copies splits the envelope by sender, in the order of first recipients.
+func (p *prepared) copies() []*queue.Envelope { return queue.SplitBySender(p.env, p.senders) }
 
 // prepareSubmission completes and routes a submission against an image. It is
 // pure (the clock is given) so that tests and the fuzz target can run it without a
@@ -156,15 +177,17 @@ func prepareSubmission(img *compiler.Image, sub *control.Submission, now time.Ti
 	// An SMTP client asks BODY=8BITMIME for what was submitted so; local input
 	// says nothing, so the bytes decide.
 	env.Body8Bit = slices.ContainsFunc(body, func(c byte) bool { return c >= 0x80 })
+	forced := false
 	if n := hdr.count("Received") + 1; n > maxReceived(img) {
-		env.Held, env.HeldReason = true, fmt.Sprintf("loop: %d Received: lines", n)
+		env.Held, env.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines", n), true
 	}
+	var senders []string
 
 	seen := map[string]bool{}
 	discard := false
 	for _, addr := range rcpts {
 		rc := control.SubmitRecipient{Addr: addr}
-		queued, st, eff := route(img, sender, qualify(strings.TrimSpace(addr), host))
+		queued, owners, st, eff := route(img, sender, qualify(strings.TrimSpace(addr), host))
 		rc.Status = st
 		if st == nil {
 			for _, a := range eff {
@@ -173,7 +196,7 @@ func prepareSubmission(img *compiler.Image, sub *control.Submission, now time.Ti
 					env.Held, env.HeldReason = true, "access: held by "+orString(a.Src, "access mapping")
 				}
 			}
-			for _, q := range queued {
+			for k, q := range queued {
 				rc.Queued = append(rc.Queued, control.QueuedRcpt{Addr: q.Addr, Channel: q.Channel})
 				key := strings.ToLower(q.Channel + "\x00" + q.Addr)
 				if seen[key] {
@@ -182,12 +205,18 @@ func prepareSubmission(img *compiler.Image, sub *control.Submission, now time.Ti
 				seen[key] = true
 				q.Orig = addr
 				env.Rcpts = append(env.Rcpts, q)
+				senders = append(senders, owners[k])
 			}
 		}
 		res.Recipients = append(res.Recipients, rc)
 	}
 	if discard {
-		env.Rcpts = nil
+		env.Rcpts, senders = nil, nil
+	}
+	if !env.Held {
+		if r := holdLimit(img, env.Rcpts); r != "" {
+			env.Held, env.HeldReason, forced = true, r, true
+		}
 	}
 	if env.Held {
 		res.Held = env.HeldReason
@@ -199,25 +228,26 @@ func prepareSubmission(img *compiler.Image, sub *control.Submission, now time.Ti
 	hdr.writeTo(&content)
 	content.WriteString("\r\n")
 	content.Write(body)
-	return &prepared{env: env, content: content.Bytes()}, res
+	return &prepared{env: env, senders: senders, forced: forced, content: content.Bytes()}, res
 }
 
 // route rewrites one recipient as the local channel would and runs the recipient
-// access tables; it returns the queue recipients, a refusal, or the effects of the
-// access entries that matched without refusing.
-func route(img *compiler.Image, sender, addr string) ([]queue.Recipient, *status.Status, []mappings.Access) {
+// access tables; it returns the queue recipients with their envelope senders
+// (owner-NAME of their list, "" for the message's own), a refusal, or the effects
+// of the access entries that matched without refusing.
+func route(img *compiler.Image, sender, addr string) ([]queue.Recipient, []string, *status.Status, []mappings.Access) {
 	if badAddr(addr) || addr == "" {
-		return nil, status.New(553, "5.1.3", "Bad recipient address syntax"), nil
+		return nil, nil, status.New(553, "5.1.3", "Bad recipient address syntax"), nil
 	}
 	if img.Rules == nil {
-		return nil, status.New(451, "4.3.0", "Routing not available, try again later"), nil
+		return nil, nil, status.New(451, "4.3.0", "Routing not available, try again later"), nil
 	}
 	res := img.Rules.Resolve(engine.Request{Address: addr, Kind: engine.EnvelopeTo, SourceChannel: localSource})
 	if res.Err != nil {
-		return nil, res.Err, nil
+		return nil, nil, res.Err, nil
 	}
 	if len(res.Recipients) == 0 {
-		return nil, status.New(550, "5.1.1", "No such user %s", addr), nil
+		return nil, nil, status.New(550, "5.1.1", "No such user %s", addr), nil
 	}
 	var effects []mappings.Access
 	access := func(table, dst, to string) *status.Status {
@@ -240,9 +270,10 @@ func route(img *compiler.Image, sender, addr string) ([]queue.Recipient, *status
 		return nil
 	}
 	if st := access("ORIG_SEND_ACCESS", res.Rewrite.Channel, res.Rewrite.Address); st != nil {
-		return nil, st, nil
+		return nil, nil, st, nil
 	}
 	var out []queue.Recipient
+	var owners []string
 	var first *status.Status
 	for _, r := range res.Recipients {
 		n := len(effects)
@@ -258,14 +289,21 @@ func route(img *compiler.Image, sender, addr string) ([]queue.Recipient, *status
 		}
 		if !drop {
 			out = append(out, queue.Recipient{Addr: r.Address, Channel: r.Channel, Host: strings.ToLower(r.Host)})
+			owners = append(owners, r.Sender)
 		}
 	}
 	// As for SMTP: a refused expansion is dropped; the address is refused only
 	// when nothing is left of it.
 	if len(out) == 0 && first != nil {
-		return nil, first, nil
+		return nil, nil, first, nil
 	}
-	return out, nil, effects
+	if _, ok := img.Channel(res.ExpandChannel); ok && res.Deferred && len(out) > 0 {
+		// expandlimit (never on l today, but an image may give the local source
+		// one): the alias goes unexpanded to the reprocess channel.
+		out = []queue.Recipient{{Addr: res.Rewrite.Address, Channel: res.ExpandChannel, Host: strings.ToLower(res.Rewrite.Host)}}
+		owners = []string{""}
+	}
+	return out, owners, nil, effects
 }
 
 func submitMaxBytes(img *compiler.Image) int64 {

@@ -61,6 +61,7 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 		MaxReceivedLines: img.Options.MaxReceivedLines,
 		BlockSize:        int64(img.Options.BlockSize),
 		LogConnection:    img.Options.LogConnection,
+		HeldSndopr:       heldSndopr(img),
 		Timeouts: smtpserver.Timeouts{
 			Command:   opts.CommandReceiveTime,
 			DataBlock: opts.DataReceiveTime,
@@ -83,6 +84,7 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 			BlockLimit:             int64(c.MessageBlockLimit),
 			SourceBlockLimit:       int64(c.SourceBlockLimit),
 			RecipientLimit:         c.RecipientLimit,
+			HoldLimit:              c.HoldLimit,
 			SASL:                   saslMode(c.SASLServer),
 			DisconnectBadAuthLimit: c.DisconnectBadAuthLimit,
 			SlaveDebug:             c.SlaveDebug,
@@ -218,7 +220,8 @@ func closeProgram(p channels.Program) {
 
 // programFor chooses the delivery program of a channel by the product's conventions:
 // the local channel delivers to Maildirs, SMTP channels run the SMTP client,
-// bitbucket discards. Other channels have no master program here: their mail stays
+// bitbucket discards, reprocess/process and hold hand mail back to the queue
+// (reprocess.go). Other channels have no master program here: their mail stays
 // queued and `qm` shows it.
 func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (string, func() channels.Program) {
 	host := hostname(img)
@@ -228,29 +231,43 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 		return "maildir|" + root + "|" + host, func() channels.Program { return channels.NewMaildir(root, host) }
 	case img.ChannelOptionsFor(c.Name).PipeCommand != "":
 		opts := img.ChannelOptionsFor(c.Name)
-		po := channels.PipeOptions{Command: strings.Fields(opts.PipeCommand), Timeout: opts.PipeTimeout}
-		return fmt.Sprintf("pipe|%q|%v", po.Command, po.Timeout), func() channels.Program { return channels.NewPipe(po) }
+		po := channels.PipeOptions{Command: strings.Fields(opts.PipeCommand), Timeout: opts.PipeTimeout,
+			PerMessage: opts.PipeMode == compiler.PipeModeMessage, TemporaryExits: opts.PipeTemporaryExits, PermanentExits: opts.PipePermanentExits}
+		return fmt.Sprintf("pipe|%q|%v|%t|%v|%v", po.Command, po.Timeout, po.PerMessage, po.TemporaryExits, po.PermanentExits),
+			func() channels.Program { return channels.NewPipe(po) }
 	case strings.HasPrefix(c.Name, "bitbucket"):
 		return "bitbucket", func() channels.Program { return channels.Bitbucket{} }
-	case c.SMTP:
+	case !c.SMTP && (isReprocessChannel(c.Name) || isHoldChannel(c.Name)):
+		name, hold := c.Name, isHoldChannel(c.Name) // reprocess.go
+		return fmt.Sprintf("reprocess|%t", hold), func() channels.Program {
+			return newReprocessor(name, hold, d.image.Load, d.queue, d.mlog, d.log.With("component", "reprocess", "channel", name))
+		}
+	case c.SMTP || c.LMTP:
+		// smtp, or lmtp (compiler.ChannelConfig.LMTP): the same client, in LMTP mode
+		// to the daemon host over TCP or to a Unix socket, one result per recipient.
 		opts := img.ChannelOptionsFor(c.Name)
+		ct := opts.ClientTimeouts()
+		proto := "smtp"
+		if c.LMTP {
+			proto = "lmtp"
+		}
 		so := channels.SMTPOptions{
 			Daemon:     c.DaemonHost(),
 			LastResort: c.LastResort,
 			Port:       c.Port,
 			HeloName:   host,
 			MX:         mxMode(c.MX),
+			LMTP:       c.LMTP,
+			// Unset stages stay zero and take the client's RFC 5321 defaults.
 			Timeouts: channels.Timeouts{
-				Mail:     opts.StatusMailReceiveTime,
-				Rcpt:     opts.StatusRcptToReceiveTime,
-				DataEnd:  opts.StatusDataReceiveTime,
-				DataInit: opts.StatusReceiveTime,
+				Connect: ct.Connect, Greeting: ct.Greeting, Ehlo: ct.Ehlo, Mail: ct.Mail, Rcpt: ct.Rcpt,
+				DataInit: ct.DataInit, DataBlock: ct.DataBlock, DataEnd: ct.DataEnd, Rset: ct.Rset, Quit: ct.Quit,
 			},
 			MaxMessagesPerConn: opts.AttemptTransactionsPerSession,
 			TLS:                tlsPolicy(c.TLSClient),
 			SevenBit:           c.EightBit == compiler.SevenBit,
 			EightStrict:        c.EightBit == compiler.EightStrict,
-			Logger:             d.log.With("component", "smtp-client", "channel", c.Name),
+			Logger:             d.log.With("component", proto+"-client", "channel", c.Name),
 			Channel:            c.Name,
 			MailLog:            d.mlog,
 			LogConnection:      img.Options.LogConnection,
@@ -258,11 +275,17 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 			DebugDir:           filepath.Join(d.opts.DataDir, "log"),
 			DebugNow:           d.runDebug(c.Name).active,
 		}
-		key := fmt.Sprintf("smtp|%s|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s|%d|%t", so.Daemon, so.LastResort, so.Port, so.HeloName, so.MX,
-			so.Timeouts, so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS, strings.Join(c.Nameservers, ","),
-			so.LogConnection, so.MasterDebug)
+		if sock := c.LMTPSocket(); c.LMTP && sock != "" {
+			so.Daemon, so.Network = sock, "unix"
+		}
+		dnsTimeout := img.Options.DNSTimeout
+		key := fmt.Sprintf("%s|%s|%s|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s|%v|%d|%t", proto, so.Network, so.Daemon, so.LastResort, so.Port,
+			so.HeloName, so.MX, so.Timeouts, so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS,
+			strings.Join(c.Nameservers, ","), dnsTimeout, so.LogConnection, so.MasterDebug)
 		return key, func() channels.Program {
-			so.Resolver = d.resolver(c.Nameservers)
+			if so.Network != "unix" {
+				so.Resolver = d.resolver(c.Nameservers, dnsTimeout)
+			}
 			return channels.NewSMTP(so)
 		}
 	}
@@ -293,16 +316,17 @@ func mxMode(m compiler.MXMode) channels.MXMode {
 	return channels.MXDefault
 }
 
-// resolver returns a DNS client for a nameserver list (the system's when empty),
-// shared between channels with the same list so that one cache serves them.
-func (d *Daemon) resolver(servers []string) dnsx.Resolver {
-	key := strings.Join(servers, ",")
+// resolver returns a DNS client for a nameserver list (the system's when empty)
+// and a per-query timeout (option.dat DNS_TIMEOUT; zero: the resolver's default),
+// shared between channels with the same settings so that one cache serves them.
+func (d *Daemon) resolver(servers []string, timeout time.Duration) dnsx.Resolver {
+	key := strings.Join(servers, ",") + "|" + timeout.String()
 	d.dnsMu.Lock()
 	defer d.dnsMu.Unlock()
 	if r, ok := d.dns[key]; ok {
 		return r
 	}
-	r, err := dnsx.New(dnsx.Config{Servers: servers, Logger: d.log.With("component", "dns"), Metrics: d.metricsHooks()})
+	r, err := dnsx.New(dnsx.Config{Servers: servers, Timeout: timeout, Logger: d.log.With("component", "dns"), Metrics: d.metricsHooks()})
 	if err != nil {
 		// No usable resolver (no resolv.conf): smart-host channels still work; MX
 		// routing then fails temporarily, which keeps mail queued rather than lost.

@@ -57,6 +57,7 @@ func (c *Controller) Received() map[string]int64 {
 func (c *Controller) Remove(id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.held, id) // deleted or returned; a failed return Adds it back
 	m := c.msgs[id]
 	if m == nil {
 		return nil

@@ -68,7 +68,7 @@ func (c *Controller) deliver(j *job, it *item) {
 	} else {
 		m := &channels.Message{
 			ID: id, From: env.From, Content: content, Size: content.Size(),
-			EightBit: env.Body8Bit, SMTPUTF8: env.SMTPUTF8, RET: env.RET, EnvID: env.EnvID, Arrival: env.Arrival,
+			EightBit: env.Body8Bit, SMTPUTF8: env.SMTPUTF8, RET: env.RET, EnvID: env.EnvID, Arrival: env.Arrival, Source: env.Source,
 		}
 		for _, i := range idx {
 			r := env.Rcpts[i]
@@ -234,7 +234,7 @@ func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []
 	if len(keep) == 0 {
 		c.dropItem(it)
 	} else {
-		it.rcpts = keep
+		c.setItemRcpts(it, keep)
 		c.delayLocked(it, nextAt.UnixNano())
 		if it.m.expired && !expired && c.msgs[it.m.id] == it.m {
 			// The last notice age passed while we were delivering: let the

@@ -18,6 +18,7 @@ const (
 type msg struct {
 	id      string
 	arrival int64
+	size    int64 // Envelope.Size, for qm summarize's totals
 	nat     int64 // next notice event (delay or return)
 	nidx    int32 // index in the notice heap, -1 when absent
 	notices int16 // delay notices already sent (Envelope.Notices)
@@ -42,6 +43,7 @@ type item struct {
 	rcpts []int32 // indexes into Envelope.Rcpts
 	at    int64   // next attempt
 	hidx  int32   // index in the delayed heap, -1 when absent
+	aidx  int32   // index in its channel's arrival heap (chanCounts), -1 when absent
 	state uint8
 }
 

@@ -52,12 +52,16 @@ func TestRemoteFaults(t *testing.T) {
 	if soak {
 		trickle = time.Second // the "one byte a second"
 	}
+	// The faulty channel's reply timeouts, short so that a stalled server costs
+	// the test under a second, yet longer than the gaps of a trickled reply:
+	// 40 gaps, where the EHLO reply is 46 bytes. A trickled reply thus outlasts
+	// the timeout, and still arrives: the timeouts bound inactivity, not a reply.
+	stage := 40 * trickle
+	badOptions := fmt.Sprintf("! short stage timeouts ([ours]: values with a unit)\n"+
+		"STATUS_GREETING_RECEIVE_TIME=%v\nSTATUS_RECEIVE_TIME=%v\nSTATUS_DATA_RECEIVE_TIME=%v\n", stage, stage, stage)
 	cases := []struct {
 		fault string
 		rcpts []outcome
-		// slow: only in the soak suite, because the timeout involved cannot be set
-		// below a minute (see skipReason).
-		skipReason string
 	}{
 		{fault: fRefused, rcpts: []outcome{{"u@bad.test", "Q", []string{"smtp;451 4.4.1", "connection refused"}}}},
 		{fault: fReset, rcpts: []outcome{{"u@bad.test", "Q", []string{"smtp;451 4.4.", "reset"}}}},
@@ -69,27 +73,19 @@ func TestRemoteFaults(t *testing.T) {
 		}},
 		{fault: fDrop354, rcpts: []outcome{{"u@bad.test", "Q", []string{"smtp;451 4.4.2", "connection lost"}}}},
 		{fault: fDropMid, rcpts: []outcome{{"u@bad.test", "Q", []string{"smtp;451 4.4.2", "connection lost"}}}},
-		// Timeouts are per reply, not per byte: a slow but live server gets the mail.
+		// Timeouts bound inactivity, not a whole reply: a slow but live server
+		// gets the mail.
 		{fault: fTrickle, rcpts: []outcome{{"u@bad.test", "D", []string{"smtp;250 2.0.0 queued"}}}},
-		{fault: fHangDot, rcpts: []outcome{{"u@bad.test", "Q", []string{"timeout"}}},
-			skipReason: "the final-dot timeout (STATUS_DATA_RECEIVE_TIME) is in whole minutes: soak only"},
-		{fault: fNoGreet, rcpts: []outcome{{"u@bad.test", "Q", []string{"timeout"}}},
-			skipReason: "the greeting timeout is fixed at 5 min (channels.DefaultTimeouts; no channel option reaches Timeouts.Greeting): soak only"},
+		{fault: fHangDot, rcpts: []outcome{{"u@bad.test", "Q", []string{"smtp;451 4.4.2", "timeout waiting for end of DATA reply"}}}},
+		{fault: fNoGreet, rcpts: []outcome{{"u@bad.test", "Q", []string{"smtp;451 4.4.2", "timeout waiting for greeting reply"}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.fault, func(t *testing.T) {
-			if tc.skipReason != "" && !soak {
-				t.Skip(tc.skipReason)
-			}
 			t.Parallel()
-			bad := newFaultServer(t, tc.fault)
-			bad.trickle = trickle
+			bad := newFaultServer(t, tc.fault, trickle)
 			good := newSink(t)
 			cfg := t.TempDir()
-			writeFiles(t, cfg, map[string]string{"imta.cnf": faultCnf(bad.port, good.port)})
-			if tc.fault == fHangDot {
-				writeFiles(t, cfg, map[string]string{"tcp_bad_option": "STATUS_DATA_RECEIVE_TIME=1\n"})
-			}
+			writeFiles(t, cfg, map[string]string{"imta.cnf": faultCnf(bad.port, good.port), "tcp_bad_option": badOptions})
 			d, data := startDaemon(t, cfg)
 			c := dial(t, d.Addr().String())
 			c.cmd("EHLO client.test", "250")
@@ -114,9 +110,6 @@ func TestRemoteFaults(t *testing.T) {
 
 			// A trickled session is about 200 reply bytes long.
 			within := 30*time.Second + 200*trickle
-			if tc.skipReason != "" {
-				within = 7 * time.Minute
-			}
 			for _, o := range tc.rcpts {
 				l := waitLogLine(t, data, within, o.code+" for "+o.rcpt, func(l string) bool {
 					return isEntry(l, "tcp_bad", o.code, o.rcpt)
@@ -176,8 +169,7 @@ func waitBounce(t *testing.T, data, mailbox, rcpt string) string {
 // Shutdown must return its deadline error and the late delivery must end quietly,
 // its outcome still recorded or left for the next start, never crash the process.
 func TestShutdownDuringSlowDelivery(t *testing.T) {
-	bad := newFaultServer(t, fTrickle)
-	bad.trickle = 30 * time.Millisecond // the session takes about 6 s
+	bad := newFaultServer(t, fTrickle, 30*time.Millisecond) // the session takes about 6 s
 	good := newSink(t)
 	cfg, data := t.TempDir(), t.TempDir()
 	writeFiles(t, cfg, map[string]string{"imta.cnf": faultCnf(bad.port, good.port)})

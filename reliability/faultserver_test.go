@@ -14,7 +14,8 @@ import (
 type faultServer struct {
 	port  int
 	fault string
-	// trickle is the delay between bytes of every reply with the fault "trickle".
+	// trickle is the delay between bytes of every reply with the fault "trickle";
+	// fixed before the server accepts, so that no connection races with it.
 	trickle time.Duration
 	mu      sync.Mutex
 	conns   int
@@ -34,13 +35,13 @@ const (
 	fTrickle   = "trickle"     // every reply one byte at a time
 )
 
-func newFaultServer(t *testing.T, fault string) *faultServer {
+func newFaultServer(t *testing.T, fault string, trickle time.Duration) *faultServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &faultServer{port: l.Addr().(*net.TCPAddr).Port, fault: fault, trickle: time.Second}
+	fs := &faultServer{port: l.Addr().(*net.TCPAddr).Port, fault: fault, trickle: trickle}
 	if fault == fRefused {
 		l.Close() // the port was ours a moment ago: nothing listens there now
 		return fs

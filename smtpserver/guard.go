@@ -64,6 +64,9 @@ type guard struct {
 	// connection logging and debugging (see opened)
 	logConn  bool                   // write the C record at close (LOG_CONNECTION bit 2)
 	connSrc  string                 // the source channel at admission: O and C records pair
+	listener string                 // address of the listener that accepted it (Server.Sessions)
+	counted  bool                   // in Server.sessions; guarded by Server.mu
+	released bool                   // Server.release ran; guarded by Server.mu
 	isOpen   atomic.Bool            // admitted: Close ends the session (metrics, C record)
 	dbg      *maillog.DebugLog      // slave_debug transcript; nil when off
 	msgs     atomic.Int32           // messages accepted on this connection
@@ -106,6 +109,7 @@ func newGuard(s *Server, c net.Conn, pol *Policy, local, remote netip.AddrPort) 
 func (g *guard) opened(pol *Policy) {
 	g.connSrc = g.src
 	g.srv.cfg.Metrics.SessionOpened()
+	g.srv.sessionOpened(g)
 	if pol.LogConnection&LogConnRecords != 0 {
 		g.logConn = true
 		g.srv.cfg.Log.LogConn(maillog.ConnRecord{Channel: g.src, Code: "O", Transport: g.portProbe})

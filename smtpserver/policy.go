@@ -2,6 +2,8 @@ package smtpserver
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,6 +91,9 @@ type Policy struct {
 	// connection records (maillog.ConnRecord). Taken per connection (O/C/X) and per
 	// transaction (E/J), so a reload changes it without a restart.
 	LogConnection int
+	// HeldSndopr is option.dat HELD_SNDOPR: a WARN line "message forced .HELD" when
+	// the Received: count or a channel's holdlimit holds a message.
+	HeldSndopr bool
 
 	// for tests: scripted engine and access tables in place of Rules and Mappings.
 	resolver resolver
@@ -105,6 +110,7 @@ type ChannelPolicy struct {
 	BlockLimit         int64  // blocklimit: largest message enqueued to this channel, in blocks; 0 none
 	SourceBlockLimit   int64  // sourceblocklimit: largest message accepted from it, in blocks; 0 none
 	RecipientLimit     int    // recipientlimit / ALLOW_RECIPIENTS_PER_TRANSACTION of the source; 0 none
+	HoldLimit          int    // holdlimit: more recipients than this for the channel queue the message .HELD; 0 none
 
 	// SASL is the channel's SMTP AUTH keyword as a source channel (channels.md §3.6):
 	// nosasl/nosaslserver (the zero value), maysaslserver, mustsaslserver.
@@ -259,4 +265,23 @@ func (p *Policy) maxErrors() int {
 		return p.MaxErrors
 	}
 	return DefaultMaxErrors
+}
+
+// holdLimitReason is the .HELD reason when some destination channel gets more
+// recipients than its holdlimit (operations.md §6 "Suspicious"), "" otherwise.
+// Channels are looked at in recipient order so that the reason is deterministic.
+func (p *Policy) holdLimitReason(rcpts []queue.Recipient) string {
+	if !slices.ContainsFunc(rcpts, func(r queue.Recipient) bool { return p.Channels[r.Channel].HoldLimit > 0 }) {
+		return "" // no map for the common case: no holdlimit anywhere
+	}
+	count := map[string]int{}
+	for _, r := range rcpts {
+		count[r.Channel]++
+	}
+	for _, r := range rcpts {
+		if cp, ok := p.Channels[r.Channel]; ok && cp.HoldLimit > 0 && count[r.Channel] > cp.HoldLimit {
+			return fmt.Sprintf("holdlimit: %d recipients for channel %s (holdlimit %d)", count[r.Channel], r.Channel, cp.HoldLimit)
+		}
+	}
+	return ""
 }

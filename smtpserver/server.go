@@ -77,6 +77,10 @@ type Server struct {
 	conns     map[*guard]struct{}
 	perIP     map[netip.Addr]int
 	nconns    int
+	// sessions counts admitted sessions by the address of the listener that
+	// accepted them (mtactl process); nconns also counts connections still being
+	// admitted or refused.
+	sessions map[string]int
 }
 
 // New builds a Server; nothing listens until Serve.
@@ -98,6 +102,7 @@ func New(cfg Config) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*guard]struct{}),
 		perIP:     make(map[netip.Addr]int),
+		sessions:  make(map[string]int),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 
@@ -160,7 +165,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			continue
 		}
 		delay = 0
-		go s.admit(c)
+		go s.admitOn(c, l.Addr().String())
 	}
 }
 
@@ -174,9 +179,13 @@ func (s *Server) start() {
 	})
 }
 
-// admit runs the dispatcher's checks on a new connection (caps, PORT_ACCESS), then
-// hands it to go-smtp.
-func (s *Server) admit(c net.Conn) {
+// admit is admitOn for a connection no listener accepted (a pipe in tests): its
+// session is counted under the listener address "".
+func (s *Server) admit(c net.Conn) { s.admitOn(c, "") }
+
+// admitOn runs the dispatcher's checks on a connection accepted by the listener at
+// address lis (caps, PORT_ACCESS), then hands it to go-smtp.
+func (s *Server) admitOn(c net.Conn, lis string) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic admitting connection", "remote", c.RemoteAddr(), "panic", r)
@@ -198,6 +207,7 @@ func (s *Server) admit(c net.Conn) {
 		return
 	}
 	g := newGuard(s, c, pol, local, remote)
+	g.listener = lis
 	// PORT_ACCESS, before the banner (mappings.md §4.3): $N/$F text goes down the
 	// socket raw with CRLF appended, then the connection is closed.
 	if t := pol.tables(); t != nil {
@@ -277,6 +287,51 @@ func (s *Server) acquire(ip netip.Addr) string {
 	return ""
 }
 
+// SetMaxConns changes the cap on simultaneous connections (a reload of
+// dispatcher.cnf); n <= 0 is DefaultMaxConns. It applies to connections admitted
+// from now on: sessions already over a lowered cap are not cut, they finish, and
+// new ones are refused until the count is back under it.
+func (s *Server) SetMaxConns(n int) {
+	if n <= 0 {
+		n = DefaultMaxConns
+	}
+	s.mu.Lock()
+	s.cfg.MaxConns = n
+	s.mu.Unlock()
+}
+
+// MaxConns returns the cap in force on simultaneous connections.
+func (s *Server) MaxConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.MaxConns
+}
+
+// Sessions returns the number of open SMTP sessions (admitted, not yet ended) by
+// the address of the listener that accepted them (net.Listener.Addr().String()).
+// Listeners with no session are absent.
+func (s *Server) Sessions() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.sessions))
+	for k, n := range s.sessions {
+		out[k] = n
+	}
+	return out
+}
+
+// sessionOpened counts an admitted session; release uncounts it. Both run under
+// s.mu with the caps' own count, so Sessions and the cap agree at every moment:
+// a session Sessions no longer shows no longer holds a slot either.
+func (s *Server) sessionOpened(g *guard) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !g.released {
+		g.counted = true
+		s.sessions[g.listener]++
+	}
+}
+
 func (s *Server) exempt(ip netip.Addr) bool {
 	for _, p := range s.cfg.PerIPExempt {
 		if p.Contains(ip) {
@@ -290,6 +345,14 @@ func (s *Server) release(g *guard) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nconns--
+	g.released = true
+	if g.counted {
+		if n := s.sessions[g.listener] - 1; n > 0 {
+			s.sessions[g.listener] = n
+		} else {
+			delete(s.sessions, g.listener)
+		}
+	}
 	ip := g.remote.Addr()
 	if s.perIP[ip] <= 1 {
 		delete(s.perIP, ip)

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -32,15 +35,18 @@ type session struct {
 
 // transaction is one MAIL FROM .. DATA, with the policy snapshot taken at MAIL.
 type transaction struct {
-	pol     *Policy
-	id      string // our own id, for Received: before the queue assigns one
-	from    string
-	ret     string
-	envID   string
-	body8   bool
-	utf8    bool
-	nRcpt   int // RCPT commands accepted
-	rcpts   []queue.Recipient
+	pol   *Policy
+	id    string // our own id, for Received: before the queue assigns one
+	from  string
+	ret   string
+	envID string
+	body8 bool
+	utf8  bool
+	nRcpt int // RCPT commands accepted
+	rcpts []queue.Recipient
+	// senders[i] is the envelope sender of rcpts[i]'s copy: "" for the
+	// transaction's own, or the owner-NAME of the list it came through.
+	senders []string
 	seen    map[string]bool
 	held    string // reason, when an access entry said $H
 	discard bool   // $V/$Z: accept, queue nothing
@@ -341,7 +347,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	// SEND_*/MAIL_*: each expanded recipient. [inf] A refused expansion is dropped
 	// (and logged); the RCPT itself is refused only when nothing is left.
-	var accepted []queue.Recipient
+	type acceptedRcpt struct {
+		rcpt   queue.Recipient
+		sender string
+	}
+	var accepted []acceptedRcpt
 	var firstRefusal *status.Status
 	bitbucket := false
 	for _, a := range effects {
@@ -364,29 +374,47 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		if drop {
 			continue // $B: accepted, sent nowhere
 		}
-		accepted = append(accepted, queue.Recipient{
+		accepted = append(accepted, acceptedRcpt{rcpt: queue.Recipient{
 			Addr:    rc.Address,
 			Orig:    to,
 			ORCPT:   orcpt,
 			Notify:  strings.Join(notify, ","),
 			Channel: rc.Channel,
 			Host:    strings.ToLower(rc.Host),
-		})
+		}, sender: rc.Sender})
 	}
 	if len(accepted) == 0 && firstRefusal != nil {
 		s.srv.cfg.Metrics.Rejection(rejectClass(firstRefusal))
 		return smtpErr(firstRefusal)
 	}
+	if _, ok := pol.Channels[res.ExpandChannel]; ok && res.Deferred && len(accepted) > 0 {
+		// expandlimit: the list is queued unexpanded to the reprocess channel, whose
+		// master expands it offline (with the owner as sender there). The checks
+		// above still ran on the members so that a refusal is given in the
+		// dialogue; members the access tables dropped are expanded again offline.
+		// Without that channel in the configuration the mail would sit queued for
+		// ever: the expansion is then queued online, as without expandlimit.
+		accepted = []acceptedRcpt{{rcpt: queue.Recipient{
+			Addr:    res.Rewrite.Address,
+			Orig:    to,
+			ORCPT:   orcpt,
+			Notify:  strings.Join(notify, ","),
+			Channel: res.ExpandChannel,
+			Host:    strings.ToLower(res.Rewrite.Host),
+		}}}
+	}
 	for _, a := range effects {
 		tx.apply(a)
 	}
-	for _, rc := range accepted {
+	for _, a := range accepted {
+		rc := a.rcpt
 		key := strings.ToLower(rc.Channel + "\x00" + rc.Addr)
 		if tx.seen[key] {
 			continue
 		}
 		tx.seen[key] = true
 		tx.rcpts = append(tx.rcpts, rc)
+		tx.senders = append(tx.senders, a.sender)
 	}
 	tx.nRcpt++
 	return nil
@@ -451,9 +479,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 
 	hdr := scanHeader(body)
-	env := &queue.Envelope{
-		From:      tx.from,
-		Rcpts:     tx.rcpts,
+	base := queue.Envelope{
 		Source:    src,
 		RET:       tx.ret,
 		EnvID:     tx.envID,
@@ -462,14 +488,19 @@ func (s *session) Data(r io.Reader) error {
 		MessageID: hdr.messageID,
 		Client:    s.helo() + " ([" + ipString(s.g.remote.Addr()) + "])",
 	}
+	forced := false // held by the counts HELD_SNDOPR is about, not by an access entry
 	if n := hdr.received + 1; n > pol.maxReceivedLines() {
-		env.Held, env.HeldReason = true, fmt.Sprintf("loop: %d Received: lines", n)
+		base.Held, base.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines", n), true
 	} else if tx.held != "" {
-		env.Held, env.HeldReason = true, tx.held
+		base.Held, base.HeldReason = true, tx.held
+	} else if r := pol.holdLimitReason(tx.rcpts); r != "" {
+		base.Held, base.HeldReason, forced = true, r, true
 	}
 	if s.srv.cfg.Queue == nil {
 		return fail(status.New(451, "4.3.0", "Queue not available"))
 	}
+	base.From, base.Rcpts = tx.from, tx.rcpts
+	envs := queue.SplitBySender(&base, tx.senders)
 	ctx, cancel := context.WithTimeout(s.srv.baseCtx, pol.Timeouts.dataTermination())
 	defer cancel()
 	hk := s.srv.cfg.Metrics
@@ -477,16 +508,11 @@ func (s *session) Data(r io.Reader) error {
 	if hk != nil {
 		t0 = time.Now()
 	}
-	id, err := s.srv.cfg.Queue.Enqueue(ctx, env, content)
+	ids, err := s.enqueueAll(ctx, envs, content)
 	if hk != nil && err == nil {
 		// Enqueue returns when the group commit made the message durable: this is
 		// the wait the DATA reply has, which the histogram is about.
 		hk.CommitWait(time.Since(t0))
-	}
-	if err != nil {
-		st := reply(status.From(err))
-		s.srv.log.Warn("enqueue failed", "conn", s.g.id, "tx", tx.id, "err", err)
-		return fail(st)
 	}
 	code := "E"
 	if s.g.ehlo {
@@ -500,20 +526,78 @@ func (s *session) Data(r io.Reader) error {
 	}
 	conn := ""
 	if pol.LogConnection&LogConnSource != 0 {
-		conn = env.Client
+		conn = base.Client
 	}
-	for _, rc := range tx.rcpts {
-		s.srv.cfg.Log.Log(maillog.Record{
-			Source: src, Dest: rc.Channel, Code: code, Size: size, From: tx.from,
-			ORCPT: rc.ORCPT, To: rc.Addr, ID: id, MessageID: hdr.messageID, Conn: conn,
-		})
+	for i, env := range envs {
+		if ids[i] == "" {
+			continue
+		}
+		// Copies that are durable are logged even when another copy failed: they
+		// will be delivered, and the client's retry duplicates them (never a loss).
+		for _, rc := range env.Rcpts {
+			s.srv.cfg.Log.Log(maillog.Record{
+				Source: src, Dest: rc.Channel, Code: code, Size: size, From: env.From,
+				ORCPT: rc.ORCPT, To: rc.Addr, ID: ids[i], MessageID: hdr.messageID, Conn: conn,
+			})
+		}
+		if forced {
+			lvl := slog.LevelInfo
+			if pol.HeldSndopr {
+				lvl = slog.LevelWarn
+			}
+			s.srv.log.Log(ctx, lvl, "message forced .HELD", "id", ids[i], "reason", base.HeldReason, "from", env.From, "conn", s.g.id)
+		}
+	}
+	if err != nil {
+		st := reply(status.From(err))
+		s.srv.log.Warn("enqueue failed", "conn", s.g.id, "tx", tx.id, "queued", ids, "err", err)
+		for i, env := range envs {
+			if ids[i] != "" {
+				continue // logged E above
+			}
+			for _, rc := range env.Rcpts {
+				s.logJSize(pol, env.From, rc.Channel, rc.Addr, rc.ORCPT, int64(len(body)), st)
+			}
+		}
+		s.srv.cfg.Metrics.Rejection(rejectClass(st))
+		s.srv.cfg.Metrics.Message(st.Code)
+		return smtpErr(st)
 	}
 	hk.Message(250)
 	s.g.msgs.Add(1)
 	// Debug, not Info: mail.log's E line already records every enqueue, and a
 	// diagnostic line per message was one more unbuffered write(2) on the hot path.
-	s.srv.log.Debug("queued", "id", id, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "size", size, "held", env.Held)
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
+	s.srv.log.Debug("queued", "ids", ids, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "size", size, "held", base.Held)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + strings.Join(ids, " ")}
+}
+
+// enqueueAll makes every envelope durable with the same content; ids[i] is "" for
+// an envelope that failed. Several envelopes are enqueued concurrently so that
+// they share one group commit, and the DATA reply waits for one fsync, not one
+// per list owner.
+func (s *session) enqueueAll(ctx context.Context, envs []*queue.Envelope, content []byte) ([]string, error) {
+	ids := make([]string, len(envs))
+	if len(envs) == 1 {
+		id, err := s.srv.cfg.Queue.Enqueue(ctx, envs[0], content)
+		ids[0] = id
+		return ids, err
+	}
+	errs := make([]error, len(envs))
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := s.srv.cfg.Queue.Enqueue(ctx, env, content)
+			if err != nil {
+				errs[i] = fmt.Errorf("copy for sender <%s>: %w", env.From, err)
+				return
+			}
+			ids[i] = id
+		}()
+	}
+	wg.Wait()
+	return ids, errors.Join(errs...)
 }
 
 // logJ writes a J (rejected at enqueue) record for a refused command and counts

@@ -84,15 +84,15 @@ func cmdProcess(a *app, args []string) int {
 	}
 	fmt.Fprintf(a.stdout, "mtad pid %d, up %s (since %s), data %s, config %s\n", p.Info.PID, age(a.now().Sub(p.Info.Started)),
 		p.Info.Started.Format(time.RFC3339), p.Info.DataDir, p.Info.Config)
-	sessions := "n/a"
-	if p.Sessions >= 0 {
-		sessions = fmt.Sprint(p.Sessions)
-	}
 	maxConns := "default"
 	if p.MaxConns > 0 {
 		maxConns = fmt.Sprint(p.MaxConns)
 	}
-	for _, l := range p.Listeners {
+	for i, l := range p.Listeners {
+		sessions := "n/a" // an mtad from before per-listener counts
+		if i < len(p.ListenerSessions) {
+			sessions = fmt.Sprint(p.ListenerSessions[i])
+		}
 		fmt.Fprintf(a.stdout, "dispatcher: SMTP listening on %s, max %s connections, open sessions %s\n", l, maxConns, sessions)
 	}
 	fmt.Fprintln(a.stdout, "job controller:")

@@ -394,6 +394,14 @@ func (g *guard) nextCommand() error {
 			g.replyError("503 5.5.1 Error: send HELO/EHLO first")
 			return nil
 		}
+		if sizeOverflows(line) {
+			// go-smtp parses SIZE= into 32 bits and calls a larger declaration a
+			// syntax error (501); RFC 1870 §6 wants 552, so the client does not
+			// retry a message no server limit here can take.
+			g.srv.cfg.Metrics.Rejection("size")
+			g.writeRaw("552 5.3.4 Message size exceeds fixed maximum message size\r\n")
+			return nil
+		}
 	case "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY":
 	case "EXPN", "HELP", "TURN", "SEND", "SOML", "SAML":
 		g.replyError("502 5.5.1 Error: command not implemented")
@@ -509,6 +517,23 @@ func (g *guard) startTLS(hasArgs bool) error {
 		g.sess.tlsStarted()
 	}
 	return nil
+}
+
+// sizeOverflows tells whether a MAIL command declares SIZE= as a well-formed
+// number too large for 32 bits (RFC 1870 allows 20 digits).
+func sizeOverflows(line []byte) bool {
+	for _, f := range bytes.Fields(line) {
+		if len(f) <= 5 || !bytes.EqualFold(f[:5], []byte("SIZE=")) {
+			continue
+		}
+		v := f[5:]
+		if len(v) > 20 || bytes.ContainsFunc(v, func(r rune) bool { return r < '0' || r > '9' }) {
+			return false // not a number: go-smtp's 501 is right
+		}
+		_, err := strconv.ParseUint(string(v), 10, 32)
+		return err != nil
+	}
+	return false
 }
 
 // replyError answers a line the guard refused and counts it as a protocol error.

@@ -239,6 +239,10 @@ func TestSizeLimit(t *testing.T) {
 		t.Errorf("EHLO %q", got)
 	}
 	c.cmd("MAIL FROM:<a@example.org> SIZE=101", "552 5.3.4 Message size exceeds fixed maximum message size")
+	// over 32 bits (RFC 1870 allows 20 digits): still 552, not a syntax error
+	c.cmd("MAIL FROM:<a@example.org> SIZE=99999999999", "552 5.3.4 Message size exceeds fixed maximum message size")
+	c.cmd("MAIL FROM:<a@example.org> size=18446744073709551615", "552 5.3.4")
+	c.cmd("MAIL FROM:<a@example.org> SIZE=12x", "501")
 	c.cmd("MAIL FROM:<a@example.org> SIZE=100", "250")
 	c.cmd("RCPT TO:<b@example.net>", "250")
 	c.cmd("DATA", "354")

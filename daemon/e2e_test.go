@@ -48,14 +48,10 @@ type smtpClient struct {
 
 func dial(t *testing.T, addr string) *smtpClient {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	c, banner := dialBanner(t, addr)
+	if !strings.HasPrefix(banner, "220") {
+		t.Fatalf("want 220, got %q", banner)
 	}
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	t.Cleanup(func() { conn.Close() })
-	c := &smtpClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-	c.expect("220")
 	return c
 }
 

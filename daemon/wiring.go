@@ -127,10 +127,11 @@ func (d *Daemon) jobConfig(img *compiler.Image) jobctl.Config {
 	for i := range img.Channels {
 		c := &img.Channels[i]
 		jc := jobctl.Channel{
-			MaxJobs:     c.MaxJobs,
-			Pool:        c.Pool,
-			ThreadDepth: c.ThreadDepth,
-			Notices:     c.Notices[compiler.Normal],
+			MaxJobs:      c.MaxJobs,
+			Pool:         c.Pool,
+			ThreadDepth:  c.ThreadDepth,
+			Notices:      c.Notices[compiler.Normal],
+			AddrsPerFile: c.AddrsPerFile,
 		}
 		for p := compiler.Priority(0); p < compiler.NumPriorities; p++ {
 			jc.Backoff[classOf(p)] = c.Backoff[p]

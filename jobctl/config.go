@@ -73,6 +73,10 @@ type Channel struct {
 	// HostJobs caps concurrent jobs on one destination host; 0: MaxJobs. A host
 	// that failed at connection level is probed by one job whatever this says.
 	HostJobs int
+	// AddrsPerFile (addrsperfile) caps the recipients one call of the delivery
+	// program gets, i.e. one SMTP transaction; a message with more recipients for
+	// one host is delivered in several transactions. 0: no cap.
+	AddrsPerFile int
 	// Backoff per class (backoff, urgentbackoff ...); nil: the defaults of
 	// channels.md §4.1. The last interval repeats.
 	Backoff [3][]time.Duration

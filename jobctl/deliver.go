@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -70,25 +71,51 @@ func (c *Controller) deliver(j *job, it *item) {
 			ID: id, From: env.From, Content: content, Size: content.Size(),
 			EightBit: env.Body8Bit, SMTPUTF8: env.SMTPUTF8, RET: env.RET, EnvID: env.EnvID, Arrival: env.Arrival, Source: env.Source,
 		}
-		for _, i := range idx {
-			r := env.Rcpts[i]
-			m.Rcpts = append(m.Rcpts, channels.Rcpt{Addr: r.Addr, ORCPT: r.ORCPT, Notify: r.Notify, Host: r.Host})
-		}
-		results = c.callProgram(j, m)
-		content.Close()
-		if len(results) != len(idx) {
-			c.log.Error("delivery program returned a wrong number of results", "channel", j.ch.name, "id", id,
-				"results", len(results), "recipients", len(idx))
-			st := status.New(451, "4.3.0", "delivery program returned %d results for %d recipients", len(results), len(idx))
-			fixed := make([]channels.Result, len(idx))
-			copy(fixed, results)
-			for i := len(results); i < len(idx); i++ {
-				fixed[i] = channels.Result{Err: st, Reply: st.Error()}
+		// addrsperfile: at most per recipients in one call (one transaction); the
+		// calls run one after the other on this job, so an SMTP program reuses its
+		// connection for the next batch.
+		per := c.channelAddrsPerFile(j.ch)
+		for start := 0; start < len(idx); start += per {
+			batch := idx[start:min(start+per, len(idx))]
+			m.Rcpts = make([]channels.Rcpt, 0, len(batch))
+			for _, i := range batch {
+				r := env.Rcpts[i]
+				m.Rcpts = append(m.Rcpts, channels.Rcpt{Addr: r.Addr, ORCPT: r.ORCPT, Notify: r.Notify, Host: r.Host})
 			}
-			results = fixed
+			results = append(results, c.checkResults(j, id, c.callProgram(j, m), len(batch))...)
 		}
+		content.Close()
 	}
 	c.record(j.ch, it, env, idx, results)
+}
+
+// channelAddrsPerFile is the channel's recipients-per-call cap (unlimited: the
+// largest int). SetConfig changes the channel's settings under c.mu.
+func (c *Controller) channelAddrsPerFile(ch *chanState) int {
+	c.mu.Lock()
+	n := ch.cfg.AddrsPerFile
+	c.mu.Unlock()
+	if n <= 0 {
+		return math.MaxInt
+	}
+	return n
+}
+
+// checkResults holds a delivery program to its contract, one result per
+// recipient: missing results become temporary failures, extra ones are dropped.
+func (c *Controller) checkResults(j *job, id string, results []channels.Result, n int) []channels.Result {
+	if len(results) == n {
+		return results
+	}
+	c.log.Error("delivery program returned a wrong number of results", "channel", j.ch.name, "id", id,
+		"results", len(results), "recipients", n)
+	st := status.New(451, "4.3.0", "delivery program returned %d results for %d recipients", len(results), n)
+	fixed := make([]channels.Result, n)
+	copy(fixed, results)
+	for i := len(results); i < n; i++ {
+		fixed[i] = channels.Result{Err: st, Reply: st.Error()}
+	}
+	return fixed
 }
 
 // callProgram runs the channel program; a panic becomes a temporary failure for

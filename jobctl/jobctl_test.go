@@ -666,3 +666,67 @@ func TestProgramPanicDefers(t *testing.T) {
 		t.Errorf("after a panic: %+v", r)
 	}
 }
+
+// addrsperfile splits one message's recipients for a host into several calls
+// (transactions), in order, and every recipient's result is recorded.
+func TestAddrsPerFile(t *testing.T) {
+	for _, tt := range []struct {
+		per   int
+		want  []int // recipients per call
+		rcpts int // u3 is deferred, so the message stays queued for the checks
+	}{
+		{0, []int{5}, 5},
+		{2, []int{2, 2, 1}, 5},
+		{5, []int{5}, 5},
+		{1, []int{1, 1, 1, 1, 1}, 5},
+	} {
+		t.Run(fmt.Sprint(tt.per), func(t *testing.T) {
+			p := &program{result: func(_ *channels.Message, r channels.Rcpt) channels.Result {
+				if strings.HasPrefix(r.Addr, "u3@") {
+					return channels.Result{Err: status.New(452, "4.2.2", "full"), Reply: "smtp;452 4.2.2 full"}
+				}
+				return channels.Result{Reply: "smtp;250 2.0.0 ok"}
+			}}
+			h := newHarness(t, Config{
+				Programs: map[string]channels.Program{"tcp_local": p},
+				Channels: map[string]Channel{"tcp_local": {AddrsPerFile: tt.per}},
+			})
+			h.start()
+			var rs []queue.Recipient
+			for i := range tt.rcpts {
+				rs = append(rs, rcpt("tcp_local", fmt.Sprintf("u%d@b.example", i)))
+			}
+			id := h.enqueue(env("a@a.example", rs...))
+			waitFor(t, "every recipient attempted", func() bool {
+				for i := range tt.rcpts {
+					if r, ok := h.q.rcpt(id, i); !ok || r.Attempts != 1 {
+						return false
+					}
+				}
+				return true
+			})
+			p.mu.Lock()
+			var got []int
+			var order []string
+			for _, c := range p.calls {
+				got = append(got, len(c.addrs))
+				order = append(order, c.addrs...)
+			}
+			p.mu.Unlock()
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("recipients per call %v, want %v", got, tt.want)
+			}
+			for i, a := range order {
+				if want := fmt.Sprintf("u%d@b.example", i); a != want {
+					t.Errorf("call order: recipient %d is %s, want %s", i, a, want)
+				}
+			}
+			for i := range tt.rcpts {
+				r, _ := h.q.rcpt(id, i)
+				if want := map[bool]queue.RcptState{true: queue.Pending, false: queue.Delivered}[i == 3]; r.State != want {
+					t.Errorf("u%d: state %v, want %v", i, r.State, want)
+				}
+			}
+		})
+	}
+}

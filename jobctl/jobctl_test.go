@@ -673,7 +673,7 @@ func TestAddrsPerFile(t *testing.T) {
 	for _, tt := range []struct {
 		per   int
 		want  []int // recipients per call
-		rcpts int // u3 is deferred, so the message stays queued for the checks
+		rcpts int   // u3 is deferred, so the message stays queued for the checks
 	}{
 		{0, []int{5}, 5},
 		{2, []int{2, 2, 1}, 5},

@@ -88,6 +88,7 @@ func check(cfg *cnf.Config, parseFailed bool) Report {
 		}
 		img.ChannelOptions[strings.ToLower(name)] = readChannelOptions(name, f, &b.errs, &b.warns)
 	}
+	foldChannelOptionLimits(img)
 
 	img.General = map[string]string{}
 	if cfg.General != nil {

@@ -46,7 +46,8 @@
 //     defaults; ChannelOptions.ClientTimeouts), MAX_CLIENT_THREADS 20, logging on.
 //     Time options are whole minutes (DNS_TIMEOUT: seconds) or, ours, a value with
 //     a unit (30s, 1500ms, 2m).
-//   - Unknown option names are warnings; malformed values are errors.
+//   - Unknown option names are warnings; malformed values are errors. Known keys
+//     that nothing acts on warn as well, unless harmless (optnoeffect.go).
 //   - A rule whose literal routing host no channel owns is an error; templates
 //     without "@" (A%B, $?text) or whose routing host is built by a substitution are
 //     not checked.

@@ -178,6 +178,7 @@ func readJobConfig(f *cnf.SectionFile, errs, warns *cnf.ErrorList) JobConfig {
 	}
 	j.Pools = nil
 	g := newOptionReader("job_controller.cnf", jobGlobalTable, errs, warns)
+	g.noEffect = optionNoEffectFor(jobController)
 	g.read(f.Global)
 	g.int("TCP_PORT", &j.TCPPort)
 	g.str("INTERFACE_ADDRESS", &j.InterfaceAddress)
@@ -210,6 +211,7 @@ func readJobConfig(f *cnf.SectionFile, errs, warns *cnf.ErrorList) JobConfig {
 	seenPool := map[string]cnf.Pos{}
 	for _, s := range f.Sections {
 		r := newOptionReader("job_controller.cnf ["+s.Type+"] section", jobGlobalTable, errs, warns)
+		r.noEffect = optionNoEffectFor(jobController)
 		r.read(s.Options)
 		switch s.Type {
 		case "POOL", "QUEUE":

@@ -176,8 +176,9 @@ func (k Keyword) String() string {
 }
 
 // splitKeywords groups the words of one channel-name line into keywords. It reports
-// bad arguments as errors and unknown words as warnings (the product takes them as
-// group ids), each at the word's own position.
+// bad arguments as errors, and unknown words (the product takes them as group ids)
+// and keywords this version does not implement (noeffect.go) as warnings, each at
+// the word's own position.
 func splitKeywords(words []cnf.Word, errs, warns *cnf.ErrorList) []Keyword {
 	var out []Keyword
 	for i := 0; i < len(words); i++ {
@@ -318,6 +319,7 @@ func splitKeywords(words []cnf.Word, errs, warns *cnf.ErrorList) []Keyword {
 		}
 		out = append(out, kw)
 	}
+	warnNoEffect(out, warns)
 	return out
 }
 

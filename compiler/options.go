@@ -105,6 +105,8 @@ type optionReader struct {
 	strs  map[string]string
 	durs  map[string]time.Duration
 	flts  map[string]float64
+	// noEffect are the file's keys that nothing acts on (optnoeffect.go); nil: none.
+	noEffect map[string]optNoEffect
 }
 
 func newOptionReader(file string, known map[string]optKind, errs, warns *cnf.ErrorList) *optionReader {
@@ -122,6 +124,9 @@ func (r *optionReader) read(opts []cnf.Option) {
 		if !ok {
 			*r.warns = append(*r.warns, &cnf.Error{Pos: o.Pos, Msg: fmt.Sprintf("unknown option %q in %s (ignored)", o.Name, r.file)})
 			continue
+		}
+		if e, ok := r.noEffect[name]; ok && e.warns(val) {
+			*r.warns = append(*r.warns, &cnf.Error{Pos: o.Pos, Msg: fmt.Sprintf("option %s is not implemented in this version; it has no effect (%s)", name, e.Reason)})
 		}
 		switch kind {
 		case optString:
@@ -266,6 +271,7 @@ func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
 		return o
 	}
 	r := newOptionReader("option.dat", optionTable, errs, warns)
+	r.noEffect = optionNoEffectFor(optionDat)
 	r.read(f.Options)
 	r.bool("LOG_MESSAGE_ID", &o.LogMessageID)
 	r.bool("LOG_FILENAME", &o.LogFilename)
@@ -411,6 +417,7 @@ func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorLi
 		return o
 	}
 	r := newOptionReader(name+"_option", channelOptionTable, errs, warns)
+	r.noEffect = optionNoEffectFor(channelOption)
 	r.read(f.Options)
 	r.int("ALLOW_TRANSACTIONS_PER_SESSION", &o.AllowTransactionsPerSession)
 	r.int("ALLOW_RECIPIENTS_PER_TRANSACTION", &o.AllowRecipientsPerTransaction)
@@ -453,6 +460,27 @@ func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorLi
 	}
 	o.Raw = r.raw
 	return o
+}
+
+// foldChannelOptionLimits gives ALLOW_TRANSACTIONS_PER_SESSION and
+// ALLOW_REJECTIONS_BEFORE_DEFERRAL their effect: they are the channel keywords
+// transactionlimit and deferralrejectlimit (channels.md §3) under another name, so
+// the SMTP server has one limit of each to enforce. [inf] When both are given the
+// keyword wins: it sits in imta.cnf with the channel's other limits.
+func foldChannelOptionLimits(img *Image) {
+	for i := range img.Channels {
+		c := &img.Channels[i]
+		o, ok := img.ChannelOptions[strings.ToLower(c.Name)]
+		if !ok {
+			continue
+		}
+		if c.TransactionLimit == 0 {
+			c.TransactionLimit = o.AllowTransactionsPerSession
+		}
+		if c.DeferralRejectLimit == 0 {
+			c.DeferralRejectLimit = o.AllowRejectionsBeforeDeferral
+		}
+	}
 }
 
 // ClientTimeouts are the SMTP client's per-stage limits as the option file sets

@@ -178,8 +178,11 @@ func prepareSubmission(img *compiler.Image, sub *control.Submission, now time.Ti
 	// says nothing, so the bytes decide.
 	env.Body8Bit = slices.ContainsFunc(body, func(c byte) bool { return c >= 0x80 })
 	forced := false
+	// Our own Received: line, added below, counts in both totals.
 	if n := hdr.count("Received") + 1; n > maxReceived(img) {
 		env.Held, env.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines", n), true
+	} else if n := hdr.receivedBy(host) + 1; n > maxLocalReceived(img) {
+		env.Held, env.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines by %s", n, host), true
 	}
 	var senders []string
 
@@ -328,6 +331,14 @@ func maxReceived(img *compiler.Image) int {
 	return smtpserver.DefaultMaxReceivedLines
 }
 
+// maxLocalReceived is MAX_LOCAL_RECEIVED_LINES, as the SMTP server applies it.
+func maxLocalReceived(img *compiler.Image) int {
+	if img.Options.MaxLocalReceivedLines > 0 {
+		return img.Options.MaxLocalReceivedLines
+	}
+	return smtpserver.DefaultMaxLocalReceivedLines
+}
+
 // qualify adds the local host to an address without a domain; "" stays "" (<>).
 func qualify(addr, host string) string {
 	if addr == "" || strings.Contains(addr, "@") {
@@ -438,6 +449,17 @@ func (h *header) count(name string) int {
 	n := 0
 	for _, f := range h.fields {
 		if strings.EqualFold(f.name, name) {
+			n++
+		}
+	}
+	return n
+}
+
+// receivedBy counts the Received: fields whose "by" clause names host.
+func (h *header) receivedBy(host string) int {
+	n := 0
+	for _, f := range h.fields {
+		if strings.EqualFold(f.name, "Received") && smtpserver.ReceivedBy(f.value(), host) {
 			n++
 		}
 	}

@@ -60,6 +60,7 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 		MaxRecipients:    opts.AllowRecipientsPerTransaction,
 		MaxReceivedLines: img.Options.MaxReceivedLines,
 		BlockSize:        int64(img.Options.BlockSize),
+		LineLimit:        img.Options.LineLimit,
 		LogConnection:    img.Options.LogConnection,
 		HeldSndopr:       heldSndopr(img),
 		Timeouts: smtpserver.Timeouts{
@@ -67,6 +68,7 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 			DataBlock: opts.DataReceiveTime,
 		},
 	}
+	p.MaxLocalReceivedLines = img.Options.MaxLocalReceivedLines
 	if img.Options.BlockLimit > 0 {
 		p.MaxMessageBytes = int64(img.Options.BlockLimit) * int64(img.Options.BlockSize)
 	}
@@ -88,6 +90,17 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 			SASL:                   saslMode(c.SASLServer),
 			DisconnectBadAuthLimit: c.DisconnectBadAuthLimit,
 			SlaveDebug:             c.SlaveDebug,
+
+			LineLimit:                  c.LineLimit,
+			TLSSwitchChannel:           c.TLSSwitchChannel,
+			RequireTLS:                 c.TLSServer == compiler.TLSMust,
+			TransactionLimit:           c.TransactionLimit,
+			RecipientCutoff:            c.RecipientCutoff,
+			DisconnectTransactionLimit: c.DisconnectTransactionLimit,
+			DisconnectRecipientLimit:   c.DisconnectRecipientLimit,
+			DisconnectRejectLimit:      c.DisconnectRejectLimit,
+			DeferralRejectLimit:        c.DeferralRejectLimit,
+			DisconnectBadCommandLimit:  c.DisconnectBadCommandLimit,
 		}
 	}
 	return p

@@ -58,8 +58,15 @@ type guard struct {
 	auth      bool             // AUTH succeeded (see session.authenticated)
 	authUser  string           // the user AUTH succeeded for
 	preAuth   string           // the source channel before saslswitchchannel
+	preTLS    string           // the source channel before tlsswitchchannel; "" when none applied
 	authFails auth.ConnCounter // failed AUTHs on this connection
 	needHelo  bool             // after STARTTLS until a new EHLO/HELO
+
+	// per-connection counts for the source channel's session limits (channels.md
+	// §3.9), kept by the session
+	nTx      int // transactions started (MAIL accepted)
+	nRcpt    int // RCPT commands presented
+	nRejects int // RCPT commands refused
 
 	// connection logging and debugging (see opened)
 	logConn  bool                   // write the C record at close (LOG_CONNECTION bit 2)
@@ -389,7 +396,16 @@ func (g *guard) nextCommand() error {
 		// needHelo and ehlo change when go-smtp accepts the greeting (see filter)
 		_, arg, _ := bytes.Cut(line, []byte{' '})
 		g.heloArg = string(bytes.TrimSpace(arg))
-	case "MAIL":
+	case "MAIL", "RSET":
+		if why := g.disconnectLimit(v); why != "" {
+			g.srv.log.Info("session limit reached", "conn", g.id, "remote", g.remote, "channel", g.src, "limit", why)
+			g.srv.cfg.Metrics.Rejection("temporary") // a 4xx of no class of its own (metrics.Hooks)
+			g.bye("421 4.7.0 " + g.pol.hostname() + " Error: too many " + why + ", closing connection")
+			return io.EOF
+		}
+		if v == "RSET" {
+			break
+		}
 		if g.needHelo {
 			g.replyError("503 5.5.1 Error: send HELO/EHLO first")
 			return nil
@@ -402,7 +418,7 @@ func (g *guard) nextCommand() error {
 			g.writeRaw("552 5.3.4 Message size exceeds fixed maximum message size\r\n")
 			return nil
 		}
-	case "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY":
+	case "RCPT", "DATA", "NOOP", "QUIT", "VRFY":
 	case "EXPN", "HELP", "TURN", "SEND", "SOML", "SAML":
 		g.replyError("502 5.5.1 Error: command not implemented")
 		return nil
@@ -513,10 +529,50 @@ func (g *guard) startTLS(hasArgs bool) error {
 		// forgotten with everything else.
 		g.auth, g.authUser, g.src = false, "", g.preAuth
 	}
+	g.tlsSwitch()
 	if g.sess != nil {
 		g.sess.tlsStarted()
 	}
 	return nil
+}
+
+// tlsSwitch applies the source channel's tlsswitchchannel after a successful
+// STARTTLS, under the same rules as saslswitchchannel (session.authenticated): the
+// target must exist, and a source marked noswitchchannel stays put.
+func (g *guard) tlsSwitch() {
+	cp, ok := g.pol.Channels[g.src]
+	if !ok || cp.TLSSwitchChannel == "" || cp.NoSwitchChannel {
+		return
+	}
+	if _, ok := g.pol.Channels[cp.TLSSwitchChannel]; !ok {
+		return
+	}
+	g.preTLS, g.src = g.src, cp.TLSSwitchChannel
+	g.dbg.Note("source channel %s after STARTTLS (tlsswitchchannel)", g.src)
+}
+
+// disconnectLimit reports which disconnect* limit of the source channel a MAIL
+// or RSET command (verb) finds exceeded, "" when none: the reference checks them
+// at these two commands (channels.md §3.9). A MAIL counts the transaction it
+// would start.
+func (g *guard) disconnectLimit(verb string) string {
+	cp, ok := g.pol.Channels[g.src]
+	if !ok {
+		return ""
+	}
+	tx := g.nTx
+	if verb == "MAIL" {
+		tx++
+	}
+	switch {
+	case cp.DisconnectTransactionLimit > 0 && tx > cp.DisconnectTransactionLimit:
+		return "transactions"
+	case cp.DisconnectRecipientLimit > 0 && g.nRcpt > cp.DisconnectRecipientLimit:
+		return "recipients"
+	case cp.DisconnectRejectLimit > 0 && g.nRejects > cp.DisconnectRejectLimit:
+		return "rejected recipients"
+	}
+	return ""
 }
 
 // sizeOverflows tells whether a MAIL command declares SIZE= as a well-formed
@@ -545,7 +601,7 @@ func (g *guard) replyError(line string) {
 func (g *guard) countError() {
 	g.srv.cfg.Metrics.Rejection("protocol")
 	g.errors++
-	if g.errors >= g.pol.maxErrors() {
+	if g.errors >= g.pol.maxErrors(g.src) {
 		g.bye("421 4.7.0 " + g.pol.hostname() + " Error: too many errors")
 	}
 }
@@ -718,8 +774,9 @@ func (g *guard) filter(line string) {
 	case strings.HasPrefix(out, "421"):
 		g.ending(out)
 		g.Close()
-	case sep == ' ' && len(out) > 8 && out[0] == '5' && strings.HasPrefix(out[4:], "5.5."):
-		// syntax and sequence errors count toward MaxErrors; policy refusals do not
+	case sep == ' ' && len(out) > 8 && out[0] == '5' && strings.HasPrefix(out[4:], "5.5.") && !strings.HasPrefix(out[4:], "5.5.3"):
+		// syntax and sequence errors count toward MaxErrors; policy refusals
+		// (5.5.3, too many recipients: recipientcutoff) do not
 		g.countError()
 	}
 }

@@ -23,15 +23,29 @@ func bareLineEnd(b []byte) bool {
 	return false
 }
 
+// DefaultMaxLocalReceivedLines is MAX_LOCAL_RECEIVED_LINES (operations.md §3.2).
+const DefaultMaxLocalReceivedLines = 10
+
+// maxLocalReceivedLines lives here rather than next to maxReceivedLines so that
+// the loop-detection counts stay in one file.
+func (p *Policy) maxLocalReceivedLines() int {
+	if p.MaxLocalReceivedLines > 0 {
+		return p.MaxLocalReceivedLines
+	}
+	return DefaultMaxLocalReceivedLines
+}
+
 // header is what the server needs from the message's header section.
 type header struct {
 	received  int    // Received: fields
+	local     int    // Received: fields whose "by" names the local host
 	messageID string // Message-ID: field body, unfolded and trimmed
 }
 
 // scanHeader reads the header section (up to the first empty line) of a message whose
-// lines all end in CRLF (bareLineEnd has been checked).
-func scanHeader(b []byte) header {
+// lines all end in CRLF (bareLineEnd has been checked). local is this MTA's host
+// name, for the MAX_LOCAL_RECEIVED_LINES count; "" counts nothing.
+func scanHeader(b []byte, local string) header {
 	var h header
 	var field []byte // the current field, unfolded
 	flush := func() {
@@ -46,6 +60,9 @@ func scanHeader(b []byte) header {
 		switch strings.ToLower(string(bytes.TrimRight(name, " \t"))) {
 		case "received":
 			h.received++
+			if local != "" && ReceivedBy(string(value), local) {
+				h.local++
+			}
 		case "message-id":
 			if h.messageID == "" {
 				h.messageID = strings.TrimSpace(string(value))
@@ -68,4 +85,66 @@ func scanHeader(b []byte) header {
 	}
 	flush()
 	return h
+}
+
+// ReceivedBy reports whether a Received: field body (unfolded, without the name)
+// says "by host": the loop count of MAX_LOCAL_RECEIVED_LINES. Host names compare
+// case-insensitively and a trailing root dot is ignored. Comments are skipped, so
+// "(authenticated by host)" is not a hop through host, and so is the date after
+// the last ';', which is not a clause.
+func ReceivedBy(value, host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	if host == "" {
+		return false
+	}
+	if i := strings.LastIndexByte(value, ';'); i >= 0 {
+		value = value[:i]
+	}
+	words := receivedWords(value)
+	for i := 0; i+1 < len(words); i++ {
+		if strings.EqualFold(words[i], "by") {
+			return strings.EqualFold(strings.TrimSuffix(words[i+1], "."), host)
+		}
+	}
+	return false
+}
+
+// receivedWords splits a Received: body into its words outside comments
+// (RFC 5322 §3.2.2: nested, with quoted-pairs) and outside quoted strings.
+func receivedWords(s string) []string {
+	var words []string
+	var w strings.Builder
+	end := func() {
+		if w.Len() > 0 {
+			words = append(words, w.String())
+			w.Reset()
+		}
+	}
+	depth, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && (depth > 0 || quoted):
+			i++ // quoted-pair: the next character is literal
+		case quoted:
+			if c == '"' {
+				quoted = false
+			}
+		case c == '(':
+			end()
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth > 0:
+		case c == '"':
+			end()
+			quoted = true
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			end()
+		default:
+			w.WriteByte(c)
+		}
+	}
+	end()
+	return words
 }

@@ -1,6 +1,7 @@
 package smtpserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"mtad.dev/mta/engine"
 	"mtad.dev/mta/mappings"
 	"mtad.dev/mta/queue"
+	"mtad.dev/mta/status"
 )
 
 // Defaults applied when a Policy or Config field is zero.
@@ -86,6 +88,10 @@ type Policy struct {
 	BlockSize        int64 // BLOCK_SIZE for blocklimit; 0: DefaultBlockSize
 	Timeouts         Timeouts
 
+	// LineLimit is option.dat LINE_LIMIT: the most lines a message may have, as it
+	// would be enqueued (our Received: included, like the block limits); 0 none.
+	LineLimit int
+
 	// LogConnection is option.dat LOG_CONNECTION: LogConnSource puts the client's
 	// "helo ([ip])" on E and J records, LogConnRecords writes the O, C and X
 	// connection records (maillog.ConnRecord). Taken per connection (O/C/X) and per
@@ -94,6 +100,10 @@ type Policy struct {
 	// HeldSndopr is option.dat HELD_SNDOPR: a WARN line "message forced .HELD" when
 	// the Received: count or a channel's holdlimit holds a message.
 	HeldSndopr bool
+	// MaxLocalReceivedLines is option.dat MAX_LOCAL_RECEIVED_LINES: Received:
+	// fields whose "by" names Hostname, ours included; above: queued held (a
+	// loop through this MTA); 0: DefaultMaxLocalReceivedLines.
+	MaxLocalReceivedLines int
 
 	// for tests: scripted engine and access tables in place of Rules and Mappings.
 	resolver resolver
@@ -111,6 +121,40 @@ type ChannelPolicy struct {
 	SourceBlockLimit   int64  // sourceblocklimit: largest message accepted from it, in blocks; 0 none
 	RecipientLimit     int    // recipientlimit / ALLOW_RECIPIENTS_PER_TRANSACTION of the source; 0 none
 	HoldLimit          int    // holdlimit: more recipients than this for the channel queue the message .HELD; 0 none
+	LineLimit          int    // linelimit: most lines of a message enqueued to this channel (as blocklimit); 0 none
+
+	// RequireTLS is musttlsserver (or musttls): MAIL is refused, 530 5.7.0, until
+	// STARTTLS succeeded (channels.md §3.6, RFC 3207 §4). Checked against the
+	// source channel of the time, so a tlsswitchchannel target need not say it.
+	RequireTLS bool
+	// TLSSwitchChannel is tlsswitchchannel CH: the source channel after a
+	// successful STARTTLS (as saslswitchchannel after AUTH; channels.md §3.5).
+	TLSSwitchChannel string
+
+	// Limits of the channel as a source (channels.md §3.9); 0 means none.
+	//
+	// TransactionLimit is transactionlimit: transactions (accepted MAIL commands)
+	// per connection; a MAIL beyond it gets 452 4.5.3 and the connection stays.
+	TransactionLimit int
+	// RecipientCutoff is recipientcutoff: a transaction that presented more RCPT
+	// commands than this (accepted or not) is refused for every recipient at
+	// DATA, 550 5.5.3.
+	RecipientCutoff int
+	// The disconnect* limits are checked when MAIL or RSET arrives and end the
+	// connection with 421 4.7.0: DisconnectTransactionLimit when the MAIL would
+	// start transaction N+1, DisconnectRecipientLimit when more than N RCPT
+	// commands were presented on the connection, DisconnectRejectLimit when more
+	// than N of them were refused.
+	DisconnectTransactionLimit int
+	DisconnectRecipientLimit   int
+	DisconnectRejectLimit      int
+	// DeferralRejectLimit is deferralrejectlimit: once N RCPT commands of the
+	// connection were refused, every further RCPT gets 452 4.5.3.
+	DeferralRejectLimit int
+	// DisconnectBadCommandLimit is disconnectbadcommandlimit: the N-th bad or
+	// out-of-sequence command gets 421 and the connection is closed, as N failed
+	// AUTHs do with disconnectbadauthlimit; 0: Policy.MaxErrors.
+	DisconnectBadCommandLimit int
 
 	// SASL is the channel's SMTP AUTH keyword as a source channel (channels.md §3.6):
 	// nosasl/nosaslserver (the zero value), maysaslserver, mustsaslserver.
@@ -260,7 +304,12 @@ func (p *Policy) maxReceivedLines() int {
 	return DefaultMaxReceivedLines
 }
 
-func (p *Policy) maxErrors() int {
+// maxErrors is the protocol-error limit of a session whose source channel is src:
+// the channel's disconnectbadcommandlimit, else MaxErrors, else DefaultMaxErrors.
+func (p *Policy) maxErrors(src string) int {
+	if cp, ok := p.Channels[src]; ok && cp.DisconnectBadCommandLimit > 0 {
+		return cp.DisconnectBadCommandLimit
+	}
 	if p.MaxErrors > 0 {
 		return p.MaxErrors
 	}
@@ -284,4 +333,31 @@ func (p *Policy) holdLimitReason(rcpts []queue.Recipient) string {
 		}
 	}
 	return ""
+}
+
+// lineLimitStatus is the refusal of a message (as it would be enqueued) that has
+// more lines than LINE_LIMIT or than the linelimit of a destination channel, nil
+// when it fits. Lines are only counted when some limit applies.
+func (p *Policy) lineLimitStatus(rcpts []queue.Recipient, content []byte) *status.Status {
+	lines := -1
+	count := func() int {
+		if lines < 0 {
+			lines = bytes.Count(content, []byte{'\n'})
+			if len(content) > 0 && content[len(content)-1] != '\n' {
+				lines++
+			}
+		}
+		return lines
+	}
+	if p.LineLimit > 0 && count() > p.LineLimit {
+		return status.New(552, "5.3.4", "Message exceeds fixed maximum number of lines (%d)", p.LineLimit)
+	}
+	for _, rc := range rcpts {
+		// [inf] as with blocklimit, one destination over its limit refuses the
+		// message for all: DATA has one reply.
+		if cp, ok := p.Channels[rc.Channel]; ok && cp.LineLimit > 0 && count() > cp.LineLimit {
+			return status.New(552, "5.3.4", "Message exceeds maximum number of lines for channel %s (%d)", rc.Channel, cp.LineLimit)
+		}
+	}
+	return nil
 }

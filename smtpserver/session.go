@@ -50,6 +50,9 @@ type transaction struct {
 	seen    map[string]bool
 	held    string // reason, when an access entry said $H
 	discard bool   // $V/$Z: accept, queue nothing
+	// presented counts every RCPT command of the transaction, refused ones
+	// included (recipientcutoff).
+	presented int
 }
 
 var _ smtp.Session = (*session)(nil)
@@ -77,16 +80,30 @@ func (s *session) tlsStarted() { s.Reset() }
 // allowswitchchannel is not required either, since the administrator named the
 // target explicitly. [inf] The target must exist in the policy, and a source
 // channel marked noswitchchannel ("no switching to or from") stays put.
+//
+// After a tlsswitchchannel switch, AUTH's switch takes precedence: when the TLS
+// channel has no saslswitchchannel of its own, the one of the channel the
+// connection was in before STARTTLS applies, so that "tcp_local tlsswitchchannel
+// tcp_tls saslswitchchannel tcp_auth" still ends authenticated clients in tcp_auth.
 func (s *session) authenticated() {
 	s.g.auth = true
 	s.g.preAuth = s.g.src
 	pol := s.g.pol
 	cp, ok := pol.Channels[s.g.src]
-	if !ok || cp.SASLSwitchChannel == "" || cp.NoSwitchChannel {
+	if !ok || cp.NoSwitchChannel {
 		return
 	}
-	if _, ok := pol.Channels[cp.SASLSwitchChannel]; ok {
-		s.g.src = cp.SASLSwitchChannel
+	target := cp.SASLSwitchChannel
+	if target == "" && s.g.preTLS != "" {
+		if before, ok := pol.Channels[s.g.preTLS]; ok && !before.NoSwitchChannel {
+			target = before.SASLSwitchChannel
+		}
+	}
+	if target == "" {
+		return
+	}
+	if _, ok := pol.Channels[target]; ok {
+		s.g.src = target
 	}
 }
 
@@ -169,6 +186,18 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Configuration not available, try again later"}
 	}
 	src := s.g.src
+	if cp := pol.Channels[src]; cp.TransactionLimit > 0 && s.g.nTx >= cp.TransactionLimit {
+		// transactionlimit (channels.md §3.9): the connection stays, so that a
+		// client may still QUIT cleanly and come back.
+		st := status.New(452, "4.5.3", "Too many transactions on this connection (limit %d)", cp.TransactionLimit)
+		s.logJ(pol, from, "", "", "", st)
+		return smtpErr(st)
+	}
+	if cp := pol.Channels[src]; cp.RequireTLS && !s.g.tls {
+		st := status.New(530, "5.7.0", "Must issue a STARTTLS command first")
+		s.logJ(pol, from, "", "", "", st)
+		return smtpErr(st)
+	}
 	if cp := pol.Channels[src]; cp.SASL == SASLMust && !s.g.auth {
 		// mustsaslserver (channels.md §3.6), RFC 4954 §6.
 		st := status.New(530, "5.7.0", "Authentication required")
@@ -208,6 +237,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	s.tx = tx
+	s.g.nTx++
 	s.g.inTx.Store(true)
 	return nil
 }
@@ -248,10 +278,23 @@ func orStr(s, def string) string {
 }
 
 // Rcpt resolves one recipient and runs the recipient access tables.
-func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 	tx := s.tx
 	if tx == nil {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: need MAIL command"}
+	}
+	// Counted for recipientcutoff and the disconnect* limits, whatever the outcome.
+	tx.presented++
+	s.g.nRcpt++
+	defer func() {
+		if err != nil {
+			s.g.nRejects++
+		}
+	}()
+	if cp := tx.pol.Channels[s.g.src]; cp.DeferralRejectLimit > 0 && s.g.nRejects >= cp.DeferralRejectLimit {
+		st := status.New(452, "4.5.3", "Too many rejected recipients on this connection (limit %d)", cp.DeferralRejectLimit)
+		s.logJ(tx.pol, tx.from, "", to, "", st)
+		return smtpErr(st)
 	}
 	if badChars(to) || badChars(opts.OriginalRecipient) {
 		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
@@ -464,12 +507,21 @@ func (s *session) Data(r io.Reader) error {
 	if s.g.dataBare || bareLineEnd(body) {
 		return fail(status.New(550, "5.5.2", "bare LF/CR not allowed"))
 	}
+	if cp := pol.Channels[src]; cp.RecipientCutoff > 0 && tx.presented > cp.RecipientCutoff {
+		// recipientcutoff: "more than N presented -> accept none". Only DATA can
+		// take back RCPTs already answered 250; permanent, since the same
+		// transaction would be refused again.
+		return fail(status.New(550, "5.5.3", "Too many recipients: %d presented, at most %d per message; message refused for all recipients", tx.presented, cp.RecipientCutoff))
+	}
 	for _, rc := range tx.rcpts {
 		if cp, ok := pol.Channels[rc.Channel]; ok && cp.BlockLimit > 0 && size > cp.BlockLimit*pol.blockSize() {
 			// [inf] one oversized destination refuses the message for all: DATA has
 			// one reply.
 			return fail(status.New(552, "5.3.4", "Message size exceeds fixed maximum message size for channel %s", rc.Channel))
 		}
+	}
+	if st := pol.lineLimitStatus(tx.rcpts, content); st != nil {
+		return fail(st)
 	}
 	if len(tx.rcpts) == 0 || tx.discard {
 		// every recipient was sent to the bitbucket ($B) or the message discarded ($V/$Z)
@@ -478,7 +530,7 @@ func (s *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + tx.id}
 	}
 
-	hdr := scanHeader(body)
+	hdr := scanHeader(body, pol.hostname())
 	base := queue.Envelope{
 		Source:    src,
 		RET:       tx.ret,
@@ -491,6 +543,8 @@ func (s *session) Data(r io.Reader) error {
 	forced := false // held by the counts HELD_SNDOPR is about, not by an access entry
 	if n := hdr.received + 1; n > pol.maxReceivedLines() {
 		base.Held, base.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines", n), true
+	} else if n := hdr.local + 1; n > pol.maxLocalReceivedLines() { // ours names pol.hostname() too
+		base.Held, base.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines by %s", n, pol.hostname()), true
 	} else if tx.held != "" {
 		base.Held, base.HeldReason = true, tx.held
 	} else if r := pol.holdLimitReason(tx.rcpts); r != "" {

@@ -29,11 +29,11 @@ func TestBareLineEnd(t *testing.T) {
 
 func TestScanHeader(t *testing.T) {
 	msg := "Received: from a\r\n\tby b\r\nreceived : x\r\nMessage-ID:\r\n <id@x>\r\nX-Not-Received: y\r\n\r\nReceived: body\r\n"
-	h := scanHeader([]byte(msg))
+	h := scanHeader([]byte(msg), "")
 	if h.received != 2 || h.messageID != "<id@x>" {
 		t.Errorf("%+v", h)
 	}
-	if h := scanHeader([]byte("\r\nReceived: x\r\n")); h.received != 0 {
+	if h := scanHeader([]byte("\r\nReceived: x\r\n"), ""); h.received != 0 {
 		t.Errorf("empty header section: %+v", h)
 	}
 }

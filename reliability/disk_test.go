@@ -1,15 +1,18 @@
 package reliability
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -297,4 +300,222 @@ func fillDisk(t *testing.T, path string) {
 			break
 		}
 	}
+}
+
+// sendReply is one SMTP transaction on its own connection, like sendOne, but it
+// returns the reply that ended it: the one after the final dot, or the first
+// reply that refused a step ("" when the connection failed).
+func sendReply(addr, rcpt, content string) string {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	reply := func() string {
+		var all strings.Builder
+		for {
+			line, err := r.ReadString('\n')
+			all.WriteString(line)
+			if err != nil || len(line) < 4 || line[3] != '-' {
+				return all.String()
+			}
+		}
+	}
+	steps := []struct{ send, code string }{
+		{"", "220"},
+		{"EHLO load.test\r\n", "250"},
+		{"MAIL FROM:<load@localhost>\r\n", "250"},
+		{"RCPT TO:<" + rcpt + ">\r\n", "250"},
+		{"DATA\r\n", "354"},
+		{content + ".\r\n", "250"},
+	}
+	last := ""
+	for _, s := range steps {
+		if s.send != "" {
+			if _, err := io.WriteString(conn, s.send); err != nil {
+				return ""
+			}
+		}
+		if last = reply(); !strings.HasPrefix(last, s.code) {
+			return last
+		}
+	}
+	io.WriteString(conn, "QUIT\r\n")
+	return last
+}
+
+// TestDiskFullKill SIGKILLs the mtad binary while its data directory (a 4 MiB
+// tmpfs) is full and SMTP answers 452, with senders still sending and deferred
+// messages being retried. After the space returns and mtad restarts, every
+// message acknowledged with 250 is delivered exactly once with its body intact,
+// no message refused with 452 is delivered, and mtad takes mail again.
+func TestDiskFullKill(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	mtadBin, mtactlBin := buildBinaries(t)
+	data := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", data).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	// Registered first, so it runs after the cleanup that kills mtad.
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", data).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v %s", err, out)
+		}
+	})
+	sk := newSink(t)
+	// hold.test has no listener until the restart: everything sent to it stays
+	// queued (and is retried every second) through the full disk and the kill.
+	holdPort := closedPort(t)
+	cfg := t.TempDir()
+	writeFiles(t, cfg, map[string]string{"imta.cnf": fmt.Sprintf(`hold.test    $U%%$D@tcp_hold-daemon
+`+"%s"+`
+tcp_hold smtp nomx single_sys daemon 127.0.0.1 port %d backoff "pt1s"
+tcp_hold-daemon
+`, deferCnf(sk.port), holdPort)})
+	if out, err := mtactl(t, mtactlBin, "-config", cfg, "cnbuild"); err != nil {
+		t.Fatalf("cnbuild: %v\n%s", err, out)
+	}
+	p := startMtad(t, mtadBin, cfg, data)
+
+	var (
+		mu      sync.Mutex
+		acked   = map[string][32]byte{}
+		refused = map[string]bool{} // answered 452 4.3.1
+		other   []string            // any other refusal
+		cut     int                 // connection failed: cut by the kill, or refused after it
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok := fmt.Sprintf("dk-w%d-%d", w, i)
+				content, sum := message(tok, 20000)
+				r := sendReply(p.addr, "u@hold.test", content)
+				mu.Lock()
+				switch {
+				case strings.HasPrefix(r, "250"):
+					acked[tok] = sum
+				case strings.HasPrefix(r, "452 4.3.1"):
+					refused[tok] = true
+				case r == "":
+					cut++
+				default:
+					if len(other) < 5 {
+						other = append(other, tok+": "+r)
+					}
+				}
+				mu.Unlock()
+				if !strings.HasPrefix(r, "250") {
+					time.Sleep(20 * time.Millisecond) // do not spin on a full disk or a dead mtad
+				}
+			}
+		}()
+	}
+	count := func() (a, r int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked), len(refused)
+	}
+	// Some mail in the queue first, then the disk fills up under the load.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if a, _ := count(); a >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("fewer than 20 messages acknowledged in 20 s\n%s", p.logs)
+		}
+	}
+	fill := filepath.Join(data, "filler")
+	fillDisk(t, fill)
+	_, r0 := count()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, r := count(); r >= r0+10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("the full disk did not give ten 452 4.3.1 replies in 20 s (other refusals: %v)\n%s", other, p.logs)
+		}
+	}
+	select {
+	case <-p.done:
+		t.Fatalf("mtad exited on the full disk: %v\n%s", p.cmd.ProcessState, p.logs)
+	default:
+	}
+	p.kill() // while full, senders still sending
+	close(stop)
+	wg.Wait()
+
+	// Space returns; the destination answers; mtad starts on the same data.
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	hold := newSinkOn(t, fmt.Sprintf("127.0.0.1:%d", holdPort))
+	p = startMtad(t, mtadBin, cfg, data)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		missing := 0
+		for tok := range acked {
+			if len(hold.copies(tok)) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged messages not delivered 60 s after the restart\n%s", missing, len(acked), p.logs)
+		}
+	}
+	// The queue must be empty, and mtad must take mail again.
+	content, sum := message("after-kill", 20000)
+	if r := sendReply(p.addr, "x@remote.test", content); !strings.HasPrefix(r, "250") {
+		t.Fatalf("after the restart: %q", r)
+	}
+	sk.waitToken(t, "after-kill", 15*time.Second)
+	if sk.copies("after-kill")[0] != sum {
+		t.Errorf("after-kill: body hash differs")
+	}
+	p.stop(t)
+
+	for tok, sum := range acked {
+		copies := hold.copies(tok)
+		if len(copies) != 1 {
+			t.Errorf("%s: acknowledged, delivered %d times (nothing could be delivered before the kill)", tok, len(copies))
+		}
+		for _, c := range copies {
+			if c != sum {
+				t.Errorf("%s: body hash differs", tok)
+			}
+		}
+	}
+	for tok := range refused {
+		if n := len(hold.copies(tok)); n != 0 {
+			t.Errorf("%s: refused with 452, delivered %d times", tok, n)
+		}
+	}
+	for _, o := range other {
+		t.Errorf("unexpected refusal %s", o)
+	}
+	notAcked := hold.count() - len(acked)
+	for tok := range acked {
+		notAcked -= len(hold.copies(tok)) - 1
+	}
+	t.Logf("disk full + SIGKILL: %d acknowledged (all delivered once), %d refused 452 4.3.1 (none delivered), %d connections cut by the kill or refused after it, %d delivered without a 250 (killed between commit and reply)",
+		len(acked), len(refused), cut, notAcked)
 }

@@ -14,9 +14,14 @@ import (
 // fakeDNS is an authoritative-looking server on 127.0.0.1 (UDP and TCP on the
 // same port) answering from a fixed zone, with a few misbehaviours by name.
 type fakeDNS struct {
-	addr string
-	mu   sync.Mutex
-	tcp  int // queries that came over TCP
+	addr  string
+	mu    sync.Mutex
+	tcp   int            // queries that came over TCP
+	asked map[string]int // queries per "name type"
+	// ttlA is the address mx.ttl.test has now; ttl.test's MX and that A record
+	// carry the TTL ttlSecs.
+	ttlA    string
+	ttlSecs int
 }
 
 // newFakeDNS listens on addr. The channel keyword nameservers takes IP addresses
@@ -25,7 +30,7 @@ type fakeDNS struct {
 // the port taken, the test is skipped.
 func newFakeDNS(t *testing.T, addr string) *fakeDNS {
 	t.Helper()
-	f := &fakeDNS{addr: addr}
+	f := &fakeDNS{addr: addr, asked: map[string]int{}, ttlA: "127.0.0.1", ttlSecs: 60}
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Skipf("cannot listen on %s/udp for a fake name server: %v", addr, err)
@@ -70,11 +75,13 @@ func (f *fakeDNS) answer(w dns.ResponseWriter, r *dns.Msg, overTCP bool) {
 			rr(name + " 60 IN MX 10 " + target)
 		}
 	}
+	f.mu.Lock()
 	if overTCP {
-		f.mu.Lock()
 		f.tcp++
-		f.mu.Unlock()
 	}
+	f.asked[name+" "+dns.TypeToString[q.Qtype]]++
+	ttlA, ttl := f.ttlA, f.ttlSecs
+	f.mu.Unlock()
 	switch name {
 	case "ok.test.":
 		mx("mx.ok.test.")
@@ -98,6 +105,26 @@ func (f *fakeDNS) answer(w dns.ResponseWriter, r *dns.Msg, overTCP bool) {
 		rr(name + " 60 IN CNAME b.loop.test.")
 	case "b.loop.test.":
 		rr(name + " 60 IN CNAME a.loop.test.")
+	case "chain.test.":
+		mx("c1.chain.test.") // MX -> CNAME -> CNAME -> CNAME -> A: within the limit of 8
+	case "c1.chain.test.", "c2.chain.test.", "c3.chain.test.":
+		// A recursive server answers the whole chain at once; the resolver may use
+		// it or query each link: both are served.
+		n := name
+		for ; strings.HasPrefix(n, "c"); n = chainNext(n) {
+			rr(n + " 60 IN CNAME " + chainNext(n))
+		}
+		a(n)
+	case "real.chain.test.":
+		a(name)
+	case "ttl.test.":
+		if q.Qtype == dns.TypeMX {
+			rr(fmt.Sprintf("%s %d IN MX 10 mx.ttl.test.", name, ttl))
+		}
+	case "mx.ttl.test.":
+		if q.Qtype == dns.TypeA {
+			rr(fmt.Sprintf("%s %d IN A %s", name, ttl, ttlA))
+		}
 	case "nowhere.test.":
 		mx("nothing.nowhere.test.")
 	case "nothing.nowhere.test.", "nx.test.":
@@ -110,6 +137,17 @@ func (f *fakeDNS) answer(w dns.ResponseWriter, r *dns.Msg, overTCP bool) {
 		m.Rcode = dns.RcodeNameError
 	}
 	w.WriteMsg(m)
+}
+
+// chainNext is the link after name in chain.test's CNAME chain c1 -> c2 -> c3 -> real.
+func chainNext(name string) string {
+	switch name {
+	case "c1.chain.test.":
+		return "c2.chain.test."
+	case "c2.chain.test.":
+		return "c3.chain.test."
+	}
+	return "real.chain.test."
 }
 
 // TestDNSFaults routes every domain by MX through a fake DNS server; the MX
@@ -130,28 +168,28 @@ tcp-daemon
 
 tcp_dns smtp mx single_sys nameservers 127.0.53.53 port %d
 tcp_dns-daemon
-`, sk.port)})
+`, sk.port),
+		// A query nobody answers costs 2 attempts of this, not of the default 5 s.
+		"option.dat": "DNS_TIMEOUT=500ms\n",
+	})
 	d, data := startDaemon(t, cfg)
 	cases := []struct {
 		domain, code string
 		diag         []string
-		soakOnly     bool
 	}{
-		{"ok.test", "D", nil, false},
-		{"tc.test", "D", nil, false},    // truncated UDP answer, retried over TCP
-		{"cname.test", "D", nil, false}, // MX target is a CNAME: followed
-		{"servfail.test", "Q", []string{"4.4.3", "SERVFAIL"}, false},
-		{"nx.test", "R", []string{"5.1.2", "NXDOMAIN"}, false},
-		{"loop.test", "Q", []string{"4.4.3", "CNAME chain"}, false}, // [inf] a loop may be fixed: retry
-		{"nowhere.test", "R", []string{"5.4.4", "nothing.nowhere.test"}, false},
-		{"timeout.test", "Q", []string{"4.4.3"}, true}, // 2 attempts x 5 s per query
+		{"ok.test", "D", nil},
+		{"tc.test", "D", nil},    // truncated UDP answer, retried over TCP
+		{"cname.test", "D", nil}, // MX target is a CNAME: followed
+		{"chain.test", "D", nil}, // MX target is a chain of 3 CNAMEs: followed
+		{"servfail.test", "Q", []string{"4.4.3", "SERVFAIL"}},
+		{"nx.test", "R", []string{"5.1.2", "NXDOMAIN"}},
+		{"loop.test", "Q", []string{"4.4.3", "CNAME chain"}}, // [inf] a loop may be fixed: retry
+		{"nowhere.test", "R", []string{"5.4.4", "nothing.nowhere.test"}},
+		{"timeout.test", "Q", []string{"4.4.3", "timeout"}}, // 2 attempts x DNS_TIMEOUT
 	}
 	c := dial(t, d.Addr().String())
 	c.cmd("EHLO client.test", "250")
 	for _, tc := range cases {
-		if tc.soakOnly && !soak {
-			continue
-		}
 		content, _ := message("dns-"+tc.domain, 200)
 		if r := c.send("alice@localhost", []string{"u@" + tc.domain}, content); !strings.HasPrefix(r, "250") {
 			t.Fatalf("%s: %q", tc.domain, r)
@@ -160,9 +198,6 @@ tcp_dns-daemon
 	c.cmd("QUIT", "221")
 	for _, tc := range cases {
 		t.Run(tc.domain, func(t *testing.T) {
-			if tc.soakOnly && !soak {
-				t.Skip("the resolver's timeout (5 s, 2 attempts) is not configurable from imta.cnf: soak only")
-			}
 			rcpt := "u@" + tc.domain
 			var got string
 			deadline := time.Now().Add(30 * time.Second)
@@ -197,5 +232,124 @@ tcp_dns-daemon
 	defer ns.mu.Unlock()
 	if ns.tcp == 0 {
 		t.Errorf("the truncated answer was never retried over TCP")
+	}
+}
+
+// sinkPair starts two sinks on one port of two loopback addresses: the channel's
+// port is fixed, so the DNS answer alone decides which one gets a message.
+func sinkPair(t *testing.T, ipA, ipB string) (a, b *sink) {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", ipA+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ipB, port))
+		l.Close()
+		if err != nil {
+			continue // taken on ipB: another port
+		}
+		l2.Close()
+		return newSinkOn(t, fmt.Sprintf("%s:%d", ipA, port)), newSinkOn(t, fmt.Sprintf("%s:%d", ipB, port))
+	}
+	t.Fatalf("no port free on both %s and %s", ipA, ipB)
+	return nil, nil
+}
+
+// TestDNSTTL changes the address of a destination's MX host under a running mtad:
+// before the TTL of the first answer runs out the next delivery follows the cached
+// answer without asking again, after it the new one.
+func TestDNSTTL(t *testing.T) {
+	t.Parallel()
+	const ttl = 2 * time.Second
+	ns := newFakeDNS(t, "127.0.53.54:53")
+	old, cur := sinkPair(t, "127.0.0.2", "127.0.0.3")
+	ns.mu.Lock()
+	ns.ttlA, ns.ttlSecs = "127.0.0.2", int(ttl/time.Second)
+	ns.mu.Unlock()
+	cfg := t.TempDir()
+	writeFiles(t, cfg, map[string]string{"imta.cnf": fmt.Sprintf(`! reliability: DNS TTL
+ttl.test     $U%%$D@tcp_ttl-daemon
+
+l
+localhost
+
+tcp_local smtp nomx single_sys
+tcp-daemon
+
+tcp_ttl smtp mx single_sys nameservers 127.0.53.54 port %d
+tcp_ttl-daemon
+`, old.port),
+		// One message per connection: a cached connection to the old address
+		// would otherwise be reused (for its idle 30 s) without any lookup, which
+		// is the connection cache at work, not the DNS cache under test.
+		"tcp_ttl_option": "ATTEMPT_TRANSACTIONS_PER_SESSION=1\n",
+	})
+	d, _ := startDaemon(t, cfg)
+	asked := func() int {
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		return ns.asked["mx.ttl.test. A"]
+	}
+	// send delivers one message and returns the sink that got it and when.
+	send := func(tok string) (*sink, time.Time) {
+		t.Helper()
+		c := dial(t, d.Addr().String())
+		c.cmd("EHLO client.test", "250")
+		content, _ := message(tok, 200)
+		if r := c.send("alice@localhost", []string{"u@ttl.test"}, content); !strings.HasPrefix(r, "250") {
+			t.Fatalf("%s: %q", tok, r)
+		}
+		c.cmd("QUIT", "221")
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			switch {
+			case len(old.copies(tok)) > 0:
+				return old, time.Now()
+			case len(cur.copies(tok)) > 0:
+				return cur, time.Now()
+			}
+		}
+		t.Fatalf("%s delivered nowhere in 30 s", tok)
+		return nil, time.Time{}
+	}
+
+	// The first answer is cached from a moment after this instant on.
+	before := time.Now()
+	if got, _ := send("ttl-1"); got != old {
+		t.Fatalf("ttl-1 went to 127.0.0.3 before the answer changed")
+	}
+	queried := asked()
+	if queried == 0 {
+		t.Fatalf("mx.ttl.test was never looked up")
+	}
+	ns.mu.Lock()
+	ns.ttlA = "127.0.0.3"
+	ns.mu.Unlock()
+
+	got, at := send("ttl-2")
+	switch {
+	case at.After(before.Add(ttl)):
+		// The machine was too slow for the window: nothing can be said of ttl-2.
+		t.Logf("ttl-2 delivered %v after the first lookup, past the TTL: not judged", at.Sub(before))
+	case got != old:
+		t.Errorf("ttl-2 went to the new address within the TTL (%v after the first lookup)", at.Sub(before))
+	case asked() != queried:
+		t.Errorf("mx.ttl.test looked up again within the TTL: %d queries, was %d", asked(), queried)
+	}
+
+	// After the TTL (counted from the first delivery's end, which is after the
+	// answer was stored) the next delivery must ask again and follow the answer.
+	time.Sleep(time.Until(at.Add(ttl + 200*time.Millisecond)))
+	if got, _ := send("ttl-3"); got != cur {
+		t.Errorf("ttl-3 went to the old address after the TTL expired")
+	}
+	if asked() == queried {
+		t.Errorf("mx.ttl.test not looked up again after the TTL expired")
+	}
+	for _, tok := range []string{"ttl-1", "ttl-2", "ttl-3"} {
+		if n := len(old.copies(tok)) + len(cur.copies(tok)); n != 1 {
+			t.Errorf("%s delivered %d times", tok, n)
+		}
 	}
 }

@@ -139,6 +139,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	tlsCfg := d.tlsConfig(cert)
 	d.smtp = smtpserver.New(smtpserver.Config{
 		TLS:         tlsCfg,
+		TLSOffered:  d.tlsOffered,
 		Auth:        &passwords{path: filepath.Join(opts.DataDir, auth.DefaultFileName), log: d.log},
 		AuthLimiter: auth.NewLimiter(auth.LimiterConfig{}),
 		Policy:      d.policy.Load,
@@ -404,17 +405,15 @@ func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigi
 	return nil
 }
 
-// swapCert puts a reloaded certificate in force for the handshakes that follow.
-// STARTTLS itself is decided at start: adding or removing the certificate needs a
-// restart, which the log says.
+// swapCert puts a reloaded certificate in force for the sessions and handshakes
+// that follow: a renewed one is presented, an added one turns STARTTLS on, a
+// removed one turns it off (sessions already in TLS keep their connection).
 func (d *Daemon) swapCert(cert *tls.Certificate) {
-	switch {
-	case cert != nil && d.cert.Load() != nil:
-		d.cert.Store(cert)
-	case cert != nil:
-		d.log.Warn("a TLS certificate is now configured: restart mtad to offer STARTTLS")
-	case d.cert.Load() != nil:
-		d.log.Warn("the TLS certificate was removed from the configuration: STARTTLS stays on with the previous one until restart")
+	switch old := d.cert.Swap(cert); {
+	case old == nil && cert != nil:
+		d.log.Info("a TLS certificate is now configured: STARTTLS offered")
+	case old != nil && cert == nil:
+		d.log.Info("the TLS certificate was removed from the configuration: STARTTLS no longer offered")
 	}
 }
 

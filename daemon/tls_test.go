@@ -114,3 +114,57 @@ func TestCertificateRenewedByReload(t *testing.T) {
 		t.Error("the old certificate is still presented after the reload")
 	}
 }
+
+// A certificate added to dispatcher.cnf turns STARTTLS on at the next reload, and
+// removing it turns STARTTLS off, without a restart; a session already in TLS
+// keeps its connection.
+func TestSTARTTLSAddedAndRemovedByReload(t *testing.T) {
+	dir := t.TempDir()
+	writeTestCert(t, dir)
+	imta := "[127.]  $U%[127.$L]@localhost\n\nl\nlocalhost\n\ntcp_local smtp\ntcp-daemon\n"
+	plain := "[SERVICE=SMTP]\nPORT=2525\nINTERFACE_ADDRESS=127.0.0.1\n"
+	withCert := plain + "TLS_CERTIFICATE=cert.pem\nTLS_KEY=key.pem\n"
+	writeConfig(t, dir, map[string]string{"imta.cnf": imta, "dispatcher.cnf": plain})
+	d, data := startDaemon(t, dir)
+	offered := func() bool {
+		c := dial(t, d.Addr().String())
+		defer c.conn.Close()
+		return strings.Contains(c.cmd("EHLO client.test", "250"), "STARTTLS")
+	}
+	if offered() {
+		t.Fatal("STARTTLS offered before a certificate is configured")
+	}
+	c := dial(t, d.Addr().String())
+	c.cmd("EHLO client.test", "250")
+	c.cmd("STARTTLS", "502")
+
+	writeConfig(t, dir, map[string]string{"imta.cnf": imta, "dispatcher.cnf": withCert})
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !offered() {
+		t.Fatal("STARTTLS not offered after a certificate was added and the configuration reloaded")
+	}
+	inTLS := dial(t, d.Addr().String())
+	inTLS.cmd("EHLO client.test", "250")
+	inTLS.cmd("STARTTLS", "220")
+	tc := tls.Client(inTLS.conn, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	inTLS.conn, inTLS.r = tc, bufio.NewReader(tc)
+	inTLS.cmd("EHLO client.test", "250")
+
+	writeConfig(t, dir, map[string]string{"imta.cnf": imta, "dispatcher.cnf": plain})
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if offered() {
+		t.Error("STARTTLS still offered after the certificate was removed and the configuration reloaded")
+	}
+	// the session that negotiated TLS before the removal goes on
+	inTLS.send("a@localhost", []string{"tlsuser@localhost"}, []byte("Subject: still TLS\r\n\r\nsecret\r\n"))
+	if got := waitMaildir(t, data, "tlsuser", 1)[0]; !strings.Contains(string(got), "ESMTPS") {
+		t.Errorf("Received: does not say ESMTPS:\n%s", got)
+	}
+}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -397,21 +398,25 @@ func loadCert(img *compiler.Image, configDir string) (*tls.Certificate, error) {
 	return &cert, nil
 }
 
-// tlsConfig is the SMTP service's TLS configuration: nil (no STARTTLS) without a
-// certificate at start; otherwise the certificate is read from d.cert at every
-// handshake, so that a reload can replace it (a renewed certificate) in place.
+// tlsConfig is the SMTP service's TLS configuration. The certificate is read
+// from d.cert at every handshake and STARTTLS is offered while d.cert holds one
+// (tlsOffered), so that a reload can renew, add or remove the certificate in place.
 func (d *Daemon) tlsConfig(cert *tls.Certificate) *tls.Config {
-	if cert == nil {
-		return nil
-	}
 	d.cert.Store(cert)
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return d.cert.Load(), nil
+			if c := d.cert.Load(); c != nil {
+				return c, nil
+			}
+			// removed by a reload between our 220 and the client's hello
+			return nil, errors.New("no TLS certificate configured")
 		},
 	}
 }
+
+// tlsOffered tells the SMTP server whether to offer STARTTLS now.
+func (d *Daemon) tlsOffered() bool { return d.cert.Load() != nil }
 
 // saslMode maps nosaslserver/maysaslserver/mustsaslserver.
 func saslMode(m compiler.SASLMode) smtpserver.SASLMode {

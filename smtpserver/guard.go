@@ -498,7 +498,7 @@ func (g *guard) startTLS(hasArgs bool) error {
 	case hasArgs:
 		g.replyError("501 5.5.4 Syntax: STARTTLS")
 		return nil
-	case g.srv.cfg.TLS == nil:
+	case !g.srv.tlsOn():
 		g.replyError("502 5.5.1 Error: command not implemented")
 		return nil
 	case g.tls:
@@ -736,7 +736,7 @@ func (g *guard) filter(line string) {
 		case word == "SIZE":
 			out = "250" + string(sep) + "SIZE " + strconv.FormatInt(g.pol.maxMessageBytes(g.src), 10)
 		}
-		if sep == ' ' && g.srv.cfg.TLS != nil && !g.tls {
+		if sep == ' ' && !g.tls && g.srv.tlsOn() {
 			g.emit("250-STARTTLS", false)
 		}
 		if sep == ' ' && g.authOffered() {

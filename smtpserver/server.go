@@ -30,6 +30,11 @@ type Config struct {
 	Queue  Enqueuer
 	Log    *maillog.Logger // mail.log; nil writes nothing
 	TLS    *tls.Config     // nil: no STARTTLS
+	// TLSOffered, when set, decides per session whether STARTTLS is offered (TLS
+	// must be set too): the daemon turns STARTTLS on or off at a reload when a
+	// certificate is added to or removed from the configuration. nil: offered
+	// whenever TLS is set.
+	TLSOffered func() bool
 
 	MaxConns      int // simultaneous connections (MAX_PROCS*MAX_CONNS); 0: DefaultMaxConns
 	MaxConnsPerIP int // simultaneous connections from one client IP; 0: DefaultMaxConnsPerIP
@@ -514,4 +519,9 @@ func (s *Server) openConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.nconns
+}
+
+// tlsOn tells whether STARTTLS is offered now.
+func (s *Server) tlsOn() bool {
+	return s.cfg.TLS != nil && (s.cfg.TLSOffered == nil || s.cfg.TLSOffered())
 }

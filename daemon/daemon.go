@@ -166,6 +166,10 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 	d.runCtx = runCtx
+	go d.tuneGC(runCtx, func() (int, bool) {
+		t := d.jc.Totals()
+		return t.Total.Queued.Messages, t.Complete
+	})
 	go func() {
 		defer close(d.done)
 		if err := d.jc.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {

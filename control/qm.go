@@ -276,6 +276,15 @@ type ChannelSummary struct {
 type Summary struct {
 	Channels []ChannelSummary `json:"channels"`
 	Total    ChannelSummary   `json:"total"` // Messages counts each message once
+	// Image is the compiled configuration the running mtad routes with; nil when
+	// the answer comes from the files (mtad not running).
+	Image *ImageInUse `json:"image,omitempty"`
+}
+
+// ImageInUse names the compiled configuration in force.
+type ImageInUse struct {
+	Built time.Time `json:"built"`
+	Hash  string    `json:"source_hash"` // hex SHA-256 of the sources
 }
 
 // Summarize counts the matching messages per destination channel. Jobs and

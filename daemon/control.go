@@ -117,6 +117,9 @@ func (d *Daemon) handleControl(ctx context.Context, req *control.Request, w *con
 		res, err := d.summarize(ctx, filter, now)
 		if err == nil {
 			d.addJobState(&res, filter.Channel)
+			if img := d.image.Load(); img != nil {
+				res.Image = &control.ImageInUse{Built: img.Header.BuildTime, Hash: fmt.Sprintf("%x", img.Header.SourceHash[:])}
+			}
 		}
 		reply(w, res, err)
 	case control.CmdDomains:

@@ -116,6 +116,10 @@ func printSummary(w io.Writer, s control.Summary, online bool, now time.Time) {
 	t := s.Total
 	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Messages, t.Recipients, t.Held, t.Blocks, ageOf(t.Oldest, now), jobs(t.Jobs))
 	tw.Flush()
+	if s.Image != nil {
+		// which configuration routed this mail: after a cnbuild, the first thing to check
+		fmt.Fprintf(w, "configuration in force: image built %s, source hash %.16s\n", s.Image.Built.Format(time.RFC3339), s.Image.Hash)
+	}
 }
 
 func printDomains(w io.Writer, ds []control.DomainSummary, now time.Time) {

@@ -135,7 +135,10 @@ func fixtureQueue(t *testing.T, data string, now time.Time) []string {
 	return ids
 }
 
-var rfc3339 = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+var (
+	rfc3339    = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+	sourceHash = regexp.MustCompile(`source hash [0-9a-f]+`) // changes with the embedded configuration
+)
 
 // mask makes output stable: ids become ID00000000000001.., absolute times <TIME>, data $DATA.
 func mask(s, data string, ids []string) string {
@@ -143,6 +146,7 @@ func mask(s, data string, ids []string) string {
 		s = strings.ReplaceAll(s, id, fmt.Sprintf("ID%014d", i+1)) // as wide as an id: columns stay aligned
 	}
 	s = strings.ReplaceAll(s, data, "$DATA")
+	s = sourceHash.ReplaceAllString(s, "source hash <HASH>")
 	return rfc3339.ReplaceAllString(s, "<TIME>")
 }
 

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
@@ -56,25 +55,21 @@ tcp_auth-daemon
 	writePasswd("alice", "first secret")
 
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.cmd("STARTTLS", "220")
-	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn, c.r = tc, bufio.NewReader(tc)
-	if ehlo := c.cmd("EHLO client.test", "250"); !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
+	c.Cmd("EHLO client.test", "250")
+	c.Cmd("STARTTLS", "220")
+	c.StartTLS(&tls.Config{InsecureSkipVerify: true})
+	if ehlo := c.Cmd("EHLO client.test", "250"); !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
 		t.Fatalf("AUTH not offered after STARTTLS:\n%s", ehlo)
 	}
-	c.cmd("MAIL FROM:<alice@localhost>", "250")
-	c.cmd("RCPT TO:<bob@remote.example>", "550")
-	c.cmd("RSET", "250")
-	c.cmd("AUTH PLAIN "+plain("alice", "wrong"), "535")
+	c.Cmd("MAIL FROM:<alice@localhost>", "250")
+	c.Cmd("RCPT TO:<bob@remote.example>", "550")
+	c.Cmd("RSET", "250")
+	c.Cmd("AUTH PLAIN "+plain("alice", "wrong"), "535")
 	writePasswd("alice", "second secret") // mtactl passwd while mtad runs
-	c.cmd("AUTH PLAIN "+plain("alice", "first secret"), "535")
-	c.cmd("AUTH PLAIN "+plain("alice", "second secret"), "235")
-	c.send("alice@localhost", []string{"bob@remote.example"}, []byte("Subject: authenticated\r\n\r\nhi\r\n"))
-	if m := sink.wait(t, 1)[0]; strings.Join(m.to, ",") != "bob@remote.example" {
-		t.Errorf("sink got %v", m.to)
+	c.Cmd("AUTH PLAIN "+plain("alice", "first secret"), "535")
+	c.Cmd("AUTH PLAIN "+plain("alice", "second secret"), "235")
+	c.Send("alice@localhost", []string{"bob@remote.example"}, []byte("Subject: authenticated\r\n\r\nhi\r\n"))
+	if m := sink.wait(t, 1)[0]; strings.Join(m.To, ",") != "bob@remote.example" {
+		t.Errorf("sink got %v", m.To)
 	}
 }

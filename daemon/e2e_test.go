@@ -1,18 +1,18 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"mtad.dev/mta/internal/smtptest"
 )
 
 // startDaemon runs an mtad in-process on a loopback port with a fresh data directory.
@@ -38,87 +38,8 @@ func startDaemon(t *testing.T, configDir string) (*Daemon, string) {
 	return d, data
 }
 
-// smtpClient is a raw SMTP client: it writes exactly what it is told, so the tests
-// control every byte of the conversation.
-type smtpClient struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-func dial(t *testing.T, addr string) *smtpClient {
-	t.Helper()
-	c, banner := dialBanner(t, addr)
-	if !strings.HasPrefix(banner, "220") {
-		t.Fatalf("want 220, got %q", banner)
-	}
-	return c
-}
-
-// reply reads one (possibly multi-line) reply and returns it whole.
-func (c *smtpClient) reply() string {
-	c.t.Helper()
-	var all strings.Builder
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("read reply: %v (so far %q)", err, all.String())
-		}
-		all.WriteString(line)
-		if len(line) < 4 || line[3] != '-' {
-			return all.String()
-		}
-	}
-}
-
-func (c *smtpClient) expect(code string) string {
-	c.t.Helper()
-	r := c.reply()
-	if !strings.HasPrefix(r, code) {
-		c.t.Fatalf("want %s, got %q", code, r)
-	}
-	return r
-}
-
-func (c *smtpClient) cmd(line, code string) string {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, line+"\r\n"); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.expect(code)
-}
-
-// data sends content (CRLF lines) dot-stuffed and returns the final reply.
-func (c *smtpClient) data(content []byte, code string) string {
-	c.t.Helper()
-	c.cmd("DATA", "354")
-	var b bytes.Buffer
-	atLineStart := true
-	for _, ch := range content {
-		if atLineStart && ch == '.' {
-			b.WriteByte('.')
-		}
-		b.WriteByte(ch)
-		atLineStart = ch == '\n'
-	}
-	if !atLineStart {
-		b.WriteString("\r\n")
-	}
-	b.WriteString(".\r\n")
-	if _, err := c.conn.Write(b.Bytes()); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.expect(code)
-}
-
-func (c *smtpClient) send(from string, to []string, content []byte) string {
-	c.t.Helper()
-	c.cmd("MAIL FROM:<"+from+">", "250")
-	for _, r := range to {
-		c.cmd("RCPT TO:<"+r+">", "250")
-	}
-	return c.data(content, "250")
-}
+// dial connects to mtad and requires its 220 greeting.
+func dial(t *testing.T, addr string) *smtptest.Client { return smtptest.Dial(t, addr) }
 
 // waitMaildir waits for n messages in a mailbox's new/ and returns their contents.
 func waitMaildir(t *testing.T, data, mailbox string, n int) [][]byte {
@@ -180,11 +101,11 @@ func TestLocalDeliveryByteExact(t *testing.T) {
 		"nobody": []byte("Subject: no trailing blank\r\n\r\nlast line without anything after\r\n"),
 	}
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	for name, body := range bodies {
-		c.send("sender@localhost", []string{name + "@localhost"}, body)
+		c.Send("sender@localhost", []string{name + "@localhost"}, body)
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	for name, body := range bodies {
 		got := waitMaildir(t, data, name, 1)[0]
 		if rest := stripTrace(t, got); !bytes.Equal(rest, body) {
@@ -199,8 +120,8 @@ func TestLocalDeliveryByteExact(t *testing.T) {
 func TestMailLogRecordsEnqueueAndDelivery(t *testing.T) {
 	d, data := startDaemon(t, "")
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	reply := c.send("", []string{"alice@localhost"}, []byte("Subject: x\r\n\r\nbody\r\n"))
+	c.Cmd("EHLO client.test", "250")
+	reply := c.Send("", []string{"alice@localhost"}, []byte("Subject: x\r\n\r\nbody\r\n"))
 	id := strings.TrimSpace(reply[strings.LastIndex(reply, " ")+1:])
 	waitMaildir(t, data, "alice", 1)
 	deadline := time.Now().Add(5 * time.Second)
@@ -225,11 +146,11 @@ func TestMailLogRecordsEnqueueAndDelivery(t *testing.T) {
 func TestUnknownDomainAndRelayFromLoopback(t *testing.T) {
 	d, _ := startDaemon(t, "")
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.cmd("MAIL FROM:<a@localhost>", "250")
+	c.Cmd("EHLO client.test", "250")
+	c.Cmd("MAIL FROM:<a@localhost>", "250")
 	// loopback clients are tcp_intranet and may relay to other domains
-	c.cmd("RCPT TO:<someone@example.invalid>", "250")
-	c.cmd("RSET", "250")
+	c.Cmd("RCPT TO:<someone@example.invalid>", "250")
+	c.Cmd("RSET", "250")
 }
 
 func TestRelayToRemoteSMTP(t *testing.T) {
@@ -249,18 +170,18 @@ tcp-daemon
 	d, _ := startDaemon(t, dir)
 	body := []byte("Subject: relayed\r\nMessage-ID: <r1@test>\r\n\r\n.dot\r\nline two\r\n")
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.send("me@localhost", []string{"you@remote.example", "other@remote.example"}, body)
+	c.Cmd("EHLO client.test", "250")
+	c.Send("me@localhost", []string{"you@remote.example", "other@remote.example"}, body)
 	msgs := sink.wait(t, 1)
 	m := msgs[0]
-	if m.from != "me@localhost" || strings.Join(m.to, ",") != "you@remote.example,other@remote.example" {
-		t.Errorf("envelope from=%q to=%q", m.from, m.to)
+	if m.From != "me@localhost" || strings.Join(m.To, ",") != "you@remote.example,other@remote.example" {
+		t.Errorf("envelope from=%q to=%q", m.From, m.To)
 	}
-	if !bytes.HasPrefix(m.data, []byte("Received:")) {
-		t.Errorf("relayed message lacks our Received: %q", m.data[:min(len(m.data), 80)])
+	if !bytes.HasPrefix(m.Data, []byte("Received:")) {
+		t.Errorf("relayed message lacks our Received: %q", m.Data[:min(len(m.Data), 80)])
 	}
-	if !bytes.HasSuffix(m.data, body) {
-		t.Errorf("relayed content differs:\n got %q\nwant suffix %q", m.data, body)
+	if !bytes.HasSuffix(m.Data, body) {
+		t.Errorf("relayed content differs:\n got %q\nwant suffix %q", m.Data, body)
 	}
 }
 

@@ -81,11 +81,11 @@ func TestHoldChannelReleaseFollowsNewRules(t *testing.T) {
 
 	body := []byte("Subject: migrating\r\nMessage-ID: <h1@test>\r\n\r\n.dot\r\nwait for me\r\n")
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.cmd("MAIL FROM:<sender@remote.example> RET=HDRS ENVID=hold-1", "250")
-	c.cmd("RCPT TO:<user@held.test> NOTIFY=FAILURE ORCPT=rfc822;user@held.test", "250")
-	id := queueID(c.data(body, "250"))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	c.Cmd("MAIL FROM:<sender@remote.example> RET=HDRS ENVID=hold-1", "250")
+	c.Cmd("RCPT TO:<user@held.test> NOTIFY=FAILURE ORCPT=rfc822;user@held.test", "250")
+	id := queueID(c.Data(body, "250"))
+	c.Cmd("QUIT", "221")
 
 	h := waitHeld(t, d)
 	if h.HeldReason != holdChannelReason || !strings.Contains(strings.Join(h.Channels, ","), "hold") ||
@@ -114,11 +114,11 @@ func TestHoldChannelReleaseFollowsNewRules(t *testing.T) {
 	}
 	release(t, d, h.ID)
 	m := s.wait(t, 1)[0]
-	if !bytes.Equal(m.data, want) || !bytes.HasSuffix(m.data, body) {
-		t.Errorf("released content differs:\n got %q\nwant %q", m.data, want)
+	if !bytes.Equal(m.Data, want) || !bytes.HasSuffix(m.Data, body) {
+		t.Errorf("released content differs:\n got %q\nwant %q", m.Data, want)
 	}
-	if m.from != "sender@remote.example" || strings.Join(m.to, ",") != "user@held.test" {
-		t.Errorf("envelope from %q to %q", m.from, m.to)
+	if m.From != "sender@remote.example" || strings.Join(m.To, ",") != "user@held.test" {
+		t.Errorf("envelope from %q to %q", m.From, m.To)
 	}
 	waitLogMatch(t, data, 10*time.Second, `hold tcp_local E.* user@held.test `, `tcp_local D .*user@held.test`)
 	if ents := heldEntries(t, d); len(ents) != 0 {
@@ -137,9 +137,9 @@ func TestLoopHeldNoticeAndRelease(t *testing.T) {
 
 	body := []byte(strings.Repeat("Received: from a by b; Mon, 23 Nov 2026 18:00:00 +0000\r\n", 3) + "Subject: loop\r\n\r\nround and round\r\n")
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	id := queueID(c.send("sender@remote.example", []string{"user@remote.example"}, body))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	id := queueID(c.Send("sender@remote.example", []string{"user@remote.example"}, body))
+	c.Cmd("QUIT", "221")
 
 	h := waitHeld(t, d)
 	if h.ID != id || !strings.HasPrefix(h.HeldReason, "loop: 4 Received: lines") {
@@ -151,7 +151,7 @@ func TestLoopHeldNoticeAndRelease(t *testing.T) {
 			strings.Contains(l, "from=sender@remote.example")
 	})
 	release(t, d, id)
-	if m := s.wait(t, 1)[0]; !bytes.HasSuffix(m.data, body) {
-		t.Errorf("released content %q", m.data)
+	if m := s.wait(t, 1)[0]; !bytes.HasSuffix(m.Data, body) {
+		t.Errorf("released content %q", m.Data)
 	}
 }

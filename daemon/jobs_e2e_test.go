@@ -21,120 +21,18 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"mtad.dev/mta/internal/smtptest"
 	"mtad.dev/mta/jobctl"
 )
 
-// scripted is a remote SMTP server whose answer to each RCPT is decided by a
-// script: given the recipient and how many times that recipient was offered
+// newScripted starts a remote SMTP server whose answer to each RCPT is decided by
+// a script: given the recipient and how many times that recipient was offered
 // before, it returns nil (250) or an *smtp.SMTPError.
-type scripted struct {
-	port   int
-	script func(to string, attempt int) error
-
-	mu       sync.Mutex
-	attempts map[string]int
-	msgs     []scriptedMsg
-}
-
-type scriptedMsg struct {
-	from string
-	to   []string
-	data []byte
-	at   time.Time
-}
-
-func newScripted(t *testing.T, addr string, script func(to string, attempt int) error) *scripted {
+func newScripted(t *testing.T, addr string, script func(to string, attempt int) error) *sink {
 	t.Helper()
-	s := &scripted{script: script, attempts: map[string]int{}}
-	srv := smtp.NewServer(s)
-	srv.Domain = "scripted.test"
-	srv.ReadTimeout = 30 * time.Second
-	srv.WriteTimeout = 30 * time.Second
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return s
+	s := smtptest.StartSink(t, smtptest.SinkConfig{Addr: addr, Domain: "scripted.test", Rcpt: script})
+	return &sink{Sink: s, port: s.Port}
 }
-
-func (s *scripted) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &scriptedSession{s: s}, nil
-}
-
-// count is how many messages were accepted so far.
-func (s *scripted) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.msgs)
-}
-
-func (s *scripted) offered(to string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.attempts[to]
-}
-
-func (s *scripted) wait(t *testing.T, n int, within time.Duration) []scriptedMsg {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s.mu.Lock()
-		if len(s.msgs) >= n {
-			out := slices.Clone(s.msgs)
-			s.mu.Unlock()
-			return out
-		}
-		got := len(s.msgs)
-		s.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("remote has %d messages after %v, want %d", got, within, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-type scriptedSession struct {
-	s   *scripted
-	cur scriptedMsg
-}
-
-func (ss *scriptedSession) Mail(from string, _ *smtp.MailOptions) error {
-	ss.cur = scriptedMsg{from: from}
-	return nil
-}
-
-func (ss *scriptedSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.s.mu.Lock()
-	n := ss.s.attempts[to]
-	ss.s.attempts[to] = n + 1
-	ss.s.mu.Unlock()
-	if ss.s.script != nil {
-		if err := ss.s.script(to, n); err != nil {
-			return err
-		}
-	}
-	ss.cur.to = append(ss.cur.to, to)
-	return nil
-}
-
-func (ss *scriptedSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	ss.cur.data = b
-	ss.cur.at = time.Now()
-	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, ss.cur)
-	ss.s.mu.Unlock()
-	return nil
-}
-
-func (ss *scriptedSession) Reset()        {}
-func (ss *scriptedSession) Logout() error { return nil }
 
 // blackHole accepts TCP connections and never says a word: the dead destination
 // that costs a client a whole greeting timeout.
@@ -276,19 +174,19 @@ func TestJobsRetryAfterTemporaryFailure(t *testing.T) {
 	data := t.TempDir()
 	d := startDaemonAt(t, jobsRelayConfig(t, remote.port, `backoff "pt1s"`), data)
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	id := queueID(c.send("me@localhost", []string{"you@remote.example"}, []byte("Subject: retry\r\n\r\nbody\r\n")))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	id := queueID(c.Send("me@localhost", []string{"you@remote.example"}, []byte("Subject: retry\r\n\r\nbody\r\n")))
+	c.Cmd("QUIT", "221")
 
 	start := time.Now()
-	msgs := remote.wait(t, 1, 10*time.Second)
+	msgs := remote.Wait(t, 1, 10*time.Second)
 	if took := time.Since(start); took < 900*time.Millisecond {
 		t.Errorf("delivered after %v: the 1 s backoff was not respected", took)
 	}
-	if got := remote.offered("you@remote.example"); got != 2 {
+	if got := remote.Offered("you@remote.example"); got != 2 {
 		t.Errorf("recipient offered %d times, want 2 (one 451, one 250)", got)
 	}
-	if len(msgs) != 1 || !slices.Equal(msgs[0].to, []string{"you@remote.example"}) {
+	if len(msgs) != 1 || !slices.Equal(msgs[0].To, []string{"you@remote.example"}) {
 		t.Errorf("remote got %+v", msgs)
 	}
 	log := waitLogMatch(t, data, 5*time.Second, ` tcp_local D .*`+regexp.QuoteMeta(id))
@@ -314,14 +212,14 @@ func TestJobsPermanentFailureBouncesToSender(t *testing.T) {
 	data := t.TempDir()
 	d := startDaemonAt(t, jobsRelayConfig(t, remote.port, ""), data)
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	id := queueID(c.send("sender@localhost", []string{"gone@remote.example", "here@remote.example"},
+	c.Cmd("EHLO client.test", "250")
+	id := queueID(c.Send("sender@localhost", []string{"gone@remote.example", "here@remote.example"},
 		[]byte("Subject: bounce me\r\nMessage-ID: <b1@test>\r\n\r\nbody\r\n")))
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 
-	msgs := remote.wait(t, 1, 10*time.Second)
-	if !slices.Equal(msgs[0].to, []string{"here@remote.example"}) {
-		t.Errorf("remote accepted %q, want only here@remote.example", msgs[0].to)
+	msgs := remote.Wait(t, 1, 10*time.Second)
+	if !slices.Equal(msgs[0].To, []string{"here@remote.example"}) {
+		t.Errorf("remote accepted %q, want only here@remote.example", msgs[0].To)
 	}
 	dsn := string(waitMaildir(t, data, "sender", 1)[0])
 	for _, want := range []string{
@@ -352,9 +250,9 @@ func TestJobsNeverAnsweringDestination(t *testing.T) {
 	d := startDaemonAt(t, jobsRelayConfig(t, hole.port, `backoff "pt1h"`), data)
 	t.Cleanup(hole.close) // runs before the daemon's shutdown
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	id := queueID(c.send("sender@localhost", []string{"you@dead.example"}, []byte("Subject: stuck\r\n\r\nbody\r\n")))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	id := queueID(c.Send("sender@localhost", []string{"you@dead.example"}, []byte("Subject: stuck\r\n\r\nbody\r\n")))
+	c.Cmd("QUIT", "221")
 
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -394,20 +292,20 @@ func TestJobsStopStartWhileSending(t *testing.T) {
 	cfg := jobsRelayConfig(t, remote.port, "")
 	d := startDaemonAt(t, cfg, data)
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	const before, during = 5, 20
 	for i := range before {
-		c.send("me@localhost", []string{fmt.Sprintf("a%d@remote.example", i)}, []byte("Subject: before\r\n\r\nx\r\n"))
+		c.Send("me@localhost", []string{fmt.Sprintf("a%d@remote.example", i)}, []byte("Subject: before\r\n\r\nx\r\n"))
 	}
-	remote.wait(t, before, 10*time.Second)
+	remote.Wait(t, before, 10*time.Second)
 	if err := d.Jobs().Stop("tcp_local"); err != nil {
 		t.Fatal(err)
 	}
 	for i := range during {
-		c.send("me@localhost", []string{fmt.Sprintf("b%d@remote.example", i)}, []byte("Subject: during\r\n\r\nx\r\n"))
+		c.Send("me@localhost", []string{fmt.Sprintf("b%d@remote.example", i)}, []byte("Subject: during\r\n\r\nx\r\n"))
 	}
 	time.Sleep(500 * time.Millisecond)
-	if got := remote.count(); got != before {
+	if got := remote.Count(); got != before {
 		t.Fatalf("remote got %d messages while tcp_local was stopped, want %d", got, before)
 	}
 	ch := channelInfo(d, "tcp_local")
@@ -415,11 +313,11 @@ func TestJobsStopStartWhileSending(t *testing.T) {
 		t.Fatalf("qm view of the stopped channel: stopped=%v ready=%d, want true, %d", ch.Stopped, ch.Ready, during)
 	}
 	// The hold is durable: a restart keeps the channel stopped.
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	stopDaemon(t, d)
 	d = startDaemonAt(t, cfg, data)
 	time.Sleep(300 * time.Millisecond)
-	if got := remote.count(); got != before {
+	if got := remote.Count(); got != before {
 		t.Fatalf("remote got %d messages after a restart with tcp_local stopped, want %d", got, before)
 	}
 	if err := d.Jobs().Start("tcp_local"); err != nil {
@@ -427,15 +325,15 @@ func TestJobsStopStartWhileSending(t *testing.T) {
 	}
 	// Sending goes on while the backlog drains.
 	c = dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	for i := range 5 {
-		c.send("me@localhost", []string{fmt.Sprintf("c%d@remote.example", i)}, []byte("Subject: after\r\n\r\nx\r\n"))
+		c.Send("me@localhost", []string{fmt.Sprintf("c%d@remote.example", i)}, []byte("Subject: after\r\n\r\nx\r\n"))
 	}
-	c.cmd("QUIT", "221")
-	msgs := remote.wait(t, before+during+5, 10*time.Second)
+	c.Cmd("QUIT", "221")
+	msgs := remote.Wait(t, before+during+5, 10*time.Second)
 	seen := map[string]int{}
 	for _, m := range msgs {
-		for _, to := range m.to {
+		for _, to := range m.To {
 			seen[to]++
 		}
 	}
@@ -492,10 +390,10 @@ JOB_LIMIT=2
 	d := startDaemonAt(t, dir, data)
 	t.Cleanup(hole.close)
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	const dead, live = 30, 30
 	for i := range dead {
-		c.send("me@localhost", []string{fmt.Sprintf("u%d@siroe.com", i), fmt.Sprintf("u%d@mail.siroe.com", i)}, []byte("Subject: dead\r\n\r\nx\r\n"))
+		c.Send("me@localhost", []string{fmt.Sprintf("u%d@siroe.com", i), fmt.Sprintf("u%d@mail.siroe.com", i)}, []byte("Subject: dead\r\n\r\nx\r\n"))
 	}
 	// Wait until the dead destination holds every job its pool allows.
 	deadline := time.Now().Add(5 * time.Second)
@@ -509,11 +407,11 @@ JOB_LIMIT=2
 	for i := range live {
 		to := fmt.Sprintf("v%d@elsewhere.example", i)
 		sent := time.Now()
-		c.send("me@localhost", []string{to}, []byte("Subject: live\r\n\r\nx\r\n"))
-		msgs := healthy.wait(t, i+1, 15*time.Second)
-		lat = append(lat, msgs[i].at.Sub(sent))
+		c.Send("me@localhost", []string{to}, []byte("Subject: live\r\n\r\nx\r\n"))
+		msgs := healthy.Wait(t, i+1, 15*time.Second)
+		lat = append(lat, msgs[i].At.Sub(sent))
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	slices.Sort(lat)
 	t.Logf("healthy latency while siroe.com is dead: p50 %v max %v", lat[len(lat)/2], lat[len(lat)-1])
 	if p := lat[len(lat)-1]; p > starvedBound {
@@ -571,24 +469,24 @@ func TestJobsDeadHostBacklogInSameChannel(t *testing.T) {
 	t.Cleanup(bh.close)
 
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	const backlog, live = 200, 30
 	for i := range backlog / 10 {
 		var to []string
 		for j := range 10 {
 			to = append(to, fmt.Sprintf("d%d-%d@dead.test", i, j))
 		}
-		c.send("me@localhost", to, []byte("Subject: dead\r\n\r\nx\r\n"))
+		c.Send("me@localhost", to, []byte("Subject: dead\r\n\r\nx\r\n"))
 	}
 	time.Sleep(200 * time.Millisecond)
 	var lat []time.Duration
 	for i := range live {
 		sent := time.Now()
-		c.send("me@localhost", []string{fmt.Sprintf("v%d@ok.test", i)}, []byte("Subject: live\r\n\r\nx\r\n"))
-		msgs := healthy.wait(t, i+1, 15*time.Second)
-		lat = append(lat, msgs[i].at.Sub(sent))
+		c.Send("me@localhost", []string{fmt.Sprintf("v%d@ok.test", i)}, []byte("Subject: live\r\n\r\nx\r\n"))
+		msgs := healthy.Wait(t, i+1, 15*time.Second)
+		lat = append(lat, msgs[i].At.Sub(sent))
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	slices.Sort(lat)
 	t.Logf("healthy latency with %d recipients queued for a dead host: p50 %v max %v; black hole connections %d",
 		backlog, lat[len(lat)/2], lat[len(lat)-1], bh.accepted())

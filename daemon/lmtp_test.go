@@ -156,10 +156,10 @@ tcp-daemon
 			d := startDaemonAt(t, dir, data)
 			body := []byte("Subject: to the store\r\nMessage-ID: <lmtp1@test>\r\n\r\n.leading dot\r\n..two\r\nbin \x01\xff caf\xc3\xa9\r\nlast\r\n")
 			c := dial(t, d.Addr().String())
-			c.cmd("EHLO client.test", "250")
+			c.Cmd("EHLO client.test", "250")
 			rcpts := []string{"ok1@store.test", "full@store.test", "gone@store.test", "ok2@store.test"}
-			id := queueID(c.send("me@localhost", rcpts, body))
-			c.cmd("QUIT", "221")
+			id := queueID(c.Send("me@localhost", rcpts, body))
+			c.Cmd("QUIT", "221")
 
 			q := regexp.QuoteMeta(id)
 			log := waitLogMatch(t, data, 15*time.Second,

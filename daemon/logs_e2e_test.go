@@ -24,10 +24,10 @@ func TestLogsAndHookMetrics(t *testing.T) {
 	d, _ := startWith(t, Options{ConfigDir: cfg, DataDir: data, Listen: "127.0.0.1:0", ReloadDebounce: 20 * time.Millisecond})
 
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.send("me@localhost", []string{"a@held.test"}, msg("held-1"))
-	c.send("me@localhost", []string{"x@route.test", "y@route.test"}, msg("relayed"))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	c.Send("me@localhost", []string{"a@held.test"}, msg("held-1"))
+	c.Send("me@localhost", []string{"x@route.test", "y@route.test"}, msg("relayed"))
+	c.Cmd("QUIT", "221")
 	s.wait(t, 1)
 
 	var m map[string]float64

@@ -96,12 +96,12 @@ func TestMetricsEndpointChannelGauges(t *testing.T) {
 	d, cfg, img, maddr := startMetricsDaemon(t, s.port)
 
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.send("me@localhost", []string{"a@held.test"}, msg("held-1"))
-	c.send("me@localhost", []string{"b@held.test", "c@held.test"}, msg("held-2"))
-	c.send("me@localhost", []string{"d@held.test"}, msg("held-3"))
-	c.send("me@localhost", []string{"x@route.test"}, msg("relayed"))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	c.Send("me@localhost", []string{"a@held.test"}, msg("held-1"))
+	c.Send("me@localhost", []string{"b@held.test", "c@held.test"}, msg("held-2"))
+	c.Send("me@localhost", []string{"d@held.test"}, msg("held-3"))
+	c.Send("me@localhost", []string{"x@route.test"}, msg("relayed"))
+	c.Cmd("QUIT", "221")
 	s.wait(t, 1)
 
 	var m map[string]float64
@@ -221,15 +221,15 @@ func TestMetricsEndpointHooks(t *testing.T) {
 	d, _, _, maddr := startMetricsDaemon(t, s.port)
 
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	if v := scrape(t, maddr)["mtad_smtp_sessions_open"]; v != 1 {
 		t.Errorf("mtad_smtp_sessions_open with one session = %v, want 1", v)
 	}
-	c.send("me@localhost", []string{"x@route.test"}, msg("hooked-1"))
-	c.send("me@localhost", []string{"y@route.test", "z@route.test"}, msg("hooked-2"))
+	c.Send("me@localhost", []string{"x@route.test"}, msg("hooked-1"))
+	c.Send("me@localhost", []string{"y@route.test", "z@route.test"}, msg("hooked-2"))
 	// SIZE= over the limit is refused at MAIL: one rejection of class "size"
-	c.cmd("MAIL FROM:<me@localhost> SIZE=999999999", "552")
-	c.cmd("QUIT", "221")
+	c.Cmd("MAIL FROM:<me@localhost> SIZE=999999999", "552")
+	c.Cmd("QUIT", "221")
 	s.wait(t, 2)
 
 	var m map[string]float64

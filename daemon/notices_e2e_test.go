@@ -31,10 +31,10 @@ func TestJobsDelayNoticeThenReturn(t *testing.T) {
 	}
 	t.Cleanup(func() { stopDaemon(t, d) })
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	id := queueID(c.send("sender@localhost", []string{"slow@remote.example"},
+	c.Cmd("EHLO client.test", "250")
+	id := queueID(c.Send("sender@localhost", []string{"slow@remote.example"},
 		[]byte("Subject: patience\r\nMessage-ID: <n1@test>\r\n\r\nbody\r\n")))
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 
 	notices := waitMaildir(t, data, "sender", 2)
 	var delayed, failed string
@@ -60,7 +60,7 @@ func TestJobsDelayNoticeThenReturn(t *testing.T) {
 		t.Errorf("delay notice lacks Will-Retry-Until:\n%s", delayed)
 	}
 	waitLogMatch(t, data, 5*time.Second, ` tcp_local W .*`+id, ` tcp_local R .*`+id)
-	if remote.count() != 0 {
-		t.Errorf("remote accepted %d messages", remote.count())
+	if remote.Count() != 0 {
+		t.Errorf("remote accepted %d messages", remote.Count())
 	}
 }

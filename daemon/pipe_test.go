@@ -21,8 +21,8 @@ func TestPipeChannelDelivers(t *testing.T) {
 	d, _ := startDaemon(t, dir)
 	body := []byte("Subject: piped\r\n\r\n$(touch /tmp/never) ; `id`\r\n")
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.send("a@localhost", []string{"alice@pipe.test"}, body)
+	c.Cmd("EHLO client.test", "250")
+	c.Send("a@localhost", []string{"alice@pipe.test"}, body)
 	path := filepath.Join(out, "alice.msg")
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -81,10 +81,10 @@ tcp-daemon
 	d := startDaemonAt(t, dir, data)
 	body := []byte("Subject: once\r\n\r\nfor everyone\r\n")
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	idm := queueID(c.send("me@localhost", []string{"a@m.test", "b@m.test"}, body))
-	idx := queueID(c.send("me@localhost", []string{"one@x.test", "nouser@x.test", "fine@x.test"}, body))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	idm := queueID(c.Send("me@localhost", []string{"a@m.test", "b@m.test"}, body))
+	idx := queueID(c.Send("me@localhost", []string{"one@x.test", "nouser@x.test", "fine@x.test"}, body))
+	c.Cmd("QUIT", "221")
 
 	qm, qx := regexp.QuoteMeta(idm), regexp.QuoteMeta(idx)
 	waitLogMatch(t, data, 15*time.Second,

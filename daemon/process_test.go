@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/control"
+	"mtad.dev/mta/internal/smtptest"
 )
 
 // capDispatcher is dispatcher.cnf for one SMTP port with a connection cap of
@@ -21,16 +21,8 @@ func capDispatcher(port, conns int) string {
 
 // dialBanner connects and returns the client and the greeting (220, or 421 when
 // the connection is over the cap).
-func dialBanner(t *testing.T, addr string) (*smtpClient, string) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	t.Cleanup(func() { conn.Close() })
-	c := &smtpClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-	return c, c.reply()
+func dialBanner(t *testing.T, addr string) (*smtptest.Client, string) {
+	return smtptest.DialBanner(t, addr)
 }
 
 // TestReloadConnectionCapAndProcess: mtactl process shows the open sessions of
@@ -60,7 +52,7 @@ func TestReloadConnectionCapAndProcess(t *testing.T) {
 		})
 	}
 
-	var open []*smtpClient
+	var open []*smtptest.Client
 	steps := []struct {
 		name      string
 		cap       int // 0: no reload at this step
@@ -99,10 +91,10 @@ func TestReloadConnectionCapAndProcess(t *testing.T) {
 		}
 		// Every open session still works, those over a lowered cap included.
 		for _, c := range open {
-			c.cmd("NOOP", "250")
+			c.Cmd("NOOP", "250")
 		}
 		for range st.endOldest {
-			open[0].cmd("QUIT", "221")
+			open[0].Cmd("QUIT", "221")
 			open = open[1:]
 		}
 		waitSessions(len(open))

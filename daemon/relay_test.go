@@ -1,14 +1,14 @@
 package daemon
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"mtad.dev/mta/internal/smtptest"
 )
 
 // The open-relay proof. A daemon runs examples/site with two changes: only
@@ -70,28 +70,14 @@ func deriveRelayCnf(t *testing.T, cnf string, sinkPort int) string {
 }
 
 // dialFrom connects from a chosen loopback source address.
-func dialFrom(t *testing.T, local, addr string) *smtpClient {
-	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-	conn, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial from %s: %v", local, err)
-	}
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	t.Cleanup(func() { conn.Close() })
-	c := &smtpClient{t: t, conn: conn}
-	c.r = bufio.NewReader(conn)
-	c.expect("220")
-	return c
+func dialFrom(t *testing.T, local, addr string) *smtptest.Client {
+	return smtptest.Dial(t, addr, smtptest.From(local))
 }
 
 // rcpt sends RCPT TO and returns the reply without judging it.
-func (c *smtpClient) rcpt(addr string) string {
-	c.t.Helper()
-	if _, err := fmt.Fprintf(c.conn, "RCPT TO:<%s>\r\n", addr); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.reply()
+func rcpt(c *smtptest.Client, addr string) string {
+	c.Write(fmt.Sprintf("RCPT TO:<%s>\r\n", addr))
+	return c.Reply()
 }
 
 // relayProbe is one classic relay attempt. untrusted is what the Internet client
@@ -154,30 +140,30 @@ func TestOpenRelayProbes(t *testing.T) {
 		c := dialFrom(t, "127.0.0.2", addr)
 		// The client claims to be us, and tries an outside, a forged local and the
 		// null sender: none of it may matter.
-		c.cmd("EHLO mail.example.com", "250")
+		c.Cmd("EHLO mail.example.com", "250")
 		for _, from := range []string{"spammer@remote.example", "alice@example.com", ""} {
 			t.Run("from <"+from+">", func(t *testing.T) {
-				c.cmd("MAIL FROM:<"+from+">", "250")
+				c.Cmd("MAIL FROM:<"+from+">", "250")
 				for _, p := range relayProbes {
 					t.Run(p.name, func(t *testing.T) {
-						r := c.rcpt(p.addr)
+						r := rcpt(c, p.addr)
 						if !strings.HasPrefix(r, p.untrusted) {
 							t.Errorf("RCPT TO:<%s> from an untrusted client: %q, want %s", p.addr, strings.TrimSpace(r), p.untrusted)
 						}
 					})
 				}
-				c.cmd("RSET", "250")
+				c.Cmd("RSET", "250")
 			})
 		}
 		// Positive control: local mail is accepted in a transaction that also
 		// tried every probe, and the message goes through with only that recipient.
-		c.cmd("MAIL FROM:<spammer@remote.example>", "250")
+		c.Cmd("MAIL FROM:<spammer@remote.example>", "250")
 		for _, p := range relayProbes {
-			c.rcpt(p.addr)
+			rcpt(c, p.addr)
 		}
-		c.cmd("RCPT TO:<alice@example.com>", "250")
-		c.data([]byte("Subject: relay probes\r\n\r\nonly alice may get this\r\n"), "250")
-		c.cmd("QUIT", "221")
+		c.Cmd("RCPT TO:<alice@example.com>", "250")
+		c.Data([]byte("Subject: relay probes\r\n\r\nonly alice may get this\r\n"), "250")
+		c.Cmd("QUIT", "221")
 		waitMaildir(t, data, "alice", 1)
 	})
 
@@ -200,22 +186,22 @@ func TestOpenRelayProbes(t *testing.T) {
 
 	t.Run("trusted 127.0.0.1", func(t *testing.T) {
 		c := dialFrom(t, "127.0.0.1", addr)
-		c.cmd("EHLO inside.test", "250")
-		c.cmd("MAIL FROM:<staff@example.com>", "250")
+		c.Cmd("EHLO inside.test", "250")
+		c.Cmd("MAIL FROM:<staff@example.com>", "250")
 		for _, p := range relayProbes {
 			t.Run(p.name, func(t *testing.T) {
-				r := c.rcpt(p.addr)
+				r := rcpt(c, p.addr)
 				if !strings.HasPrefix(r, p.trusted) {
 					t.Errorf("RCPT TO:<%s> from an internal client: %q, want %s", p.addr, strings.TrimSpace(r), p.trusted)
 				}
 			})
 		}
-		c.cmd("RSET", "250")
+		c.Cmd("RSET", "250")
 		// Positive control: an internal client's relayed mail reaches the sink.
-		c.send("staff@example.com", []string{"user@remote.example"}, []byte("Subject: relayed\r\n\r\nlegitimate\r\n"))
-		c.cmd("QUIT", "221")
+		c.Send("staff@example.com", []string{"user@remote.example"}, []byte("Subject: relayed\r\n\r\nlegitimate\r\n"))
+		c.Cmd("QUIT", "221")
 		msgs := sink.wait(t, 1)
-		if len(msgs) != 1 || strings.Join(msgs[0].to, ",") != "user@remote.example" {
+		if len(msgs) != 1 || strings.Join(msgs[0].To, ",") != "user@remote.example" {
 			t.Errorf("sink got %+v", msgs)
 		}
 	})
@@ -247,8 +233,4 @@ func waitLog(t *testing.T, data string, ok func([]string) bool) [][]string {
 	}
 }
 
-func sinkCount(s *sink) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.msgs)
-}
+func sinkCount(s *sink) int { return s.Count() }

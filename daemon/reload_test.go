@@ -144,11 +144,9 @@ func sameHeader(a, b compiler.Header) bool {
 
 // count counts the sink's messages whose Subject is token.
 func (s *sink) count(token string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := 0
-	for _, m := range s.msgs {
-		if bytes.Contains(m.data, []byte("Subject: "+token+"\r\n")) {
+	for _, m := range s.Messages() {
+		if bytes.Contains(m.Data, []byte("Subject: "+token+"\r\n")) {
 			n++
 		}
 	}
@@ -157,11 +155,10 @@ func (s *sink) count(token string) int {
 
 // subjects counts the sink's messages by Subject.
 func (s *sink) subjects() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.msgs))
-	for _, m := range s.msgs {
-		_, rest, ok := bytes.Cut(m.data, []byte("\r\nSubject: "))
+	msgs := s.Messages()
+	out := make(map[string]int, len(msgs))
+	for _, m := range msgs {
+		_, rest, ok := bytes.Cut(m.Data, []byte("\r\nSubject: "))
 		if !ok {
 			continue
 		}
@@ -171,11 +168,7 @@ func (s *sink) subjects() map[string]int {
 	return out
 }
 
-func (s *sink) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.msgs)
-}
+func (s *sink) len() int { return s.Count() }
 
 // waitToken waits until token has reached one of the sinks and says which.
 func waitToken(t *testing.T, token string, sinks map[string]*sink) string {
@@ -212,21 +205,21 @@ func TestReloadTransactionKeepsItsImage(t *testing.T) {
 	}
 
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.cmd("MAIL FROM:<me@localhost>", "250")
-	c.cmd("RCPT TO:<x@route.test>", "250")
+	c.Cmd("EHLO client.test", "250")
+	c.Cmd("MAIL FROM:<me@localhost>", "250")
+	c.Cmd("RCPT TO:<x@route.test>", "250")
 
 	imgB := buildImage(t, routeConfig("tcp_b", a.port, b.port, nil))
 	installImage(t, cfg, imgB)
 	waitFor(t, "the watcher to swap in image B", func() bool { return sameHeader(d.ImageInfo().Header, imgB.Header) })
 
-	c.data(msg("straddling"), "250")
-	c.send("me@localhost", []string{"y@route.test"}, msg("next-transaction"))
-	c.cmd("QUIT", "221")
+	c.Data(msg("straddling"), "250")
+	c.Send("me@localhost", []string{"y@route.test"}, msg("next-transaction"))
+	c.Cmd("QUIT", "221")
 	c2 := dial(t, d.Addr().String())
-	c2.cmd("EHLO client.test", "250")
-	c2.send("me@localhost", []string{"z@route.test"}, msg("new-session"))
-	c2.cmd("QUIT", "221")
+	c2.Cmd("EHLO client.test", "250")
+	c2.Send("me@localhost", []string{"z@route.test"}, msg("new-session"))
+	c2.Cmd("QUIT", "221")
 
 	for token, want := range map[string]string{"straddling": "tcp_a", "next-transaction": "tcp_b", "new-session": "tcp_b"} {
 		if got := waitToken(t, token, sinks); got != want {
@@ -315,8 +308,8 @@ func TestReloadRefusesBadImage(t *testing.T) {
 				t.Errorf("no refusal logged:\n%s", logs)
 			}
 			c := dial(t, d.Addr().String())
-			c.cmd("EHLO client.test", "250")
-			c.send("me@localhost", []string{"x@route.test"}, msg("after-"+tt.name))
+			c.Cmd("EHLO client.test", "250")
+			c.Send("me@localhost", []string{"x@route.test"}, msg("after-"+tt.name))
 			if got := waitToken(t, "after-"+tt.name, sinks); got != "tcp_a" {
 				t.Errorf("mail after the refused reload went via %s, want tcp_a", got)
 			}
@@ -397,11 +390,11 @@ func TestReloadReopensChangedListeners(t *testing.T) {
 		t.Fatalf("listening on %s", got)
 	}
 	onP1 := dial(t, addr(p1))
-	onP1.cmd("EHLO client.test", "250")
+	onP1.Cmd("EHLO client.test", "250")
 	onP2 := dial(t, addr(p2))
-	onP2.cmd("EHLO client.test", "250")
-	onP2.cmd("MAIL FROM:<me@localhost>", "250")
-	onP2.cmd("RCPT TO:<x@route.test>", "250")
+	onP2.Cmd("EHLO client.test", "250")
+	onP2.Cmd("MAIL FROM:<me@localhost>", "250")
+	onP2.Cmd("RCPT TO:<x@route.test>", "250")
 
 	img2 := buildImage(t, routeConfig("tcp_b", a.port, b.port, map[string]string{"dispatcher.cnf": dispatcher(p1, p3)}))
 	installImage(t, cfg, img2)
@@ -412,15 +405,15 @@ func TestReloadReopensChangedListeners(t *testing.T) {
 		t.Fatalf("after reload listening on %s", got)
 	}
 	// The session on the removed port finishes its transaction on the old image.
-	onP2.data(msg("on-removed-port"), "250")
-	onP2.cmd("QUIT", "221")
+	onP2.Data(msg("on-removed-port"), "250")
+	onP2.Cmd("QUIT", "221")
 	// The session on the kept port goes on, now on the new image.
-	onP1.send("me@localhost", []string{"y@route.test"}, msg("on-kept-port"))
-	onP1.cmd("QUIT", "221")
+	onP1.Send("me@localhost", []string{"y@route.test"}, msg("on-kept-port"))
+	onP1.Cmd("QUIT", "221")
 	onP3 := dial(t, addr(p3))
-	onP3.cmd("EHLO client.test", "250")
-	onP3.send("me@localhost", []string{"z@route.test"}, msg("on-new-port"))
-	onP3.cmd("QUIT", "221")
+	onP3.Cmd("EHLO client.test", "250")
+	onP3.Send("me@localhost", []string{"z@route.test"}, msg("on-new-port"))
+	onP3.Cmd("QUIT", "221")
 	for token, want := range map[string]string{"on-removed-port": "tcp_a", "on-kept-port": "tcp_b", "on-new-port": "tcp_b"} {
 		if got := waitToken(t, token, sinks); got != want {
 			t.Errorf("%s delivered via %s, want %s", token, got, want)
@@ -461,8 +454,8 @@ func TestReloadReopensChangedListeners(t *testing.T) {
 		t.Errorf("%s still accepts after the refused reload", addr(p5))
 	}
 	onP3 = dial(t, addr(p3))
-	onP3.cmd("EHLO client.test", "250")
-	onP3.cmd("QUIT", "221")
+	onP3.Cmd("EHLO client.test", "250")
+	onP3.Cmd("QUIT", "221")
 }
 
 // loadTxn is one transaction of the load test.

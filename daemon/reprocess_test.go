@@ -275,9 +275,9 @@ func TestDeferredExpansionE2E(t *testing.T) {
 	d := startDaemonAt(t, expandConfig(t, remote.port), data)
 	body := []byte("Subject: to the crowd\r\nMessage-ID: <crowd@test>\r\n\r\n.dot line\r\nbody\r\n")
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	id := queueID(c.send("poster@remote.example", []string{"crowd@localhost"}, body))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	id := queueID(c.Send("poster@remote.example", []string{"crowd@localhost"}, body))
+	c.Cmd("QUIT", "221")
 
 	log := waitLogMatch(t, data, 15*time.Second,
 		`tcp_local reprocess EE? \d+ poster@remote.example rfc822;crowd@localhost crowd@localhost `+id,
@@ -313,9 +313,9 @@ func TestOwnerBounceE2E(t *testing.T) {
 	data := t.TempDir()
 	d := startDaemonAt(t, expandConfig(t, remote.port), data)
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	reply := c.send("poster@localhost", []string{"team@localhost"}, []byte("Subject: team\r\n\r\nhello team\r\n"))
-	c.cmd("QUIT", "221")
+	c.Cmd("EHLO client.test", "250")
+	reply := c.Send("poster@localhost", []string{"team@localhost"}, []byte("Subject: team\r\n\r\nhello team\r\n"))
+	c.Cmd("QUIT", "221")
 	if n := len(strings.Fields(reply[strings.Index(reply, "queued as")+len("queued as"):])); n != 1 {
 		t.Errorf("reply %q: want one id (every member has the owner as sender)", reply)
 	}

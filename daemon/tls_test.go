@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -56,18 +55,14 @@ func TestSTARTTLSWhenCertificateConfigured(t *testing.T) {
 	})
 	d, data := startDaemon(t, dir)
 	c := dial(t, d.Addr().String())
-	ehlo := c.cmd("EHLO client.test", "250")
+	ehlo := c.Cmd("EHLO client.test", "250")
 	if !strings.Contains(ehlo, "STARTTLS") {
 		t.Fatalf("EHLO does not offer STARTTLS:\n%s", ehlo)
 	}
-	c.cmd("STARTTLS", "220")
-	tc := tls.Client(c.conn, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		t.Fatalf("handshake: %v", err)
-	}
-	c.conn, c.r = tc, bufio.NewReader(tc)
-	c.cmd("EHLO client.test", "250")
-	c.send("a@localhost", []string{"tlsuser@localhost"}, []byte("Subject: over TLS\r\n\r\nsecret\r\n"))
+	c.Cmd("STARTTLS", "220")
+	c.StartTLS(&tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+	c.Cmd("EHLO client.test", "250")
+	c.Send("a@localhost", []string{"tlsuser@localhost"}, []byte("Subject: over TLS\r\n\r\nsecret\r\n"))
 	got := waitMaildir(t, data, "tlsuser", 1)[0]
 	if !strings.Contains(string(got), "ESMTPS") {
 		t.Errorf("Received: does not say ESMTPS:\n%s", got)
@@ -77,10 +72,10 @@ func TestSTARTTLSWhenCertificateConfigured(t *testing.T) {
 func TestNoSTARTTLSWithoutCertificate(t *testing.T) {
 	d, _ := startDaemon(t, "")
 	c := dial(t, d.Addr().String())
-	if ehlo := c.cmd("EHLO client.test", "250"); strings.Contains(ehlo, "STARTTLS") {
+	if ehlo := c.Cmd("EHLO client.test", "250"); strings.Contains(ehlo, "STARTTLS") {
 		t.Errorf("STARTTLS offered without a certificate:\n%s", ehlo)
 	}
-	var _ net.Conn = c.conn
+	var _ net.Conn = c.Conn()
 }
 
 // A renewed certificate (same configuration, new files) is presented after a reload,
@@ -96,12 +91,9 @@ func TestCertificateRenewedByReload(t *testing.T) {
 	d, _ := startDaemon(t, dir)
 	serial := func() string {
 		c := dial(t, d.Addr().String())
-		c.cmd("EHLO client.test", "250")
-		c.cmd("STARTTLS", "220")
-		tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true})
-		if err := tc.Handshake(); err != nil {
-			t.Fatal(err)
-		}
+		c.Cmd("EHLO client.test", "250")
+		c.Cmd("STARTTLS", "220")
+		tc := c.StartTLS(&tls.Config{InsecureSkipVerify: true})
 		defer tc.Close()
 		return string(tc.ConnectionState().PeerCertificates[0].Raw)
 	}
@@ -128,15 +120,15 @@ func TestSTARTTLSAddedAndRemovedByReload(t *testing.T) {
 	d, data := startDaemon(t, dir)
 	offered := func() bool {
 		c := dial(t, d.Addr().String())
-		defer c.conn.Close()
-		return strings.Contains(c.cmd("EHLO client.test", "250"), "STARTTLS")
+		defer c.Conn().Close()
+		return strings.Contains(c.Cmd("EHLO client.test", "250"), "STARTTLS")
 	}
 	if offered() {
 		t.Fatal("STARTTLS offered before a certificate is configured")
 	}
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
-	c.cmd("STARTTLS", "502")
+	c.Cmd("EHLO client.test", "250")
+	c.Cmd("STARTTLS", "502")
 
 	writeConfig(t, dir, map[string]string{"imta.cnf": imta, "dispatcher.cnf": withCert})
 	if err := d.Reload(); err != nil {
@@ -146,14 +138,10 @@ func TestSTARTTLSAddedAndRemovedByReload(t *testing.T) {
 		t.Fatal("STARTTLS not offered after a certificate was added and the configuration reloaded")
 	}
 	inTLS := dial(t, d.Addr().String())
-	inTLS.cmd("EHLO client.test", "250")
-	inTLS.cmd("STARTTLS", "220")
-	tc := tls.Client(inTLS.conn, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		t.Fatalf("handshake: %v", err)
-	}
-	inTLS.conn, inTLS.r = tc, bufio.NewReader(tc)
-	inTLS.cmd("EHLO client.test", "250")
+	inTLS.Cmd("EHLO client.test", "250")
+	inTLS.Cmd("STARTTLS", "220")
+	inTLS.StartTLS(&tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+	inTLS.Cmd("EHLO client.test", "250")
 
 	writeConfig(t, dir, map[string]string{"imta.cnf": imta, "dispatcher.cnf": plain})
 	if err := d.Reload(); err != nil {
@@ -163,7 +151,7 @@ func TestSTARTTLSAddedAndRemovedByReload(t *testing.T) {
 		t.Error("STARTTLS still offered after the certificate was removed and the configuration reloaded")
 	}
 	// the session that negotiated TLS before the removal goes on
-	inTLS.send("a@localhost", []string{"tlsuser@localhost"}, []byte("Subject: still TLS\r\n\r\nsecret\r\n"))
+	inTLS.Send("a@localhost", []string{"tlsuser@localhost"}, []byte("Subject: still TLS\r\n\r\nsecret\r\n"))
 	if got := waitMaildir(t, data, "tlsuser", 1)[0]; !strings.Contains(string(got), "ESMTPS") {
 		t.Errorf("Received: does not say ESMTPS:\n%s", got)
 	}

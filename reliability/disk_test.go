@@ -81,19 +81,19 @@ func TestCorruptQueueRecords(t *testing.T) {
 	writeFiles(t, cfg, map[string]string{"imta.cnf": deferCnf(closedPort(t))})
 	d := startDaemonData(t, cfg, data)
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	ids := map[string]string{}
 	sums := map[string][32]byte{}
 	for _, tok := range []string{"intact-1", "flipped-2", "truncated-3"} {
 		content, sum := message(tok, 3000)
-		r := c.send("a@localhost", []string{"x@remote.test"}, content)
+		r := c.Attempt("a@localhost", []string{"x@remote.test"}, []byte(content))
 		if !strings.HasPrefix(r, "250") {
 			t.Fatalf("%s: %q", tok, r)
 		}
 		ids[tok] = strings.TrimSpace(r[strings.LastIndex(r, " ")+1:])
 		sums[tok] = sum
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	waitLogLine(t, data, 10*time.Second, "a deferral", func(l string) bool { return strings.Contains(l, " Q ") })
 	shutdown(t, d)
 
@@ -136,12 +136,12 @@ func TestCorruptQueueRecords(t *testing.T) {
 	}
 	// Damaged messages are never delivered, and the daemon still takes mail.
 	c = dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	content, _ := message("after-5", 100)
-	if r := c.send("a@localhost", []string{"x@remote.test"}, content); !strings.HasPrefix(r, "250") {
+	if r := c.Attempt("a@localhost", []string{"x@remote.test"}, []byte(content)); !strings.HasPrefix(r, "250") {
 		t.Fatalf("after recovery: %q", r)
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	sk.waitToken(t, "after-5", 15*time.Second)
 	for _, tok := range []string{"flipped-2", "truncated-3"} {
 		if n := len(sk.copies(tok)); n != 0 {
@@ -197,13 +197,13 @@ tcp_hold-daemon
 
 	before, sumBefore := message("before-full", 20000)
 	c := dial(t, addr)
-	c.cmd("EHLO client.test", "250")
-	if r := c.send("a@localhost", []string{"x@remote.test"}, before); !strings.HasPrefix(r, "250") {
+	c.Cmd("EHLO client.test", "250")
+	if r := c.Attempt("a@localhost", []string{"x@remote.test"}, []byte(before)); !strings.HasPrefix(r, "250") {
 		t.Fatalf("before full: %q", r)
 	}
 	sk.waitToken(t, "before-full", 15*time.Second)
 	pending, sumPending := message("pending", 5000)
-	if r := c.send("a@localhost", []string{"u@hold.test"}, pending); !strings.HasPrefix(r, "250") {
+	if r := c.Attempt("a@localhost", []string{"u@hold.test"}, []byte(pending)); !strings.HasPrefix(r, "250") {
 		t.Fatalf("pending: %q", r)
 	}
 	waitLogLine(t, data, 10*time.Second, "the deferral of pending", func(l string) bool { return isEntry(l, "tcp_hold", "Q", "u@hold.test") })
@@ -214,7 +214,7 @@ tcp_hold-daemon
 	refused := 0
 	for i := range 5 {
 		content, _ := message(fmt.Sprintf("full-%d", i), 50000)
-		r := c.send("a@localhost", []string{"x@remote.test"}, content)
+		r := c.Attempt("a@localhost", []string{"x@remote.test"}, []byte(content))
 		switch {
 		case strings.HasPrefix(r, "452 4.3.1"):
 			refused++
@@ -227,7 +227,7 @@ tcp_hold-daemon
 	if refused == 0 {
 		t.Fatalf("no message refused with 452 4.3.1 on a full filesystem")
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 
 	// Space returns: mtad must take mail again without a restart.
 	if err := os.Remove(fill); err != nil {
@@ -239,9 +239,9 @@ tcp_hold-daemon
 	for {
 		after, sumAfter = message("after-full", 20000)
 		c = dial(t, addr)
-		c.cmd("EHLO client.test", "250")
-		r := c.send("a@localhost", []string{"x@remote.test"}, after)
-		c.cmd("QUIT", "221")
+		c.Cmd("EHLO client.test", "250")
+		r := c.Attempt("a@localhost", []string{"x@remote.test"}, []byte(after))
+		c.Cmd("QUIT", "221")
 		if strings.HasPrefix(r, "250") {
 			break
 		}

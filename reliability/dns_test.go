@@ -188,14 +188,14 @@ tcp_dns-daemon
 		{"timeout.test", "Q", []string{"4.4.3", "timeout"}}, // 2 attempts x DNS_TIMEOUT
 	}
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	for _, tc := range cases {
 		content, _ := message("dns-"+tc.domain, 200)
-		if r := c.send("alice@localhost", []string{"u@" + tc.domain}, content); !strings.HasPrefix(r, "250") {
+		if r := c.Attempt("alice@localhost", []string{"u@" + tc.domain}, []byte(content)); !strings.HasPrefix(r, "250") {
 			t.Fatalf("%s: %q", tc.domain, r)
 		}
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	for _, tc := range cases {
 		t.Run(tc.domain, func(t *testing.T) {
 			rcpt := "u@" + tc.domain
@@ -296,12 +296,12 @@ tcp_ttl-daemon
 	send := func(tok string) (*sink, time.Time) {
 		t.Helper()
 		c := dial(t, d.Addr().String())
-		c.cmd("EHLO client.test", "250")
+		c.Cmd("EHLO client.test", "250")
 		content, _ := message(tok, 200)
-		if r := c.send("alice@localhost", []string{"u@ttl.test"}, content); !strings.HasPrefix(r, "250") {
+		if r := c.Attempt("alice@localhost", []string{"u@ttl.test"}, []byte(content)); !strings.HasPrefix(r, "250") {
 			t.Fatalf("%s: %q", tok, r)
 		}
-		c.cmd("QUIT", "221")
+		c.Cmd("QUIT", "221")
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			switch {
 			case len(old.copies(tok)) > 0:

@@ -88,21 +88,21 @@ func TestRemoteFaults(t *testing.T) {
 			writeFiles(t, cfg, map[string]string{"imta.cnf": faultCnf(bad.port, good.port), "tcp_bad_option": badOptions})
 			d, data := startDaemon(t, cfg)
 			c := dial(t, d.Addr().String())
-			c.cmd("EHLO client.test", "250")
+			c.Cmd("EHLO client.test", "250")
 			var to []string
 			for _, o := range tc.rcpts {
 				to = append(to, o.rcpt)
 			}
 			content, _ := message("fault-"+tc.fault, 2000)
-			if r := c.send("alice@localhost", to, content); !strings.HasPrefix(r, "250") {
+			if r := c.Attempt("alice@localhost", to, []byte(content)); !strings.HasPrefix(r, "250") {
 				t.Fatalf("message to the faulty destination: %q", r)
 			}
 			// Meanwhile a healthy destination keeps receiving.
 			goodContent, goodSum := message("good-"+tc.fault, 300)
-			if r := c.send("alice@localhost", []string{"x@good.test"}, goodContent); !strings.HasPrefix(r, "250") {
+			if r := c.Attempt("alice@localhost", []string{"x@good.test"}, []byte(goodContent)); !strings.HasPrefix(r, "250") {
 				t.Fatalf("message to the healthy destination: %q", r)
 			}
-			c.cmd("QUIT", "221")
+			c.Cmd("QUIT", "221")
 			good.waitToken(t, "good-"+tc.fault, 15*time.Second)
 			if got := good.copies("good-" + tc.fault); got[0] != goodSum {
 				t.Errorf("healthy destination: body hash differs")
@@ -175,12 +175,12 @@ func TestShutdownDuringSlowDelivery(t *testing.T) {
 	writeFiles(t, cfg, map[string]string{"imta.cnf": faultCnf(bad.port, good.port)})
 	d := startDaemonData(t, cfg, data)
 	c := dial(t, d.Addr().String())
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	content, _ := message("slow", 500)
-	if r := c.send("alice@localhost", []string{"u@bad.test"}, content); !strings.HasPrefix(r, "250") {
+	if r := c.Attempt("alice@localhost", []string{"u@bad.test"}, []byte(content)); !strings.HasPrefix(r, "250") {
 		t.Fatalf("%q", r)
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	time.Sleep(500 * time.Millisecond) // the delivery has started
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()

@@ -1,15 +1,12 @@
 package reliability
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"mtad.dev/mta/daemon"
+	"mtad.dev/mta/internal/smtptest"
 )
 
 // binaries builds mtad and mtactl once per test binary run.
@@ -190,125 +186,27 @@ func startDaemonData(t *testing.T, configDir, data string) *daemon.Daemon {
 
 // ---- SMTP client -------------------------------------------------------------
 
-// client is a raw SMTP client: it writes exactly what it is told.
-type client struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-func dial(t *testing.T, addr string) *client {
+// dial connects a raw SMTP client and requires the 220 greeting. The minute-long
+// deadline leaves room for a daemon that is busy recovering or short of disk.
+func dial(t *testing.T, addr string) *smtptest.Client {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetDeadline(time.Now().Add(60 * time.Second))
-	t.Cleanup(func() { conn.Close() })
-	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
-	c.expect("220")
-	return c
-}
-
-// reply reads one (possibly multi-line) reply; "" at EOF.
-func (c *client) reply() string {
-	c.t.Helper()
-	var all strings.Builder
-	for {
-		line, err := c.r.ReadString('\n')
-		all.WriteString(line)
-		if err != nil {
-			return all.String()
-		}
-		if len(line) < 4 || line[3] != '-' {
-			return all.String()
-		}
-	}
-}
-
-func (c *client) expect(code string) string {
-	c.t.Helper()
-	r := c.reply()
-	if !strings.HasPrefix(r, code) {
-		c.t.Fatalf("want %s, got %q", code, r)
-	}
-	return r
-}
-
-func (c *client) cmd(line, code string) string {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, line+"\r\n"); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.expect(code)
-}
-
-// send sends one message (content has no line starting with a dot) and returns the
-// reply to the final dot, without judging it.
-func (c *client) send(from string, to []string, content string) string {
-	c.t.Helper()
-	c.cmd("MAIL FROM:<"+from+">", "250")
-	for _, r := range to {
-		c.cmd("RCPT TO:<"+r+">", "250")
-	}
-	c.cmd("DATA", "354")
-	if _, err := io.WriteString(c.conn, content+".\r\n"); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.reply()
+	return smtptest.Dial(t, addr, smtptest.Deadline(60*time.Second))
 }
 
 // sendOne is the load generator's transaction: one connection, one message. It
 // reports whether the message was acknowledged with 250 after the final dot.
 func sendOne(addr, rcpt, content string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(conn)
-	expect := func(code string) bool {
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil || !strings.HasPrefix(line, code) {
-				return false
-			}
-			if len(line) < 4 || line[3] != '-' {
-				return true
-			}
-		}
-	}
-	steps := []struct{ send, code string }{
-		{"", "220"},
-		{"EHLO load.test\r\n", "250"},
-		{"MAIL FROM:<load@localhost>\r\n", "250"},
-		{"RCPT TO:<" + rcpt + ">\r\n", "250"},
-		{"DATA\r\n", "354"},
-		{content + ".\r\n", "250"},
-	}
-	for _, s := range steps {
-		if s.send != "" {
-			if _, err := io.WriteString(conn, s.send); err != nil {
-				return false
-			}
-		}
-		if !expect(s.code) {
-			return false
-		}
-	}
-	io.WriteString(conn, "QUIT\r\n")
-	return true
+	return smtptest.SendOne(addr, smtptest.Transaction{Helo: "load.test", From: "load@localhost", To: []string{rcpt}, Content: content})
 }
 
 // ---- the sink: a healthy remote SMTP server ----------------------------------
 
 // sink is a remote SMTP server on loopback. It keys what it receives by the token
 // in the Subject and keeps, per token, how many times it arrived and the SHA-256
-// of each copy's body (everything after the header's blank line).
+// of each copy's body (everything after the header's blank line): a soak sends
+// too much mail to keep it whole.
 type sink struct {
 	port int
-	srv  *smtp.Server
 	mu   sync.Mutex
 	got  map[string][][32]byte
 	rcpt map[string][]string
@@ -321,27 +219,15 @@ func newSink(t *testing.T) *sink { return newSinkOn(t, "127.0.0.1:0") }
 func newSinkOn(t *testing.T, addr string) *sink {
 	t.Helper()
 	s := &sink{got: map[string][][32]byte{}, rcpt: map[string][]string{}}
-	s.srv = smtp.NewServer(s)
-	s.srv.Domain = "sink.test"
-	s.srv.AllowInsecureAuth = true
-	s.srv.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.ReadTimeout = 30 * time.Second
-	s.srv.WriteTimeout = 30 * time.Second
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	go s.srv.Serve(l)
-	t.Cleanup(func() { s.srv.Close() })
+	srv := smtptest.StartSink(t, smtptest.SinkConfig{Addr: addr, Record: s.record})
+	s.port = srv.Port
 	return s
 }
 
 var subjectRE = regexp.MustCompile(`(?m)^Subject: (\S+)\r?$`)
 
-func (s *sink) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }
-
-func (s *sink) record(to []string, data []byte) {
+func (s *sink) record(m smtptest.Message) {
+	to, data := m.To, m.Data
 	tok := ""
 	if m := subjectRE.FindSubmatch(data); m != nil {
 		tok = string(m[1])
@@ -380,27 +266,6 @@ func (s *sink) waitToken(t *testing.T, tok string, within time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-type sinkSession struct {
-	s  *sink
-	to []string
-}
-
-func (ss *sinkSession) Mail(string, *smtp.MailOptions) error { ss.to = nil; return nil }
-func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.to = append(ss.to, to)
-	return nil
-}
-func (ss *sinkSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	ss.s.record(ss.to, b)
-	return nil
-}
-func (ss *sinkSession) Reset()        { ss.to = nil }
-func (ss *sinkSession) Logout() error { return nil }
 
 // message builds a message whose body is unique to token; it returns the content
 // (CRLF lines, no line starting with a dot) and the SHA-256 of its body.

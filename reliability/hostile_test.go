@@ -1,16 +1,16 @@
 package reliability
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"mtad.dev/mta/internal/smtptest"
 )
 
 // The hostile corpus: testdata/hostile/*.txt, one raw SMTP session per file,
@@ -123,26 +123,9 @@ func parseHostile(t *testing.T, file string) (steps []hostileStep, checks []host
 
 func replay(t *testing.T, addr string, steps []hostileStep) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	r := bufio.NewReader(conn)
-	readReply := func() (string, error) {
-		var all strings.Builder
-		for {
-			line, err := r.ReadString('\n')
-			all.WriteString(line)
-			if err != nil {
-				return all.String(), err
-			}
-			if len(line) < 4 || line[3] != '-' {
-				return all.String(), nil
-			}
-		}
-	}
+	c := smtptest.Open(t, addr)
+	defer c.Conn().Close()
+	readReply := c.ReadReply
 	if g, err := readReply(); !strings.HasPrefix(g, "220 ") {
 		t.Fatalf("greeting %q (%v)", g, err)
 	}
@@ -153,7 +136,7 @@ func replay(t *testing.T, addr string, steps []hostileStep) {
 		}
 		werr := make(chan error, 1)
 		go func(b string) {
-			_, err := io.WriteString(conn, b)
+			_, err := io.WriteString(c.Conn(), b)
 			werr <- err
 		}(burst.String())
 		for ; i < len(steps) && steps[i].expect != ""; i++ {

@@ -152,9 +152,7 @@ func TestAccessDecisions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := startServer(t)
-			e.access.mu.Lock()
-			e.access.decide = decideBy(tt.rules...)
-			e.access.mu.Unlock()
+			e.access.setDecide(decideBy(tt.rules...))
 			c := dialRaw(t, e.addr)
 			c.hello()
 			mail := tt.mail
@@ -189,9 +187,7 @@ func TestAccessDecisions(t *testing.T) {
 
 func TestAccessHold(t *testing.T) {
 	e := startServer(t)
-	e.access.mu.Lock()
-	e.access.decide = decideBy(rule{"ORIG_SEND_ACCESS", contains("held.example"), mappings.Access{Hold: true, Src: "mappings:12"}})
-	e.access.mu.Unlock()
+	e.access.setDecide(decideBy(rule{"ORIG_SEND_ACCESS", contains("held.example"), mappings.Access{Hold: true, Src: "mappings:12"}}))
 	c := dialRaw(t, e.addr)
 	c.hello()
 	c.cmd("MAIL FROM:<a@held.example>", "250")

@@ -1,7 +1,6 @@
 package smtpserver
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/engine"
+	"mtad.dev/mta/internal/smtptest"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/mappings"
 	"mtad.dev/mta/queue"
@@ -86,11 +86,20 @@ type fakeAccess struct {
 func (f *fakeAccess) Access(table, probe string, in mappings.Flags) (mappings.Access, bool) {
 	f.mu.Lock()
 	f.probes = append(f.probes, table+" "+probe)
+	decide := f.decide
 	f.mu.Unlock()
-	if f.decide == nil {
+	if decide == nil {
 		return mappings.Access{}, false
 	}
-	return f.decide(table, probe)
+	return decide(table, probe)
+}
+
+// setDecide installs the table's answers; the server may already be serving
+// (a connection's PORT_ACCESS probe runs on the server's goroutine).
+func (f *fakeAccess) setDecide(d func(table, probe string) (mappings.Access, bool)) {
+	f.mu.Lock()
+	f.decide = d
+	f.mu.Unlock()
 }
 
 func (f *fakeAccess) got() []string {
@@ -217,72 +226,50 @@ func (e *testEnv) mailLog(t *testing.T) string {
 	return string(b)
 }
 
-// rawClient speaks SMTP byte by byte.
+// rawClient is the shared raw client with this package's view of a reply (see
+// replyText).
 type rawClient struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
+	*smtptest.Client
+	t *testing.T
 }
 
+// dialRaw connects and reads nothing: the banner is the test's to read. The
+// short deadline suits a server in the same process.
 func dialRaw(t *testing.T, addr string) *rawClient {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	c := smtptest.Open(t, addr, smtptest.DialTimeout(2*time.Second), smtptest.Deadline(5*time.Second),
+		smtptest.Format(replyText))
+	return &rawClient{Client: c, t: t}
+}
+
+// replyText renders a reply as the tests compare it: its lines joined by "\n"
+// without line ends. A reply cut short by the server closing ends in "<EOF>";
+// "EOF" alone is a close before any byte.
+func replyText(raw string, err error) string {
+	if err != nil && raw == "" {
+		return "EOF"
+	}
+	lines := strings.Split(raw, "\n")
+	if err == nil {
+		lines = lines[:len(lines)-1] // after the last line's LF
+	}
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, "\r\n")
+	}
 	if err != nil {
-		t.Fatal(err)
+		lines[len(lines)-1] += "<EOF>"
 	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return &rawClient{t: t, c: c, br: bufio.NewReader(c)}
+	return strings.Join(lines, "\n")
 }
 
-func (r *rawClient) send(s string) {
-	r.t.Helper()
-	if _, err := r.c.Write([]byte(s)); err != nil {
-		r.t.Fatalf("write %q: %v", s, err)
-	}
-}
+func (r *rawClient) send(s string) { r.t.Helper(); r.Write(s) }
 
-// reply reads one whole (possibly multi-line) reply and returns its lines joined by
-// "\n", without CRLF.
-func (r *rawClient) reply() string {
-	r.t.Helper()
-	var lines []string
-	for {
-		l, err := r.br.ReadString('\n')
-		if err != nil {
-			if len(lines) == 0 && l == "" {
-				return "EOF"
-			}
-			lines = append(lines, strings.TrimRight(l, "\r\n")+"<EOF>")
-			return strings.Join(lines, "\n")
-		}
-		l = strings.TrimRight(l, "\r\n")
-		lines = append(lines, l)
-		if len(l) < 4 || l[3] != '-' {
-			return strings.Join(lines, "\n")
-		}
-	}
-}
+func (r *rawClient) reply() string { r.t.Helper(); return r.Reply() }
 
 // expect reads a reply and checks its prefix.
-func (r *rawClient) expect(prefix string) string {
-	r.t.Helper()
-	got := r.reply()
-	if !strings.HasPrefix(got, prefix) {
-		r.t.Fatalf("reply %q, want prefix %q", got, prefix)
-	}
-	return got
-}
+func (r *rawClient) expect(prefix string) string { r.t.Helper(); return r.Expect(prefix) }
 
 // cmd sends a line and checks the reply's prefix.
-func (r *rawClient) cmd(line, prefix string) string {
-	r.t.Helper()
-	r.send(line + "\r\n")
-	return r.expect(prefix)
-}
+func (r *rawClient) cmd(line, prefix string) string { r.t.Helper(); return r.Cmd(line, prefix) }
 
-func (r *rawClient) hello() {
-	r.t.Helper()
-	r.expect("220 ")
-	r.cmd("EHLO client.test", "250")
-}
+func (r *rawClient) hello() { r.t.Helper(); r.Hello() }

@@ -122,12 +122,12 @@ func TestListsOwnersDeferralHoldLimit(t *testing.T) {
 				p.Channels["tcp_local"] = cp
 				cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			})
-			e.access.decide = func(table, probe string) (mappings.Access, bool) {
+			e.access.setDecide(func(table, probe string) (mappings.Access, bool) {
 				if table == "SEND_ACCESS" && strings.HasSuffix(probe, "@refused.test") {
 					return mappings.Access{Reject: true, Text: "refused"}, true
 				}
 				return mappings.Access{}, false
-			}
+			})
 			r := dialRaw(t, e.addr)
 			r.hello()
 			r.cmd("MAIL FROM:<poster@example.org>", "250")

@@ -29,10 +29,7 @@ func sendOne(r *rawClient, from, to string) {
 // waitEOF reads until the server has closed the connection.
 func waitEOF(r *rawClient) {
 	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := io.Copy(io.Discard, r.br); err != nil {
-		r.t.Fatalf("waiting for close: %v", err)
-	}
+	r.WaitClosed(3 * time.Second)
 }
 
 func TestConnectionRecords(t *testing.T) {
@@ -64,7 +61,7 @@ func TestConnectionRecords(t *testing.T) {
 	portReject.Store(false)
 	c4 := dialRaw(t, e.addr)
 	c4.expect("220")
-	c4.c.Close() // gone without QUIT
+	c4.Conn().Close() // gone without QUIT
 	waitIdle(t, e)
 	log := e.mailLog(t)
 	tr := `TCP\|127\.0\.0\.1\|\d+\|127\.0\.0\.1\|\d+`

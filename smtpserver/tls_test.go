@@ -1,7 +1,6 @@
 package smtpserver
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -39,12 +38,7 @@ func testTLSConfig(t *testing.T) *tls.Config {
 // upgrade turns a raw client into a TLS one after the server's 220.
 func (r *rawClient) upgrade() {
 	r.t.Helper()
-	tc := tls.Client(r.c, &tls.Config{InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		r.t.Fatalf("handshake: %v", err)
-	}
-	r.c = tc
-	r.br = bufio.NewReader(tc)
+	r.StartTLS(&tls.Config{InsecureSkipVerify: true})
 }
 
 func TestStartTLS(t *testing.T) {

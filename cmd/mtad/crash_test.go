@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mtad.dev/mta/internal/smtptest"
 )
 
 // TestCrashKeepsAcknowledgedMail runs the real binary under a stream of messages,
@@ -121,44 +120,12 @@ func startBinary(t *testing.T, bin, data string) (*exec.Cmd, string) {
 
 // sendOne sends one message and reports whether it was acknowledged with 250.
 func sendOne(addr, token string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(conn)
-	expect := func(code string) bool {
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil || !strings.HasPrefix(line, code) {
-				return false
-			}
-			if len(line) < 4 || line[3] != '-' {
-				return true
-			}
-		}
-	}
-	steps := []struct{ send, code string }{
-		{"", "220"},
-		{"EHLO crash.test\r\n", "250"},
-		{"MAIL FROM:<crash@localhost>\r\n", "250"},
-		{"RCPT TO:<sink@localhost>\r\n", "250"},
-		{"DATA\r\n", "354"},
-		{"Subject: " + token + "\r\n\r\nbody of " + token + "\r\n.\r\n", "250"},
-	}
-	for _, s := range steps {
-		if s.send != "" {
-			if _, err := io.WriteString(conn, s.send); err != nil {
-				return false
-			}
-		}
-		if !expect(s.code) {
-			return false
-		}
-	}
-	io.WriteString(conn, "QUIT\r\n")
-	return true
+	return smtptest.SendOne(addr, smtptest.Transaction{
+		Helo:    "crash.test",
+		From:    "crash@localhost",
+		To:      []string{"sink@localhost"},
+		Content: "Subject: " + token + "\r\n\r\nbody of " + token + "\r\n",
+	})
 }
 
 var subjectRE = regexp.MustCompile(`(?m)^Subject: (c\d+-\d+)\r$`)

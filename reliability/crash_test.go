@@ -94,22 +94,8 @@ func TestCrashRelay(t *testing.T) {
 		mu.Lock()
 		want := len(acked)
 		mu.Unlock()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			missing := 0
-			for tok := range acked {
-				if len(sk.copies(tok)) == 0 {
-					missing++
-				}
-			}
-			if missing == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%d of %d acknowledged messages not at the sink after 60 s", missing, want)
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+		if missing := sk.waitAll(acked, 60*time.Second); missing > 0 {
+			t.Errorf("%d of %d acknowledged messages not at the sink after 60 s", missing, want)
 		}
 		p.stop(t)
 	}

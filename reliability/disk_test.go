@@ -172,26 +172,12 @@ func TestDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
 	}
-	data := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", data).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
-	}
-	// Unmount after the daemon's own cleanup (registered later, so run earlier).
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", data).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v %s", err, out)
-		}
-	})
+	data := smallDisk(t)
 	sk := newSink(t)
 	// hold.test goes to a port nobody listens on until the disk has been full: a
 	// message acknowledged before, and retried during, the full disk.
 	holdPort := closedPort(t)
-	cfg := t.TempDir()
-	writeFiles(t, cfg, map[string]string{"imta.cnf": fmt.Sprintf(`hold.test    $U%%$D@tcp_hold-daemon
-`+"%s"+`
-tcp_hold smtp nomx single_sys daemon 127.0.0.1 port %d backoff "pt1s"
-tcp_hold-daemon
-`, deferCnf(sk.port), holdPort)})
+	cfg := holdConfig(t, sk.port, holdPort)
 	d := startDaemonData(t, cfg, data)
 	addr := d.Addr().String()
 
@@ -357,26 +343,12 @@ func TestDiskFullKill(t *testing.T) {
 		t.Skip("needs root to mount a tmpfs")
 	}
 	mtadBin, mtactlBin := buildBinaries(t)
-	data := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", data).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
-	}
-	// Registered first, so it runs after the cleanup that kills mtad.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", data).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v %s", err, out)
-		}
-	})
+	data := smallDisk(t)
 	sk := newSink(t)
 	// hold.test has no listener until the restart: everything sent to it stays
 	// queued (and is retried every second) through the full disk and the kill.
 	holdPort := closedPort(t)
-	cfg := t.TempDir()
-	writeFiles(t, cfg, map[string]string{"imta.cnf": fmt.Sprintf(`hold.test    $U%%$D@tcp_hold-daemon
-`+"%s"+`
-tcp_hold smtp nomx single_sys daemon 127.0.0.1 port %d backoff "pt1s"
-tcp_hold-daemon
-`, deferCnf(sk.port), holdPort)})
+	cfg := holdConfig(t, sk.port, holdPort)
 	if out, err := mtactl(t, mtactlBin, "-config", cfg, "cnbuild"); err != nil {
 		t.Fatalf("cnbuild: %v\n%s", err, out)
 	}
@@ -468,19 +440,8 @@ tcp_hold-daemon
 	}
 	hold := newSinkOn(t, fmt.Sprintf("127.0.0.1:%d", holdPort))
 	p = startMtad(t, mtadBin, cfg, data)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		missing := 0
-		for tok := range acked {
-			if len(hold.copies(tok)) == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages not delivered 60 s after the restart\n%s", missing, len(acked), p.logs)
-		}
+	if missing := hold.waitAll(acked, 60*time.Second); missing > 0 {
+		t.Fatalf("%d of %d acknowledged messages not delivered 60 s after the restart\n%s", missing, len(acked), p.logs)
 	}
 	// The queue must be empty, and mtad must take mail again.
 	content, sum := message("after-kill", 20000)
@@ -518,4 +479,35 @@ tcp_hold-daemon
 	}
 	t.Logf("disk full + SIGKILL: %d acknowledged (all delivered once), %d refused 452 4.3.1 (none delivered), %d connections cut by the kill or refused after it, %d delivered without a 250 (killed between commit and reply)",
 		len(acked), len(refused), cut, notAcked)
+}
+
+// smallDisk mounts a 4 MiB tmpfs on a new temporary directory, so that a data
+// directory fills up in a second; the test is skipped without root or tmpfs.
+// The unmount is registered first, so it runs after the cleanups registered
+// later (the daemon's, or the one that kills mtad).
+func smallDisk(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", data).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", data).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v %s", err, out)
+		}
+	})
+	return data
+}
+
+// holdConfig writes a configuration directory whose hold.test goes to holdPort
+// (retried every second) and everything else as deferCnf routes it to the sink.
+func holdConfig(t *testing.T, sinkPort, holdPort int) string {
+	t.Helper()
+	cfg := t.TempDir()
+	writeFiles(t, cfg, map[string]string{"imta.cnf": fmt.Sprintf(`hold.test    $U%%$D@tcp_hold-daemon
+`+"%s"+`
+tcp_hold smtp nomx single_sys daemon 127.0.0.1 port %d backoff "pt1s"
+tcp_hold-daemon
+`, deferCnf(sinkPort), holdPort)})
+	return cfg
 }

@@ -267,6 +267,24 @@ func (s *sink) waitToken(t *testing.T, tok string, within time.Duration) {
 	}
 }
 
+// waitAll waits, at most within, until every token of acked has arrived at least
+// once; it returns how many have not.
+func (s *sink) waitAll(acked map[string][32]byte, within time.Duration) int {
+	deadline := time.Now().Add(within)
+	for {
+		missing := 0
+		for tok := range acked {
+			if len(s.copies(tok)) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			return missing
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // message builds a message whose body is unique to token; it returns the content
 // (CRLF lines, no line starting with a dot) and the SHA-256 of its body.
 func message(token string, size int) (string, [32]byte) {

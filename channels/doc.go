@@ -3,7 +3,7 @@
 // recipients and report one result per recipient.
 //
 // It must not schedule, retry, or touch the queue: the job controller does that.
-// It imports status and dnsx only; never queue, jobctl, engine or smtpserver.
+// It imports status, dnsx, maillog and mailaddr only; never queue, jobctl, engine or smtpserver.
 //
 // The rule every program follows: only a definitive answer about a recipient
 // (a 5xx from the remote server, an unsafe mailbox name, a sysexits code the

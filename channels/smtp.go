@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/dnsx"
+	"mtad.dev/mta/mailaddr"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/status"
 )
@@ -821,7 +822,7 @@ func (s *SMTP) transact(ctx context.Context, c *smtpConn, m *Message, rcpts []in
 	}
 
 	var mail strings.Builder
-	mail.WriteString("MAIL FROM:<" + m.From + ">")
+	mail.WriteString("MAIL FROM:<" + mailaddr.Quote(m.From) + ">")
 	if c.has("SIZE") {
 		fmt.Fprintf(&mail, " SIZE=%d", m.Size)
 	}
@@ -843,7 +844,7 @@ func (s *SMTP) transact(ctx context.Context, c *smtpConn, m *Message, rcpts []in
 	lines := []string{mail.String()}
 	for _, i := range rcpts {
 		r := m.Rcpts[i]
-		l := "RCPT TO:<" + r.Addr + ">"
+		l := "RCPT TO:<" + mailaddr.Quote(r.Addr) + ">"
 		if dsn {
 			if r.Notify != "" {
 				l += " NOTIFY=" + strings.ToUpper(r.Notify)

@@ -234,3 +234,19 @@ func waitLog(t *testing.T, data string, ok func([]string) bool) [][]string {
 }
 
 func sinkCount(s *sink) int { return s.Count() }
+
+// A quoted local part is relayed quoted: the next hop gets a valid RCPT TO for
+// the same mailbox ("john doe"@route.test), not "john doe@route.test", which an
+// RFC 5321 server refuses as a syntax error (the message would bounce).
+func TestRelayQuotedLocalPart(t *testing.T) {
+	s := newSink(t)
+	d, _, _, _ := startMetricsDaemon(t, s.port)
+	c := dial(t, d.Addr().String())
+	c.Cmd("EHLO client.test", "250")
+	c.Send(`"sender x"@localhost`, []string{`"john doe"@route.test`}, msg("quoted"))
+	c.Cmd("QUIT", "221")
+	got := s.wait(t, 1)[0]
+	if len(got.To) != 1 || got.To[0] != "john doe@route.test" || got.From != "sender x@localhost" {
+		t.Errorf("sink got MAIL FROM %q, RCPT TO %q (go-smtp unquotes both); want the quoted mailboxes", got.From, got.To)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"mtad.dev/mta/engine"
+	"mtad.dev/mta/mailaddr"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/mappings"
 	"mtad.dev/mta/queue"
@@ -181,6 +182,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if e := addrCharset(from, opts.UTF8, smtp.EnhancedCode{5, 1, 7}); e != nil {
 		return e
 	}
+	// go-smtp removed the quotes of a quoted local part; put them back, or the
+	// mailbox "john doe"@x would be rewritten and relayed as john doe@x.
+	from = mailaddr.Quote(from)
 	pol := s.srv.policy()
 	if pol == nil {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Configuration not available, try again later"}
@@ -302,6 +306,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 	if e := addrCharset(to, tx.utf8, smtp.EnhancedCode{5, 1, 3}); e != nil {
 		return e
 	}
+	to = mailaddr.Quote(to) // as for MAIL FROM
 	pol := tx.pol
 	src := s.g.src
 	if tx.nRcpt >= pol.maxRecipients(src) {

@@ -23,6 +23,7 @@
 //	mtactl [-config DIR] [-data DIR] version
 //	mtactl [-data DIR] qm directory|summarize|counters|jobs|view|hold|release|delete|return|run|submit|stop|start ...
 //	mtactl [-data DIR] reload | log -reopen | counters | process | cache -flush
+//	mtactl [-data DIR] purge [-num=N | -day=D -hour=H] [PATTERN]
 //	mtactl [-data DIR] passwd [-stdin] [-delete] [-list] USER
 //	mtactl [-data DIR] sendmail [-t] [-f ADDR] [-F NAME] [-i|-oi] [RECIPIENT...]   (also as "sendmail")
 //

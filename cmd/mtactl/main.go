@@ -55,6 +55,7 @@ func commands() map[string]command {
 		"counters": {cmdCounters, "counters [-clear]: per-channel counters (= qm counters)"},
 		"process":  {cmdProcess, "process: mtad's listeners and job controller jobs"},
 		"cache":    {cmdCache, "cache -flush: empty mtad's DNS cache"},
+		"purge":    {cmdPurge, "purge [-num=N | -day=D -hour=H] [PATTERN]: delete old debug transcripts in DATA/log"},
 		"sendmail": {cmdSendmail, "sendmail [-t] [-i] [-f ADDR] [-F NAME] [-v] [RCPT...]: submit a message read from stdin (also as argv[0] sendmail)"},
 	}
 }

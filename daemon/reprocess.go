@@ -31,7 +31,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -287,25 +286,15 @@ func holdLimitReason(img *compiler.Image, outs []*output) string {
 	return holdLimit(img, rcpts)
 }
 
-// holdLimit checks recipients against their channels' holdlimit (operations.md
-// §6, "Suspicious"), in recipient order so that the reason is deterministic.
+// holdLimit is queue.HoldLimitReason with the image's channels.
 func holdLimit(img *compiler.Image, rcpts []queue.Recipient) string {
-	count := map[string]int{}
-	for _, r := range rcpts {
-		count[r.Channel]++
-	}
-	for _, r := range rcpts {
-		n := count[r.Channel]
-		if n < 0 {
-			continue // channel already looked at
+	return queue.HoldLimitReason(rcpts, func(ch string) int {
+		c, ok := img.Channel(ch)
+		if !ok {
+			return 0
 		}
-		count[r.Channel] = -1
-		c, ok := img.Channel(r.Channel)
-		if ok && c.HoldLimit > 0 && n > c.HoldLimit {
-			return fmt.Sprintf("holdlimit: %d recipients for channel %s (holdlimit %d)", n, r.Channel, c.HoldLimit)
-		}
-	}
-	return ""
+		return c.HoldLimit
+	})
 }
 
 // heldSndopr is option.dat HELD_SNDOPR (the compiler validates it as a boolean

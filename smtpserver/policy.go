@@ -3,8 +3,6 @@ package smtpserver
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -320,19 +318,7 @@ func (p *Policy) maxErrors(src string) int {
 // recipients than its holdlimit (operations.md §6 "Suspicious"), "" otherwise.
 // Channels are looked at in recipient order so that the reason is deterministic.
 func (p *Policy) holdLimitReason(rcpts []queue.Recipient) string {
-	if !slices.ContainsFunc(rcpts, func(r queue.Recipient) bool { return p.Channels[r.Channel].HoldLimit > 0 }) {
-		return "" // no map for the common case: no holdlimit anywhere
-	}
-	count := map[string]int{}
-	for _, r := range rcpts {
-		count[r.Channel]++
-	}
-	for _, r := range rcpts {
-		if cp, ok := p.Channels[r.Channel]; ok && cp.HoldLimit > 0 && count[r.Channel] > cp.HoldLimit {
-			return fmt.Sprintf("holdlimit: %d recipients for channel %s (holdlimit %d)", count[r.Channel], r.Channel, cp.HoldLimit)
-		}
-	}
-	return ""
+	return queue.HoldLimitReason(rcpts, func(ch string) int { return p.Channels[ch].HoldLimit })
 }
 
 // lineLimitStatus is the refusal of a message (as it would be enqueued) that has

@@ -179,10 +179,9 @@ func prepareSubmission(img *compiler.Image, sub *control.Submission, now time.Ti
 	env.Body8Bit = slices.ContainsFunc(body, func(c byte) bool { return c >= 0x80 })
 	forced := false
 	// Our own Received: line, added below, counts in both totals.
-	if n := hdr.count("Received") + 1; n > maxReceived(img) {
-		env.Held, env.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines", n), true
-	} else if n := hdr.receivedBy(host) + 1; n > maxLocalReceived(img) {
-		env.Held, env.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines by %s", n, host), true
+	if r := smtpserver.LoopReason(hdr.count("Received")+1, hdr.receivedBy(host)+1,
+		img.Options.MaxReceivedLines, img.Options.MaxLocalReceivedLines, host); r != "" {
+		env.Held, env.HeldReason, forced = true, r, true
 	}
 	var senders []string
 
@@ -322,21 +321,6 @@ func submitMaxBytes(img *compiler.Image) int64 {
 		max = int64(l.SourceBlockLimit) * bs
 	}
 	return max
-}
-
-func maxReceived(img *compiler.Image) int {
-	if img.Options.MaxReceivedLines > 0 {
-		return img.Options.MaxReceivedLines
-	}
-	return smtpserver.DefaultMaxReceivedLines
-}
-
-// maxLocalReceived is MAX_LOCAL_RECEIVED_LINES, as the SMTP server applies it.
-func maxLocalReceived(img *compiler.Image) int {
-	if img.Options.MaxLocalReceivedLines > 0 {
-		return img.Options.MaxLocalReceivedLines
-	}
-	return smtpserver.DefaultMaxLocalReceivedLines
 }
 
 // qualify adds the local host to an address without a domain; "" stays "" (<>).

@@ -102,3 +102,22 @@ func TestLocalReceivedLoopHeld(t *testing.T) {
 		})
 	}
 }
+
+func TestLoopReason(t *testing.T) {
+	for _, tt := range []struct {
+		received, local, maxAll, maxLocal int
+		want                              string
+	}{
+		{5, 1, 0, 0, ""},
+		{DefaultMaxReceivedLines + 1, 1, 0, 0, fmt.Sprintf("loop: %d Received: lines", DefaultMaxReceivedLines+1)},
+		{DefaultMaxReceivedLines, 1, 0, 0, ""},
+		{6, 1, 5, 0, "loop: 6 Received: lines"},
+		{11, 11, 0, 0, "loop: 11 Received: lines by mx.test"},
+		{60, 60, 0, 0, "loop: 60 Received: lines"}, // the total is checked first
+		{4, 4, 0, 3, "loop: 4 Received: lines by mx.test"},
+	} {
+		if got := LoopReason(tt.received, tt.local, tt.maxAll, tt.maxLocal, "mx.test"); got != tt.want {
+			t.Errorf("LoopReason(%d, %d, %d, %d) = %q, want %q", tt.received, tt.local, tt.maxAll, tt.maxLocal, got, tt.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package smtpserver
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 )
 
@@ -26,13 +27,25 @@ func bareLineEnd(b []byte) bool {
 // DefaultMaxLocalReceivedLines is MAX_LOCAL_RECEIVED_LINES (operations.md §3.2).
 const DefaultMaxLocalReceivedLines = 10
 
-// maxLocalReceivedLines lives here rather than next to maxReceivedLines so that
-// the loop-detection counts stay in one file.
-func (p *Policy) maxLocalReceivedLines() int {
-	if p.MaxLocalReceivedLines > 0 {
-		return p.MaxLocalReceivedLines
+// LoopReason is the .HELD reason of a message that went round too often, ""
+// when it did not (operations.md §3.2, §6): more Received: fields in all
+// (received) than maxAll (MAX_RECEIVED_LINES), or more naming host (local) than
+// maxLocal (MAX_LOCAL_RECEIVED_LINES). Both counts include our own field; zero
+// limits take the defaults. The SMTP service and local submission decide with it.
+func LoopReason(received, local, maxAll, maxLocal int, host string) string {
+	if maxAll <= 0 {
+		maxAll = DefaultMaxReceivedLines
 	}
-	return DefaultMaxLocalReceivedLines
+	if maxLocal <= 0 {
+		maxLocal = DefaultMaxLocalReceivedLines
+	}
+	switch {
+	case received > maxAll:
+		return fmt.Sprintf("loop: %d Received: lines", received)
+	case local > maxLocal:
+		return fmt.Sprintf("loop: %d Received: lines by %s", local, host)
+	}
+	return ""
 }
 
 // header is what the server needs from the message's header section.

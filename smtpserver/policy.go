@@ -295,13 +295,6 @@ func (p *Policy) maxRecipients(src string) int {
 	return max
 }
 
-func (p *Policy) maxReceivedLines() int {
-	if p.MaxReceivedLines > 0 {
-		return p.MaxReceivedLines
-	}
-	return DefaultMaxReceivedLines
-}
-
 // maxErrors is the protocol-error limit of a session whose source channel is src:
 // the channel's disconnectbadcommandlimit, else MaxErrors, else DefaultMaxErrors.
 func (p *Policy) maxErrors(src string) int {

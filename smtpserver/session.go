@@ -546,10 +546,9 @@ func (s *session) Data(r io.Reader) error {
 		Client:    s.helo() + " ([" + ipString(s.g.remote.Addr()) + "])",
 	}
 	forced := false // held by the counts HELD_SNDOPR is about, not by an access entry
-	if n := hdr.received + 1; n > pol.maxReceivedLines() {
-		base.Held, base.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines", n), true
-	} else if n := hdr.local + 1; n > pol.maxLocalReceivedLines() { // ours names pol.hostname() too
-		base.Held, base.HeldReason, forced = true, fmt.Sprintf("loop: %d Received: lines by %s", n, pol.hostname()), true
+	// +1: our own Received: field, which names pol.hostname() too
+	if r := LoopReason(hdr.received+1, hdr.local+1, pol.MaxReceivedLines, pol.MaxLocalReceivedLines, pol.hostname()); r != "" {
+		base.Held, base.HeldReason, forced = true, r, true
 	} else if tx.held != "" {
 		base.Held, base.HeldReason = true, tx.held
 	} else if r := pol.holdLimitReason(tx.rcpts); r != "" {

@@ -32,13 +32,17 @@ type request struct {
 	reason  string
 
 	loc     contentLoc // opEnqueue: where the content went
-	written bool       // opEnqueue: content is in the segment and synced
+	enc     []byte     // opEnqueue: the stored envelope, as journaled and put in bbolt
+	jend    journalPos // opEnqueue: journal position just past this request's batch
+	seq     uint64     // the committer batch this request was in
+	written bool       // opEnqueue: both records are in the segment and synced
 	removed *contentLoc
 	notify  *Envelope // opRelease: the envelope that became deliverable
 
-	err  error
-	done chan struct{}
-	cb   func(error) // UpdateAsync: called after done is closed
+	err   error
+	done  chan struct{} // closed once the request is committed to the index (or failed); nil for enqueues
+	acked chan struct{} // opEnqueue: closed once the records are durable in the journal (or failed)
+	cb    func(error)   // UpdateAsync: called after done is closed
 }
 
 // CommitStats describes one group commit, for Options.CommitObserver.
@@ -51,15 +55,18 @@ type CommitStats struct {
 // The writer is a two-stage pipeline, one goroutine per stage:
 //
 //   - committer (stage 1) takes whatever requests are waiting (at least one, at most
-//     MaxBatch), assigns ids, appends the contents to the segment and fsyncs it once;
+//     MaxBatch), assigns ids, appends each content and envelope record to the
+//     segment, fsyncs it once and acknowledges the enqueues: the segment is the
+//     journal, so they are durable from here;
 //   - indexer (stage 2) commits every envelope change of that batch in one bbolt
-//     transaction (two fdatasyncs), then releases the waiters.
+//     transaction (two fdatasyncs) with the journal mark (how far the journal is in
+//     the index), then releases the other waiters and feeds OnCommit.
 //
 // While stage 2 commits batch N, stage 1 already writes batch N+1, so the segment
-// fsync and the index fsyncs overlap (the file system merges concurrent fsyncs into
-// one journal commit) and batches grow with load by themselves: whatever arrives
-// during a commit forms the next batch. For each batch the order is still segment
-// fsync, then index commit, which is what makes a crash harmless.
+// fsync and the index fsyncs overlap and batches grow with load by themselves:
+// whatever arrives during a commit forms the next batch. An SMTP client waits for
+// one fsync, not three. A crash between the stages loses nothing: recovery replays
+// the envelope records past the journal mark (journal.go).
 func (q *Queue) committer() {
 	defer close(q.handoff)
 	for {
@@ -130,11 +137,34 @@ func (q *Queue) linger(batch []*request) []*request {
 	return batch
 }
 
+// indexRetry is how soon the indexer tries again to put acknowledged enqueues in
+// the index after a failed commit when nothing else arrives.
+const indexRetry = time.Second
+
 // indexer is stage 2 of the pipeline.
 func (q *Queue) indexer() {
 	defer close(q.stopped)
-	for batch := range q.handoff {
-		q.indexBatch(batch)
+	var retry <-chan time.Time
+	for {
+		select {
+		case batch, ok := <-q.handoff:
+			if !ok {
+				if len(q.unindexed) > 0 {
+					q.indexBatch(nil)
+				}
+				if n := len(q.unindexed); n > 0 {
+					q.log.Error("acknowledged messages not in the index at close; the journal has them and the next start replays them", "messages", n)
+				}
+				return
+			}
+			q.indexBatch(batch)
+		case <-retry:
+			q.indexBatch(nil)
+		}
+		retry = nil
+		if len(q.unindexed) > 0 {
+			retry = time.After(indexRetry)
+		}
 	}
 }
 
@@ -144,9 +174,11 @@ func (q *Queue) indexer() {
 // commit fails.
 func (q *Queue) writeBatch(batch []*request) {
 	q.stats.batches.Add(1)
+	q.batchSeq++
 	now := time.Now()
 	var nEnq int
 	for _, r := range batch {
+		r.seq = q.batchSeq
 		if r.kind == opEnqueue {
 			r.env.ID = q.ids.next(now)
 			nEnq++
@@ -155,11 +187,13 @@ func (q *Queue) writeBatch(batch []*request) {
 	if nEnq == 0 {
 		return
 	}
-	if err := q.writeContents(batch); err != nil {
+	end, err := q.writeContents(batch)
+	if err != nil {
 		q.log.Error("writing message contents failed", "err", err, "messages", nEnq)
 		for _, r := range batch {
 			if r.kind == opEnqueue {
 				r.err = errNoSpace(err)
+				close(r.acked)
 			}
 		}
 		return
@@ -168,15 +202,40 @@ func (q *Queue) writeBatch(batch []*request) {
 	for _, r := range batch {
 		if r.kind == opEnqueue {
 			r.written = true
+			r.jend = end
 			q.segs[r.loc.Seg]++
 		}
 	}
 	q.mu.Unlock()
+	for _, r := range batch {
+		r.content = nil // written: the caller's buffer, free from here
+	}
+	// Acknowledged from here: whatever happens to the index, recovery finds these.
+	q.ackSeq.Store(q.batchSeq)
+	q.stats.enqueued.Add(int64(nEnq))
+	for _, r := range batch {
+		if r.kind == opEnqueue {
+			close(r.acked)
+		}
+	}
 }
 
 // indexBatch is stage 2: one bbolt transaction for every envelope change of the
 // batch, then the waiters are released and OnCommit is fed.
 func (q *Queue) indexBatch(batch []*request) {
+	// Enqueues acknowledged earlier whose index commit failed go first, in order.
+	if len(q.unindexed) > 0 {
+		batch = append(q.unindexed, batch...)
+		q.unindexed = nil
+	}
+	var mark journalPos
+	var seq uint64
+	for _, r := range batch {
+		if r.written {
+			mark = r.jend // batches are in journal order: the last one is the furthest
+		}
+		seq = max(seq, r.seq)
+	}
 	// bbolt keeps the key and value slices given to Put until the commit: every
 	// Put gets its own buffer.
 	txErr := q.db.Update(func(tx *bolt.Tx) error {
@@ -193,12 +252,17 @@ func (q *Queue) indexBatch(batch []*request) {
 				continue
 			}
 			if r.kind == opEnqueue {
-				if err := b.Put([]byte(r.env.ID), encodeEnvelope(nil, r.env, r.loc)); err != nil {
+				if err := b.Put([]byte(r.env.ID), r.enc); err != nil {
 					return err
 				}
 				continue
 			}
 			if err := q.apply(b, r); err != nil {
+				return err
+			}
+		}
+		if mark.Seg != 0 {
+			if err := putJournalMark(tx, mark); err != nil {
 				return err
 			}
 		}
@@ -215,11 +279,14 @@ func (q *Queue) indexBatch(batch []*request) {
 	var notify []*Envelope
 	q.mu.Lock()
 	for _, r := range batch {
+		if txErr != nil && r.written {
+			// Acknowledged already: it stays durable in the journal and goes into the
+			// next commit (or the next start's replay), never becomes a failure.
+			q.unindexed = append(q.unindexed, r)
+			continue
+		}
 		if txErr != nil && r.err == nil {
 			r.err = txFailure(r, txErr)
-			if r.written {
-				q.unrefLocked(r.loc.Seg)
-			}
 			continue
 		}
 		if r.err != nil {
@@ -227,7 +294,7 @@ func (q *Queue) indexBatch(batch []*request) {
 		}
 		switch {
 		case r.kind == opEnqueue:
-			q.stats.enqueued.Add(1)
+			r.enc = nil
 			if !r.env.Held { // held on arrival: not deliverable until released
 				notify = append(notify, r.env)
 			}
@@ -241,7 +308,12 @@ func (q *Queue) indexBatch(batch []*request) {
 
 	for _, r := range batch {
 		r.content = nil // the caller's buffer: do not keep it reachable
-		close(r.done)
+		if r.done != nil {
+			close(r.done)
+		}
+	}
+	if len(q.unindexed) == 0 {
+		q.indexed(seq)
 	}
 	if len(notify) > 0 {
 		q.notify.push(notify)
@@ -254,7 +326,7 @@ func (q *Queue) indexBatch(batch []*request) {
 	if obs := q.opts.CommitObserver; obs != nil {
 		st := CommitStats{Requests: len(batch), Failed: txErr != nil}
 		for _, r := range batch {
-			if r.kind == opEnqueue && r.err == nil {
+			if r.written && txErr == nil {
 				st.Messages++
 			}
 		}
@@ -349,15 +421,16 @@ func hasPending(env *Envelope) bool {
 	return false
 }
 
-// writeContents appends the batch's contents to the current segment and fsyncs it
-// once. On failure the segment is abandoned (its state after a failed write or
-// fsync cannot be trusted) and the next batch starts a new one; bytes already in
-// it that nobody references go away with it.
-func (q *Queue) writeContents(batch []*request) error {
+// writeContents appends each enqueue's content record and envelope record to the
+// current segment and fsyncs it once; it returns the journal position just past the
+// batch. On failure the segment is cut back to where the batch began (so recovery
+// does not replay messages the clients were refused) and abandoned (its state after a
+// failed write or fsync cannot be trusted); the next batch starts a new one.
+func (q *Queue) writeContents(batch []*request) (journalPos, error) {
 	var total int64
 	for _, r := range batch {
 		if r.kind == opEnqueue {
-			total += recHeaderLen + int64(len(r.content))
+			total += recHeaderLen + int64(len(r.content)) + envRecHeaderLen + 256
 		}
 	}
 	if q.cur != nil && q.cur.size > int64(len(segMagic)) && q.cur.size+total > q.opts.segmentSize {
@@ -365,7 +438,7 @@ func (q *Queue) writeContents(batch []*request) error {
 	}
 	if q.cur == nil {
 		if err := q.newSegment(); err != nil {
-			return err
+			return journalPos{}, err
 		}
 	}
 	cur := q.cur
@@ -375,7 +448,7 @@ func (q *Queue) writeContents(batch []*request) error {
 	w := q.wbuf
 	w.Reset(cur.f) // also drops what a failed flush left behind
 	off := cur.size
-	var hdr []byte
+	hdr := q.hdrBuf[:0]
 	for _, r := range batch {
 		if r.kind != opEnqueue {
 			continue
@@ -387,18 +460,24 @@ func (q *Queue) writeContents(batch []*request) error {
 		off += recHeaderLen
 		r.loc = contentLoc{Seg: cur.n, Off: off, Len: int64(len(r.content)), CRC: sum}
 		off += int64(len(r.content))
+		r.enc = encodeEnvelope(nil, r.env, r.loc)
+		hdr = appendEnvRec(hdr[:0], r.enc)
+		w.Write(hdr)
+		off += int64(len(hdr))
 	}
+	q.hdrBuf = hdr
 	err := w.Flush()
 	if err == nil {
 		err = cur.f.Sync()
 		q.stats.segSyncs.Add(1)
 	}
 	if err != nil {
+		cur.f.Truncate(cur.size) // best effort: the segment is abandoned either way
 		q.retireCurrent()
-		return fmt.Errorf("append to segment %s: %w", segName(cur.n), err)
+		return journalPos{}, fmt.Errorf("append to segment %s: %w", segName(cur.n), err)
 	}
 	cur.size = off
-	return nil
+	return journalPos{Seg: cur.n, Off: off}, nil
 }
 
 // newSegment creates the next segment file and makes its directory entry durable.

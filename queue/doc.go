@@ -1,7 +1,7 @@
-// Package queue is the durable message queue: envelopes in a bbolt index, contents in
-// an append-only store, committed together by a group committer so that one fsync
-// covers many concurrent enqueues. A message acknowledged with 250 was returned from
-// Enqueue, so it is on disk and survives kill -9.
+// Package queue is the durable message queue: contents and envelopes journaled in
+// append-only segments, envelopes indexed in bbolt, committed by a group committer so
+// that one fsync covers many concurrent enqueues. A message acknowledged with 250 was
+// returned from Enqueue, so it is on disk and survives kill -9.
 //
 // It owns the files under the queue directory and nothing else. It must not schedule
 // (that is jobctl), rewrite addresses or talk SMTP. It imports only status.
@@ -14,23 +14,28 @@
 //	segments/NNNNNN.seg append-only content files, "MTASEG1\n" then records
 //
 // A content record is a 36-byte header (magic, id, length, CRC32C of the content,
-// CRC32C of the header) followed by the content. The envelope is a compact versioned
-// binary encoding with its own CRC32C, and carries the content's segment, offset,
-// length and CRC. Ids are 16 characters of Crockford base32 (48-bit milliseconds,
+// CRC32C of the header) followed by the content; an envelope record (12-byte header,
+// then the envelope) follows it. The envelope is a compact versioned binary encoding
+// with its own CRC32C, and carries the content's segment, offset, length and CRC. Ids are 16 characters of Crockford base32 (48-bit milliseconds,
 // 16-bit counter, 16 random bits): unique, sortable by time, safe in logs and paths.
 //
 // Every change goes through a two-goroutine pipeline (commit.go). The committer takes
-// all requests waiting (up to MaxBatch / MaxBatchBytes), appends their contents to the
-// current segment with one write burst and ONE fsync, and hands the batch to the
-// indexer, which applies every envelope change (enqueues, delivery updates, hold,
-// release, delete) in ONE bbolt transaction, then wakes every waiter. While the
-// indexer commits batch N the committer already writes batch N+1, so batches grow by
-// themselves with load and the fsyncs of the two stages overlap. Per batch the order
-// is fixed: contents durable, then envelopes committed. A crash between the two
-// leaves unreferenced bytes in a segment that nothing will ever read. A write or fsync
-// error fails every enqueue of the batch with 452 4.3.1 and abandons the segment (its
-// state can no longer be trusted); the next batch starts a new one, so the queue works
-// again as soon as space returns.
+// all requests waiting (up to MaxBatch / MaxBatchBytes), appends their content and
+// envelope records to the current segment with one write burst and ONE fsync, and
+// acknowledges the enqueues: the segment is the journal. It then hands the batch to
+// the indexer, which applies every envelope change (enqueues, delivery updates, hold,
+// release, delete) in ONE bbolt transaction together with the journal mark, wakes
+// the other waiters and feeds OnCommit. While the indexer commits batch N the
+// committer already writes batch N+1, so batches grow by themselves with load, and
+// an SMTP client waits for one fsync instead of three. A crash between the two
+// stages loses nothing: recovery replays the envelope records past the journal mark
+// (journal.go). Reads (Get, Walk, Stats) wait for the index to hold what was
+// acknowledged before them, so callers see their own enqueues. A write or fsync
+// error fails every enqueue of the batch with 452 4.3.1, cuts the batch back out of
+// the segment and abandons it (its state can no longer be trusted); the next batch
+// starts a new one, so the queue works again as soon as space returns. An index
+// commit that fails after the fsync fails nobody's enqueue: the messages stay in the
+// journal and go into the next commit, or the next start's replay.
 //
 // Segments are reference-counted in memory (number of live messages, counted from the
 // moment their content is written). A segment is deleted when the count drops to zero
@@ -40,7 +45,8 @@
 // life the worst case is bounded by the arrival volume of those days.
 //
 // Open recovers before returning: bbolt's own consistency check (a damaged index
-// fails Open: it cannot be repaired message by message), then every envelope is
+// fails Open: it cannot be repaired message by message), then the journal past the
+// mark is replayed into the index, then every envelope is
 // decoded and its content record checked (header, length, and unless QuickRecovery
 // the content CRC). Damaged messages (bad
 // envelope checksum, bad record, truncated or missing segment) are moved to the

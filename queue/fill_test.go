@@ -34,6 +34,7 @@ func TestIndexPagesFull(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("Enqueue: %v", err)
 	}
+	q.awaitIndex() // the index trails the acknowledgements by one commit
 	var st bolt.BucketStats
 	if err := q.db.View(func(tx *bolt.Tx) error {
 		st = tx.Bucket(bucketMsgs).Stats()

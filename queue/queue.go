@@ -57,8 +57,19 @@ type Queue struct {
 	cur     *curSegment           // the segment being appended to; nil until the next batch
 	nextSeg uint32
 
-	ids    *idGen        // committer only
-	wbuf   *bufio.Writer // committer only: batches content writes into few syscalls
+	ids      *idGen        // committer only
+	wbuf     *bufio.Writer // committer only: batches content writes into few syscalls
+	hdrBuf   []byte        // committer only: record headers
+	batchSeq uint64        // committer only: number of the last batch taken
+
+	unindexed []*request // indexer only: acknowledged enqueues a failed index commit left out
+
+	// ackSeq is the last batch whose enqueues were acknowledged; idx tracks the last
+	// batch fully in the index, so that reads can wait for what was acknowledged
+	// before them (read your writes although the index trails the journal).
+	ackSeq atomic.Uint64
+	idx    indexProgress
+
 	notify *notifier
 	stats  statsCounters
 }
@@ -189,8 +200,11 @@ func (q *Queue) submit(ctx context.Context, r *request) error {
 }
 
 // Enqueue stores env and content durably and returns the new id only once both are
-// on disk (fsync'd, shared with concurrent enqueues by group commit). The caller
-// answers 250 after this returns nil. env is not modified; the queue keeps a copy.
+// on disk (fsync'd in the segment, which is the journal, shared with concurrent
+// enqueues by group commit). The caller answers 250 after this returns nil. The
+// message reaches the index and OnCommit a moment later; Get, Walk and Stats called
+// after Enqueue returned wait for that, so they see it. env is not modified; the
+// queue keeps a copy.
 func (q *Queue) Enqueue(ctx context.Context, env *Envelope, content []byte) (string, error) {
 	if env == nil {
 		return "", errors.New("queue: enqueue: nil envelope")
@@ -205,9 +219,19 @@ func (q *Queue) Enqueue(ctx context.Context, env *Envelope, content []byte) (str
 	}
 	e.Arrival = e.Arrival.Round(0) // no monotonic reading: it is meaningless on disk
 	e.Size = int64(len(content))
-	r := &request{kind: opEnqueue, env: e, content: content}
-	if err := q.submit(ctx, r); err != nil {
-		return "", err
+	r := &request{kind: opEnqueue, env: e, content: content, acked: make(chan struct{})}
+	select {
+	case q.reqs <- r:
+	case <-q.quit:
+		return "", ErrClosed
+	case <-ctx.Done():
+		return "", fmt.Errorf("queue: %w", ctx.Err())
+	}
+	// Once handed over the request will be journaled or fail shortly; waiting for
+	// the outcome (rather than for ctx) keeps "returned nil" equal to "on disk".
+	<-r.acked
+	if r.err != nil {
+		return "", r.err
 	}
 	return r.env.ID, nil
 }
@@ -256,7 +280,20 @@ func (q *Queue) Get(id string) (*Envelope, error) {
 	return env, err
 }
 
+// get reads one envelope from the index. A message acknowledged a moment ago may
+// not be there yet (the index trails the journal by one commit): on a miss it waits
+// for the index to hold everything acknowledged so far and looks again, so a hit,
+// the common case (a delivery), never waits.
 func (q *Queue) get(id string) (*Envelope, contentLoc, error) {
+	env, loc, err := q.lookup(id)
+	if errors.Is(err, ErrNotFound) && q.ackSeq.Load() > q.indexedSeq() {
+		q.awaitIndex()
+		env, loc, err = q.lookup(id)
+	}
+	return env, loc, err
+}
+
+func (q *Queue) lookup(id string) (*Envelope, contentLoc, error) {
 	if q.isDown.Load() {
 		return nil, contentLoc{}, ErrClosed
 	}
@@ -292,6 +329,7 @@ func (q *Queue) Walk(fn func(*Envelope) bool) error {
 	if q.isDown.Load() {
 		return ErrClosed
 	}
+	q.awaitIndex()
 	const chunk = 1024
 	var after []byte
 	batch := make([]*Envelope, 0, chunk)
@@ -401,15 +439,17 @@ type Stats struct {
 	Batches      int64 // committer rounds (each one bbolt commit)
 	SegmentSyncs int64 // fsyncs of segment files and of the segments directory
 	IndexCommits int64 // bbolt commits (each costs two fdatasyncs)
+	Replayed     int64 // messages recovery put back from the journal at Open
 	Segments     int   // segment files holding live messages or open for appending
 }
 
 type statsCounters struct {
-	enqueued, batches, segSyncs, commits atomic.Int64
+	enqueued, batches, segSyncs, commits, replayed atomic.Int64
 }
 
 // Stats returns the counters since Open.
 func (q *Queue) Stats() Stats {
+	q.awaitIndex()
 	q.mu.Lock()
 	n := len(q.segs)
 	if q.cur != nil {
@@ -423,6 +463,7 @@ func (q *Queue) Stats() Stats {
 		Batches:      q.stats.batches.Load(),
 		SegmentSyncs: q.stats.segSyncs.Load(),
 		IndexCommits: q.stats.commits.Load(),
+		Replayed:     q.stats.replayed.Load(),
 		Segments:     n,
 	}
 }

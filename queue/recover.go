@@ -20,7 +20,7 @@ type badMsg struct {
 func (q *Queue) recover() error {
 	start := time.Now()
 	err := q.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMsgs, bucketQuarantine} {
+		for _, b := range [][]byte{bucketMsgs, bucketQuarantine, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -66,6 +66,12 @@ func (q *Queue) recover() error {
 		sizes[n] = fi.Size()
 		maxSeg = max(maxSeg, n)
 	}
+
+	// Messages acknowledged but not yet in the index when the last run ended.
+	if err := q.replayJournal(sizes, maxSeg); err != nil {
+		return err
+	}
+	q.log.Debug("recovery: journal replayed", "elapsed", time.Since(start))
 
 	// One pass in key order, checking each content as its envelope is read. Ids grow
 	// with time and so do segment numbers and offsets, so key order is segment order:

@@ -14,18 +14,27 @@ import (
 )
 
 // Segment files: segments/%06d.seg, append-only. A segment starts with segMagic and
-// then holds records, each a recHeaderLen-byte header followed by the content:
+// then holds, per message, a content record and right after it an envelope record:
 //
-//	"MQR1" | id (16 bytes) | content length (uint64 LE) | content CRC32C | header CRC32C
+//	"MQR1" | id (16 bytes) | content length (uint64 LE) | content CRC32C | header CRC32C | content
+//	"MQE1" | envelope length (uint32 LE) | header CRC32C | envelope (as in bbolt, own CRC32C)
 //
 // The envelope in bbolt points at the content (segment, offset, length, CRC); the
-// header lets recovery and Content check that the bytes there are really that
-// message's and are whole. Bytes no envelope points at (a batch whose bbolt commit
-// failed or was cut by a crash) are never read and disappear with the segment.
+// content header lets recovery and Content check that the bytes there are really that
+// message's and are whole. The envelope record makes the segment the journal: a
+// message is acknowledged once its two records are fsync'd, before its envelope
+// reaches bbolt, and recovery replays the envelope records past the index's journal
+// mark (journal.go). Segments written before envelope records existed hold content
+// records only; they are simply never replayed.
 const (
-	segMagic     = "MTASEG1\n"
-	recMagic     = "MQR1"
-	recHeaderLen = 4 + idLen + 8 + 4 + 4
+	segMagic        = "MTASEG1\n"
+	recMagic        = "MQR1"
+	recHeaderLen    = 4 + idLen + 8 + 4 + 4
+	envRecMagic     = "MQE1"
+	envRecHeaderLen = 4 + 4 + 4
+	// maxEnvRec bounds an envelope record read back by recovery: a length past it is
+	// damage, not an envelope (a million recipients would not reach it).
+	maxEnvRec = 64 << 20
 	// segTarget is the size after which a new segment is started. A segment is removed
 	// only when no queued message points into it, so one long-deferred message pins up
 	// to segTarget bytes of disk until it is delivered or expires (no compaction yet).
@@ -37,6 +46,7 @@ const (
 type segFile interface {
 	io.Writer
 	Sync() error
+	Truncate(size int64) error // cut back a batch that failed
 	Close() error
 }
 
@@ -65,6 +75,15 @@ func appendRecHeader(dst []byte, id string, content []byte, sum uint32) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(len(content)))
 	dst = binary.LittleEndian.AppendUint32(dst, sum)
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// appendEnvRec appends an envelope record holding enc (an encodeEnvelope result).
+func appendEnvRec(dst []byte, enc []byte) []byte {
+	start := len(dst)
+	dst = append(dst, envRecMagic...)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(enc)))
+	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+	return append(dst, enc...)
 }
 
 var errRecord = errors.New("queue: bad content record")

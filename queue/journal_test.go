@@ -1,0 +1,173 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// journalOnly enqueues bodies into a queue whose index cannot be written, so that
+// after Close they exist only in the journal (the state a kill -9 between the
+// segment fsync and the index commit leaves), and returns their ids and the
+// segment file holding them.
+func journalOnly(t *testing.T, dir string, bodies []string) ([]string, string) {
+	t.Helper()
+	q := openTest(t, dir, Options{beforeCommit: func() error { return errors.New("index: no space left on device") }})
+	var ids []string
+	for i, b := range bodies {
+		id, err := q.Enqueue(context.Background(), testEnvelope(i), []byte(b))
+		if err != nil {
+			t.Fatalf("Enqueue with a failing index: %v (the journal fsync is the commit)", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments: %v %v", segs, err)
+	}
+	return ids, segs[0]
+}
+
+func TestJournalReplay(t *testing.T) {
+	bodies := []string{"first body\r\n", "second body\r\n", "third body\r\n"}
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, seg string)
+		want   int // messages replayed, in order
+	}{
+		{"intact", func(*testing.T, string) {}, 3},
+		{"last envelope record torn", func(t *testing.T, seg string) {
+			fi, _ := os.Stat(seg)
+			if err := os.Truncate(seg, fi.Size()-10); err != nil {
+				t.Fatal(err)
+			}
+		}, 2},
+		{"last envelope record missing", func(t *testing.T, seg string) {
+			b, _ := os.ReadFile(seg)
+			i := bytes.LastIndex(b, []byte(envRecMagic))
+			if err := os.Truncate(seg, int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}, 2},
+		{"second content damaged", func(t *testing.T, seg string) {
+			b, _ := os.ReadFile(seg)
+			flipByte(t, seg, int64(bytes.Index(b, []byte("second body"))))
+		}, 1},
+		{"garbage after the records", func(t *testing.T, seg string) {
+			f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write(bytes.Repeat([]byte{0xAB}, 5000))
+			f.Close()
+		}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ids, seg := journalOnly(t, dir, bodies)
+			tt.damage(t, seg)
+			q := openTest(t, dir, Options{})
+			if got := q.Stats().Replayed; got != int64(tt.want) {
+				t.Errorf("replayed %d messages, want %d", got, tt.want)
+			}
+			if qi := q.Quarantined(); len(qi) != 0 {
+				t.Errorf("quarantined: %+v", qi)
+			}
+			for i, id := range ids {
+				env, err := q.Get(id)
+				if i >= tt.want {
+					if err != ErrNotFound {
+						t.Errorf("message %d after the damage: %v, want not found", i, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("acknowledged message %d lost: %v", i, err)
+				}
+				if want := testEnvelope(i).Rcpts[1].Addr; env.Rcpts[1].Addr != want || env.ID != id {
+					t.Errorf("message %d: envelope %+v", i, env)
+				}
+				if got := string(readAll(t, q, id)); got != bodies[i] {
+					t.Errorf("message %d: content %q, want %q", i, got, bodies[i])
+				}
+			}
+			// The journal mark moved: a second start replays nothing and the
+			// messages are there once.
+			q.Close()
+			q = openTest(t, dir, Options{})
+			defer q.Close()
+			if got := q.Stats().Replayed; got != 0 {
+				t.Errorf("second start replayed %d messages again", got)
+			}
+			n := 0
+			q.Walk(func(*Envelope) bool { n++; return true })
+			if n != tt.want {
+				t.Errorf("%d messages queued after the second start, want %d", n, tt.want)
+			}
+		})
+	}
+}
+
+// TestJournalNoResurrection: what was delivered or deleted stays gone, and what
+// was indexed normally is not replayed, whatever the journal still holds.
+func TestJournalNoResurrection(t *testing.T) {
+	dir := t.TempDir()
+	q := openTest(t, dir, Options{})
+	ctx := context.Background()
+	var ids []string
+	for i := range 6 {
+		id, err := q.Enqueue(ctx, testEnvelope(i), []byte(fmt.Sprintf("body %d\r\n", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := q.Update(ids[0], []Update{{Rcpt: 0, State: Delivered}, {Rcpt: 1, State: Delivered}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Delete(ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	q = openTest(t, dir, Options{})
+	defer q.Close()
+	if got := q.Stats().Replayed; got != 0 {
+		t.Errorf("replayed %d messages that were in the index", got)
+	}
+	for i, id := range ids {
+		_, err := q.Get(id)
+		if gone := i < 2; gone != (err == ErrNotFound) {
+			t.Errorf("message %d: %v (gone: %v)", i, err, gone)
+		}
+	}
+}
+
+// TestReadYourWrites: the index trails the journal, but whatever Enqueue
+// acknowledged is visible to Get, Walk and Stats called after it returned.
+func TestReadYourWrites(t *testing.T) {
+	q := openTest(t, t.TempDir(), Options{})
+	defer q.Close()
+	ctx := context.Background()
+	for i := range 200 {
+		id, err := q.Enqueue(ctx, testEnvelope(i), []byte("x\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		q.Walk(func(*Envelope) bool { n++; return true })
+		if n != i+1 {
+			t.Fatalf("Walk right after Enqueue %d sees %d messages", i+1, n)
+		}
+		if _, err := q.Get(id); err != nil {
+			t.Fatalf("Get right after Enqueue: %v", err)
+		}
+	}
+}

@@ -24,6 +24,16 @@ var ErrLocked = errors.New("queue: locked by another process")
 // holds the queue, and mtad cannot open the queue while a ReadOnly is open.
 type ReadOnly struct {
 	q *Queue
+	// journal holds the messages acknowledged after the index's journal mark (the
+	// last moments before mtad stopped or died): mtad puts them in the index at its
+	// next start, and until then the tools show them from here.
+	journal map[string]journaled
+	order   []string // journal's ids, in journal order
+}
+
+type journaled struct {
+	env *Envelope
+	loc contentLoc
 }
 
 // OpenReadOnly opens the queue under dir for reading, waiting at most timeout for
@@ -59,21 +69,69 @@ func OpenReadOnly(dir string, timeout time.Duration) (*ReadOnly, error) {
 		db.Close()
 		return nil, fmt.Errorf("queue: open %s: no messages bucket: %w", path, os.ErrNotExist)
 	}
-	return &ReadOnly{q: q}, nil
+	r := &ReadOnly{q: q, journal: make(map[string]journaled)}
+	sizes, _, err := segmentSizes(q.segDir)
+	var tail []replayed
+	if err == nil {
+		_, tail, err = q.journalTail(sizes)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		db.Close()
+		return nil, fmt.Errorf("queue: open %s: %w", dir, err)
+	}
+	for _, m := range tail {
+		if _, _, err := q.lookup(m.id); err == nil {
+			continue // indexed after all: the mark lags by one commit at most
+		}
+		env, loc, err := decodeEnvelope(m.enc)
+		if err != nil {
+			continue // scanJournal decoded it already
+		}
+		r.journal[m.id] = journaled{env, loc}
+		r.order = append(r.order, m.id)
+	}
+	return r, nil
 }
 
-// Walk is Queue.Walk.
-func (r *ReadOnly) Walk(fn func(*Envelope) bool) error { return r.q.Walk(fn) }
+// Walk is Queue.Walk, then the messages only the journal holds so far.
+func (r *ReadOnly) Walk(fn func(*Envelope) bool) error {
+	stopped := false
+	if err := r.q.Walk(func(e *Envelope) bool {
+		stopped = !fn(e)
+		return !stopped
+	}); err != nil || stopped {
+		return err
+	}
+	for _, id := range r.order {
+		if !fn(cloneEnvelope(r.journal[id].env)) {
+			return nil
+		}
+	}
+	return nil
+}
 
-// Get is Queue.Get.
-func (r *ReadOnly) Get(id string) (*Envelope, error) { return r.q.Get(id) }
+// Get is Queue.Get, the journal included.
+func (r *ReadOnly) Get(id string) (*Envelope, error) {
+	env, _, err := r.get(id)
+	return env, err
+}
+
+func (r *ReadOnly) get(id string) (*Envelope, contentLoc, error) {
+	env, loc, err := r.q.get(id)
+	if errors.Is(err, ErrNotFound) {
+		if j, ok := r.journal[id]; ok {
+			return cloneEnvelope(j.env), j.loc, nil
+		}
+	}
+	return env, loc, err
+}
 
 // Content opens a message's content, verifying its checksum like Queue.Content.
 // It opens the segment itself rather than use the queue's shared read handles:
 // a read-only queue has no committer removing segments, and a short-lived tool
 // gains nothing from caching.
 func (r *ReadOnly) Content(id string) (Content, error) {
-	_, loc, err := r.q.get(id)
+	_, loc, err := r.get(id)
 	if err != nil {
 		return nil, err
 	}

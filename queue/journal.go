@@ -125,39 +125,12 @@ func (q *Queue) awaitIndex() {
 // acknowledged after its journal mark, and moves the mark past every segment on
 // disk (new writes go to a new segment). sizes lists the segment files.
 func (q *Queue) replayJournal(sizes map[uint32]int64, maxSeg uint32) error {
-	var mark journalPos
-	var hasMark bool
-	if err := q.db.View(func(tx *bolt.Tx) error {
-		mark, hasMark = getJournalMark(tx)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("queue: recover: journal mark: %w", err)
+	mark, found, err := q.journalTail(sizes)
+	if err != nil {
+		return fmt.Errorf("queue: recover: %w", err)
 	}
-	var found []replayed
-	if hasMark {
-		segs := make([]uint32, 0, len(sizes))
-		for n := range sizes {
-			if n >= mark.Seg {
-				segs = append(segs, n)
-			}
-		}
-		slices.Sort(segs)
-		for _, n := range segs {
-			from := int64(len(segMagic))
-			if n == mark.Seg {
-				from = max(from, mark.Off)
-			}
-			recs, err := scanJournal(segPath(q.segDir, n), n, from, sizes[n])
-			if err != nil {
-				return fmt.Errorf("queue: recover: journal %s: %w", segName(n), err)
-			}
-			found = append(found, recs...)
-		}
-	}
-	// Without a mark the index predates the journal (or is new): everything in it
-	// was indexed before its acknowledgement, so there is nothing to replay.
 	var added int
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	err = q.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMsgs)
 		b.FillPercent = 0.9
 		for _, m := range found {
@@ -179,6 +152,70 @@ func (q *Queue) replayJournal(sizes map[uint32]int64, maxSeg uint32) error {
 		q.log.Info("journal replayed", "messages", added, "from_segment", segName(mark.Seg), "from_offset", mark.Off)
 	}
 	return nil
+}
+
+// journalTail returns the messages journaled past the index's journal mark, in
+// journal order. sizes lists the segment files and their sizes.
+func (q *Queue) journalTail(sizes map[uint32]int64) (journalPos, []replayed, error) {
+	var mark journalPos
+	var hasMark bool
+	if err := q.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) != nil {
+			mark, hasMark = getJournalMark(tx)
+		}
+		return nil
+	}); err != nil {
+		return mark, nil, fmt.Errorf("journal mark: %w", err)
+	}
+	// Without a mark the index predates the journal (or is new): everything in it
+	// was indexed before its acknowledgement, so there is nothing to replay.
+	if !hasMark {
+		return mark, nil, nil
+	}
+	segs := make([]uint32, 0, len(sizes))
+	for n := range sizes {
+		if n >= mark.Seg {
+			segs = append(segs, n)
+		}
+	}
+	slices.Sort(segs)
+	var found []replayed
+	for _, n := range segs {
+		from := int64(len(segMagic))
+		if n == mark.Seg {
+			from = max(from, mark.Off)
+		}
+		recs, err := scanJournal(segPath(q.segDir, n), n, from, sizes[n])
+		if err != nil {
+			return mark, nil, fmt.Errorf("journal %s: %w", segName(n), err)
+		}
+		found = append(found, recs...)
+	}
+	return mark, found, nil
+}
+
+// segmentSizes lists the segment files under dir with their sizes, and the highest
+// segment number (0: none).
+func segmentSizes(dir string) (map[uint32]int64, uint32, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	sizes := make(map[uint32]int64)
+	var maxSeg uint32
+	for _, e := range entries {
+		n, ok := parseSegName(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil, 0, err
+		}
+		sizes[n] = fi.Size()
+		maxSeg = max(maxSeg, n)
+	}
+	return sizes, maxSeg, nil
 }
 
 type replayed struct {

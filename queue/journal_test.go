@@ -171,3 +171,43 @@ func TestReadYourWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlySeesJournal: after a crash, mtactl qm (mtad down) lists the messages
+// only the journal holds, with their content, and lists them once after mtad put
+// them in the index.
+func TestReadOnlySeesJournal(t *testing.T) {
+	dir := t.TempDir()
+	bodies := []string{"one\r\n", "two\r\n"}
+	ids, _ := journalOnly(t, dir, bodies)
+	check := func(stage string) {
+		t.Helper()
+		r, err := OpenReadOnly(dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var walked []string
+		r.Walk(func(e *Envelope) bool { walked = append(walked, e.ID); return true })
+		if fmt.Sprint(walked) != fmt.Sprint(ids) {
+			t.Errorf("%s: Walk lists %v, want %v", stage, walked, ids)
+		}
+		for i, id := range ids {
+			if _, err := r.Get(id); err != nil {
+				t.Errorf("%s: Get %s: %v", stage, id, err)
+			}
+			c, err := r.Content(id)
+			if err != nil {
+				t.Fatalf("%s: Content %s: %v", stage, id, err)
+			}
+			b := make([]byte, c.Size())
+			c.ReadAt(b, 0)
+			c.Close()
+			if string(b) != bodies[i] {
+				t.Errorf("%s: content %q, want %q", stage, b, bodies[i])
+			}
+		}
+	}
+	check("journal only")
+	openTest(t, dir, Options{}).Close() // replays
+	check("replayed")
+}

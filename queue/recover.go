@@ -48,23 +48,9 @@ func (q *Queue) recover() error {
 	q.log.Debug("recovery: index checked", "elapsed", time.Since(start))
 
 	// Segment files present on disk.
-	entries, err := os.ReadDir(q.segDir)
+	sizes, maxSeg, err := segmentSizes(q.segDir)
 	if err != nil {
 		return fmt.Errorf("queue: recover: %w", err)
-	}
-	sizes := make(map[uint32]int64)
-	var maxSeg uint32
-	for _, e := range entries {
-		n, ok := parseSegName(e.Name())
-		if !ok || !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return fmt.Errorf("queue: recover: %w", err)
-		}
-		sizes[n] = fi.Size()
-		maxSeg = max(maxSeg, n)
 	}
 
 	// Messages acknowledged but not yet in the index when the last run ended.

@@ -236,8 +236,13 @@ func scanJournal(path string, n uint32, from, size int64) ([]replayed, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return scanRecords(f, n, from, size), nil
+}
+
+// scanRecords is scanJournal on any reader of the segment's size bytes.
+func scanRecords(f io.ReaderAt, n uint32, from, size int64) []replayed {
 	if from >= size {
-		return nil, nil
+		return nil
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, from, size-from), 256<<10)
 	off := from
@@ -245,27 +250,27 @@ func scanJournal(path string, n uint32, from, size int64) ([]replayed, error) {
 	var hdr [recHeaderLen]byte
 	for {
 		if _, err := io.ReadFull(br, hdr[:4]); err != nil {
-			return out, nil
+			return out
 		}
 		if string(hdr[:4]) != recMagic {
-			return out, nil
+			return out
 		}
 		if _, err := io.ReadFull(br, hdr[4:]); err != nil {
-			return out, nil
+			return out
 		}
 		if crc32.Checksum(hdr[:recHeaderLen-4], castagnoli) != binary.LittleEndian.Uint32(hdr[recHeaderLen-4:]) {
-			return out, nil
+			return out
 		}
 		id := string(hdr[4 : 4+idLen])
 		clen := int64(binary.LittleEndian.Uint64(hdr[4+idLen:]))
 		csum := binary.LittleEndian.Uint32(hdr[4+idLen+8:])
 		if clen < 0 || clen > size-off {
-			return out, nil
+			return out
 		}
 		loc := contentLoc{Seg: n, Off: off + recHeaderLen, Len: clen, CRC: csum}
 		h := crc32.New(castagnoli)
 		if _, err := io.CopyN(h, br, clen); err != nil || h.Sum32() != csum {
-			return out, nil
+			return out
 		}
 		off = loc.Off + clen
 
@@ -273,23 +278,23 @@ func scanJournal(path string, n uint32, from, size int64) ([]replayed, error) {
 		// before the journal existed, or a batch cut short.
 		var eh [envRecHeaderLen]byte
 		if _, err := io.ReadFull(br, eh[:]); err != nil || string(eh[:4]) != envRecMagic {
-			return out, nil
+			return out
 		}
 		if crc32.Checksum(eh[:8], castagnoli) != binary.LittleEndian.Uint32(eh[8:]) {
-			return out, nil
+			return out
 		}
 		elen := int64(binary.LittleEndian.Uint32(eh[4:8]))
 		if elen > maxEnvRec || elen > size-off-envRecHeaderLen {
-			return out, nil
+			return out
 		}
 		enc := make([]byte, elen)
 		if _, err := io.ReadFull(br, enc); err != nil {
-			return out, nil
+			return out
 		}
 		off += envRecHeaderLen + elen
 		env, eloc, err := decodeEnvelope(enc)
 		if err != nil || env.ID != id || eloc != loc {
-			return out, nil
+			return out
 		}
 		out = append(out, replayed{id: id, enc: enc})
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // journalOnly enqueues bodies into a queue whose index cannot be written, so that
@@ -17,23 +19,32 @@ import (
 // segment file holding them.
 func journalOnly(t testing.TB, dir string, bodies []string) ([]string, string) {
 	t.Helper()
-	q := openTest(t, dir, Options{beforeCommit: func() error { return errors.New("index: no space left on device") }})
-	var ids []string
-	for i, b := range bodies {
-		id, err := q.Enqueue(context.Background(), testEnvelope(i), []byte(b))
-		if err != nil {
-			t.Fatalf("Enqueue with a failing index: %v (the journal fsync is the commit)", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
+	ids, err := journalOnlyIn(t, dir, bodies)
+	if err != nil {
+		t.Fatalf("Enqueue with a failing index: %v (the journal fsync is the commit)", err)
 	}
 	segs, err := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
 	if err != nil || len(segs) != 1 {
 		t.Fatalf("segments: %v %v", segs, err)
 	}
 	return ids, segs[0]
+}
+
+// journalOnlyIn is journalOnly on a queue that may already hold messages (and
+// segments).
+func journalOnlyIn(t testing.TB, dir string, bodies []string) ([]string, error) {
+	t.Helper()
+	q := openTest(t, dir, Options{beforeCommit: func() error { return errors.New("index: no space left on device") }})
+	defer q.Close()
+	var ids []string
+	for i, b := range bodies {
+		id, err := q.Enqueue(context.Background(), testEnvelope(i), []byte(b))
+		if err != nil {
+			return ids, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 func TestJournalReplay(t *testing.T) {
@@ -247,4 +258,43 @@ func FuzzScanJournal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestJournalUpgrade: an index written before the journal existed (no mark, no
+// meta bucket) opens with every message and replays nothing; from then on the
+// journal works.
+func TestJournalUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	q := openTest(t, dir, Options{})
+	for i := range 3 {
+		if _, err := q.Enqueue(context.Background(), testEnvelope(i), []byte("old\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Close()
+	db, err := bolt.Open(filepath.Join(dir, "queue.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketMeta) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	q = openTest(t, dir, Options{})
+	n := 0
+	q.Walk(func(*Envelope) bool { n++; return true })
+	if n != 3 || q.Stats().Replayed != 0 {
+		t.Fatalf("old index: %d messages, %d replayed; want 3, 0", n, q.Stats().Replayed)
+	}
+	q.Close()
+	ids, _ := journalOnlyIn(t, dir, []string{"new\r\n"})
+	q = openTest(t, dir, Options{})
+	defer q.Close()
+	if q.Stats().Replayed != 1 {
+		t.Fatalf("after the upgrade: %d replayed, want 1", q.Stats().Replayed)
+	}
+	if got := string(readAll(t, q, ids[0])); got != "new\r\n" {
+		t.Fatalf("replayed content %q", got)
+	}
 }

@@ -25,9 +25,9 @@ import (
 // is whole too, then moves the mark past them.
 //
 // What this costs: a record written and fsync'd but never acknowledged (the process
-// died between the fsync and the reply, or the client had gone) is replayed too. It
-// is delivered although the client was not told so: a duplicate, as with any MTA
-// that dies after its commit and before its 250, never a loss. A batch whose write
+// died between the fsync and the reply) is replayed too. It is delivered although
+// the client was not told so: a duplicate if the client sends it again, as with any
+// MTA that dies after its commit and before its 250, never a loss. A batch whose write
 // or fsync failed is cut back from its segment before the client gets 452, so it is
 // not replayed (unless the cut fails as well).
 

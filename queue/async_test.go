@@ -144,3 +144,105 @@ func TestContentPaths(t *testing.T) {
 		t.Errorf("Content of a truncated record: %v, want errRecord", err)
 	}
 }
+
+// blockingSegment holds every Sync until release is closed: a committer stuck in
+// an fsync.
+type blockingSegment struct {
+	segFile
+	syncing chan struct{} // receives when a Sync starts
+	release chan struct{}
+}
+
+func (b blockingSegment) Sync() error {
+	b.syncing <- struct{}{}
+	<-b.release
+	return b.segFile.Sync()
+}
+
+// TestUpdateAsyncDoesNotWaitForCommitter: a delivery job recording its result
+// never waits for the committer's current fsync (it would take its next message
+// one commit later); the results are committed once the committer is free, and an
+// UpdateAsync queued before Close is committed by Close.
+func TestUpdateAsyncDoesNotWaitForCommitter(t *testing.T) {
+	dir := t.TempDir()
+	q := openTest(t, dir, Options{})
+	var ids []string
+	for i := range 3 {
+		id, err := q.Enqueue(context.Background(), testEnvelope(i), []byte("body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	q.Close()
+
+	syncing, release := make(chan struct{}, 16), make(chan struct{})
+	q = openTest(t, dir, Options{createSegment: func(path string) (segFile, error) {
+		f, err := createSegmentFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return blockingSegment{f, syncing, release}, nil
+	}})
+	// An enqueue puts the committer into a Sync that does not return.
+	enq := make(chan error, 1)
+	go func() {
+		_, err := q.Enqueue(context.Background(), testEnvelope(9), []byte("stuck"))
+		enq <- err
+	}()
+	select {
+	case <-syncing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the committer never reached the segment fsync")
+	}
+	results := make(chan error, 2)
+	delivered := []Update{{Rcpt: 0, State: Delivered}, {Rcpt: 1, State: Delivered}}
+	returned := make(chan struct{})
+	go func() {
+		q.UpdateAsync(ids[0], delivered, func(err error) { results <- err })
+		q.UpdateAsync(ids[1], delivered, func(err error) { results <- err })
+		close(returned)
+	}()
+	select {
+	case <-returned: // although the committer is stuck in its fsync
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("UpdateAsync waited for the committer's fsync")
+	}
+	close(release)
+	for range 2 {
+		select {
+		case err := <-results:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("an UpdateAsync was never committed")
+		}
+	}
+	if err := <-enq; err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	q.UpdateAsync(ids[2], delivered, func(err error) { closed <- err })
+	q.Close()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("UpdateAsync queued before Close: %v", err)
+		}
+	default:
+		t.Fatal("Close returned before committing an UpdateAsync queued before it")
+	}
+	q.UpdateAsync(ids[2], delivered, func(err error) { closed <- err })
+	if err := <-closed; !errors.Is(err, ErrClosed) {
+		t.Fatalf("UpdateAsync after Close: %v, want ErrClosed", err)
+	}
+	q = openTest(t, dir, Options{})
+	defer q.Close()
+	for _, id := range ids {
+		if _, err := q.Get(id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: delivered everywhere but still queued (%v)", id, err)
+		}
+	}
+}

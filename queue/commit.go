@@ -74,12 +74,24 @@ func (q *Queue) committer() {
 		select {
 		case r := <-q.reqs:
 			batch = append(batch, r)
+		case <-q.asyncKick:
 		case <-q.quit:
 			// Senders still blocked in submit see quit and get ErrClosed; nothing
-			// handed over is left unanswered: the indexer drains the handoff.
+			// handed over is left unanswered: the indexer drains the handoff, and
+			// the UpdateAsync requests queued before Close are committed now.
+			if batch = q.takeAsync(batch); len(batch) > 0 {
+				q.writeBatch(batch)
+				q.handoff <- batch
+			}
 			return
 		}
-		bytes := len(batch[0].content)
+		if batch = q.takeAsync(batch); len(batch) == 0 {
+			continue // the kick's requests went with the previous batch
+		}
+		bytes := 0
+		for _, r := range batch {
+			bytes += len(r.content)
+		}
 	gather:
 		for len(batch) < q.opts.MaxBatch && bytes < q.opts.MaxBatchBytes {
 			select {
@@ -126,14 +138,26 @@ func (q *Queue) linger(batch []*request) []*request {
 		case r := <-q.reqs:
 			batch = append(batch, r)
 			if r.cb == nil {
-				return batch
+				return q.takeAsync(batch)
 			}
+		case <-q.asyncKick:
+			batch = q.takeAsync(batch)
 		case <-t.C:
-			return batch
+			return q.takeAsync(batch)
 		case <-q.quit:
-			return batch // still committed: every request taken gets its answer
+			return q.takeAsync(batch) // still committed: every request taken gets its answer
 		}
 	}
+	return batch
+}
+
+// takeAsync appends the UpdateAsync requests waiting to batch.
+func (q *Queue) takeAsync(batch []*request) []*request {
+	q.asyncMu.Lock()
+	batch = append(batch, q.async...)
+	clear(q.async)
+	q.async = q.async[:0]
+	q.asyncMu.Unlock()
 	return batch
 }
 

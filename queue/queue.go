@@ -64,6 +64,14 @@ type Queue struct {
 
 	unindexed []*request // indexer only: acknowledged enqueues a failed index commit left out
 
+	// UpdateAsync requests wait here rather than on reqs, so that a delivery job
+	// never waits for the committer to finish its current batch (up to an fsync and
+	// an index commit) before it takes its next message.
+	asyncMu   sync.Mutex
+	async     []*request
+	asyncShut bool          // Close has begun: UpdateAsync answers ErrClosed
+	asyncKick chan struct{} // capacity 1: wakes an idle committer
+
 	// ackSeq is the last batch whose enqueues were acknowledged; idx tracks the last
 	// batch fully in the index, so that reads can wait for what was acknowledged
 	// before them (read your writes although the index trails the journal).
@@ -100,17 +108,18 @@ func Open(dir string, opts Options) (*Queue, error) {
 		opts.createSegment = createSegmentFile
 	}
 	q := &Queue{
-		dir:     dir,
-		segDir:  filepath.Join(dir, "segments"),
-		opts:    opts,
-		log:     opts.Logger,
-		reqs:    make(chan *request),
-		handoff: make(chan []*request), // unbuffered: at most one batch waits, so batches grow
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
-		segs:    make(map[uint32]int),
-		readers: make(map[uint32]*segReader),
-		ids:     newIDGen(),
+		dir:       dir,
+		segDir:    filepath.Join(dir, "segments"),
+		opts:      opts,
+		log:       opts.Logger,
+		reqs:      make(chan *request),
+		handoff:   make(chan []*request), // unbuffered: at most one batch waits, so batches grow
+		quit:      make(chan struct{}),
+		asyncKick: make(chan struct{}, 1),
+		stopped:   make(chan struct{}),
+		segs:      make(map[uint32]int),
+		readers:   make(map[uint32]*segReader),
+		ids:       newIDGen(),
 	}
 	if q.log == nil {
 		q.log = slog.Default()
@@ -157,6 +166,9 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	q.isDown.Store(true)
+	q.asyncMu.Lock()
+	q.asyncShut = true // from here UpdateAsync answers ErrClosed; what it queued is committed
+	q.asyncMu.Unlock()
 	close(q.quit)
 	q.closeMu.Unlock()
 	<-q.stopped
@@ -251,10 +263,17 @@ func (q *Queue) Update(id string, updates []Update) error {
 // Close, done gets ErrClosed at once, on the caller's goroutine.
 func (q *Queue) UpdateAsync(id string, updates []Update, done func(error)) {
 	r := &request{kind: opUpdate, id: id, updates: updates, cb: done, done: make(chan struct{})}
-	select {
-	case q.reqs <- r:
-	case <-q.quit:
+	q.asyncMu.Lock()
+	if q.asyncShut {
+		q.asyncMu.Unlock()
 		done(ErrClosed)
+		return
+	}
+	q.async = append(q.async, r)
+	q.asyncMu.Unlock()
+	select {
+	case q.asyncKick <- struct{}{}:
+	default: // a kick is pending already
 	}
 }
 

@@ -64,8 +64,9 @@
 // reads each segment sequentially and keeps nothing per message.
 //
 // Delivery results may be recorded without waiting (UpdateAsync, with a callback
-// run after the commit). A batch made only of those lingers up to 10 ms for
-// company, so delivered messages share the index commit of the next enqueue batch
+// run after the commit). Those requests go to a list the committer takes with each
+// batch, not through its channel, so a delivery job never waits for the batch in
+// progress. A batch made only of those lingers up to 10 ms for company, so delivered messages share the index commit of the next enqueue batch
 // instead of costing one each. Content reads a message up to 1 MiB with one pread
 // through a read handle shared per segment (closed with the segment), verifies it in
 // memory and serves it from there; larger ones stream from their own handle.

@@ -217,6 +217,7 @@ func (q *Queue) writeBatch(batch []*request) {
 		for _, r := range batch {
 			if r.kind == opEnqueue {
 				r.err = errNoSpace(err)
+				r.content = nil
 				close(r.acked)
 			}
 		}
@@ -231,14 +232,12 @@ func (q *Queue) writeBatch(batch []*request) {
 		}
 	}
 	q.mu.Unlock()
-	for _, r := range batch {
-		r.content = nil // written: the caller's buffer, free from here
-	}
 	// Acknowledged from here: whatever happens to the index, recovery finds these.
 	q.ackSeq.Store(q.batchSeq)
 	q.stats.enqueued.Add(int64(nEnq))
 	for _, r := range batch {
 		if r.kind == opEnqueue {
+			r.content = nil // the caller's buffer, free once Enqueue returns
 			close(r.acked)
 		}
 	}
@@ -331,7 +330,6 @@ func (q *Queue) indexBatch(batch []*request) {
 	q.mu.Unlock()
 
 	for _, r := range batch {
-		r.content = nil // the caller's buffer: do not keep it reachable
 		if r.done != nil {
 			close(r.done)
 		}

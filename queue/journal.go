@@ -249,22 +249,11 @@ func scanRecords(f io.ReaderAt, n uint32, from, size int64) []replayed {
 	var out []replayed
 	var hdr [recHeaderLen]byte
 	for {
-		if _, err := io.ReadFull(br, hdr[:4]); err != nil {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return out
 		}
-		if string(hdr[:4]) != recMagic {
-			return out
-		}
-		if _, err := io.ReadFull(br, hdr[4:]); err != nil {
-			return out
-		}
-		if crc32.Checksum(hdr[:recHeaderLen-4], castagnoli) != binary.LittleEndian.Uint32(hdr[recHeaderLen-4:]) {
-			return out
-		}
-		id := string(hdr[4 : 4+idLen])
-		clen := int64(binary.LittleEndian.Uint64(hdr[4+idLen:]))
-		csum := binary.LittleEndian.Uint32(hdr[4+idLen+8:])
-		if clen < 0 || clen > size-off {
+		id, clen, csum, err := parseRecHeader(hdr[:])
+		if err != nil || clen < 0 || clen > size-off {
 			return out
 		}
 		loc := contentLoc{Seg: n, Off: off + recHeaderLen, Len: clen, CRC: csum}

@@ -90,19 +90,29 @@ var errRecord = errors.New("queue: bad content record")
 
 // checkRecHeader verifies the header just before loc.Off belongs to id and loc.
 func checkRecHeader(h []byte, id string, loc contentLoc) error {
-	if len(h) != recHeaderLen || string(h[:4]) != recMagic {
-		return fmt.Errorf("%w: no record header", errRecord)
+	hid, n, sum, err := parseRecHeader(h)
+	if err != nil {
+		return err
 	}
-	if crc32.Checksum(h[:recHeaderLen-4], castagnoli) != binary.LittleEndian.Uint32(h[recHeaderLen-4:]) {
-		return fmt.Errorf("%w: header checksum mismatch", errRecord)
+	if hid != id {
+		return fmt.Errorf("%w: header names %q", errRecord, hid)
 	}
-	if string(h[4:4+idLen]) != id {
-		return fmt.Errorf("%w: header names %q", errRecord, h[4:4+idLen])
-	}
-	if int64(binary.LittleEndian.Uint64(h[4+idLen:])) != loc.Len || binary.LittleEndian.Uint32(h[4+idLen+8:]) != loc.CRC {
+	if n != loc.Len || sum != loc.CRC {
 		return fmt.Errorf("%w: header length/checksum differ from envelope", errRecord)
 	}
 	return nil
+}
+
+// parseRecHeader checks a content record header's magic and checksum and returns
+// the id, content length and content CRC it names.
+func parseRecHeader(h []byte) (id string, n int64, sum uint32, err error) {
+	if len(h) != recHeaderLen || string(h[:4]) != recMagic {
+		return "", 0, 0, fmt.Errorf("%w: no record header", errRecord)
+	}
+	if crc32.Checksum(h[:recHeaderLen-4], castagnoli) != binary.LittleEndian.Uint32(h[recHeaderLen-4:]) {
+		return "", 0, 0, fmt.Errorf("%w: header checksum mismatch", errRecord)
+	}
+	return string(h[4 : 4+idLen]), int64(binary.LittleEndian.Uint64(h[4+idLen:])), binary.LittleEndian.Uint32(h[4+idLen+8:]), nil
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}

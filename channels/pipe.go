@@ -15,31 +15,6 @@ import (
 	"mtad.dev/mta/status"
 )
 
-// PipeOptions configures the pipe channel: a site program run once per
-// recipient (or once per message) with the message on its standard input.
-type PipeOptions struct {
-	// Command is the program and its arguments, run without a shell. In each
-	// argument ${sender}, ${recipient}, ${user} (local part), ${domain} and
-	// ${queueid} are replaced; a shell never sees them, so no quoting issue.
-	// With PerMessage, an argument that is exactly ${recipients} becomes one
-	// argument per recipient, and the per-recipient names are not replaced.
-	Command []string
-	// PerMessage runs the program once for all the recipients of a message
-	// (PIPE_MODE=message); its one status applies to every recipient.
-	PerMessage bool
-	// TemporaryExits and PermanentExits override the sysexits mapping for the
-	// statuses they list (PIPE_TEMPORARY_EXITS, PIPE_PERMANENT_EXITS): the
-	// first are deferred, the second returned. A status in both is temporary.
-	TemporaryExits []int
-	PermanentExits []int
-	// Timeout bounds one run (default 5 min [inf]); past it the whole process
-	// group is killed and the recipient deferred.
-	Timeout time.Duration
-	// Dir is the working directory; Env is added to a minimal environment.
-	Dir string
-	Env []string
-}
-
 // Pipe is the pipe channel program.
 type Pipe struct{ opts PipeOptions }
 

@@ -142,7 +142,7 @@ func startSink(t testing.TB, be *sink, tweak func(*smtp.Server)) int {
 
 func newClient(t testing.TB, port int, tweak func(*SMTPOptions)) *SMTP {
 	t.Helper()
-	o := SMTPOptions{Daemon: "[127.0.0.1]", Port: port, HeloName: "client.test"}
+	o := SMTPOptions{SMTPSettings: SMTPSettings{Daemon: "[127.0.0.1]", Port: port, HeloName: "client.test"}}
 	o.Timeouts = Timeouts{Connect: 5 * time.Second, Greeting: 5 * time.Second, Ehlo: 5 * time.Second,
 		Mail: 5 * time.Second, Rcpt: 5 * time.Second, DataInit: 5 * time.Second, DataBlock: 5 * time.Second,
 		DataEnd: 5 * time.Second, Rset: 2 * time.Second, Quit: time.Second}
@@ -760,7 +760,7 @@ func TestRouteRandomMX(t *testing.T) {
 		{Host: "c", Pref: 20}, {Host: "a", Pref: 10}, {Host: "b", Pref: 10}, {Host: "d", Pref: 30},
 	}}}
 	order := func(mode MXMode) string {
-		c := NewSMTP(SMTPOptions{Resolver: res, MX: mode})
+		c := NewSMTP(SMTPOptions{Resolver: res, SMTPSettings: SMTPSettings{MX: mode}})
 		hops, st := c.route(context.Background(), "r.test")
 		if st != nil {
 			t.Fatal(st)
@@ -897,7 +897,7 @@ func TestLMTPUnixPerRecipient(t *testing.T) {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 
-	c := NewLMTP(SMTPOptions{Daemon: sock, Network: "unix", HeloName: "client.test"})
+	c := NewLMTP(SMTPOptions{SMTPSettings: SMTPSettings{Daemon: sock, Network: "unix", HeloName: "client.test"}})
 	t.Cleanup(func() { c.Close() })
 	for round := 0; round < 2; round++ {
 		res := c.Deliver(testCtx(t), msgOf([]byte("x\r\n"), "s@d", "a@d", "full@d", "b@d"))

@@ -40,7 +40,7 @@ const (
 	MX                      // mx = nonrandommx: MX, equal preferences in order
 	RandomMX                // randommx
 	NoMX                    // nomx: address records only
-	NoDNS                   // nodns [inf]: no DNS at all; daemon or literals only
+	NoDNS                   // nodns: no DNS at all; a literal daemon or literals only (the documentation is silent; we chose this)
 )
 
 func (m MXMode) String() string {
@@ -117,42 +117,10 @@ func (e EightBit) String() string {
 	return [...]string{"eightnegotiate", "sevenbit", "eightbit", "eightstrict"}[e]
 }
 
-// LineEnding is what an SMTP server channel accepts as end of line.
-// [conflict] channels.md §3.1: plain `smtp` is taken as CRLF or bare LF (lenient).
-type LineEnding uint8
-
-const (
-	CRLFOrLF  LineEnding = iota // smtp (default), smtp_lf
-	CRLFOnly                    // smtp_crlf
-	CROrCRLF                    // smtp_cr
-	AnyEnding                   // smtp_crorlf
-)
-
-// Post is the sendpost / warnpost family.
-type Post uint8
-
-const (
-	PostDefault Post = iota // copy failures unless the return path is empty (copysendpost)
-	PostAlways              // sendpost / warnpost
-	PostCopy                // copysendpost / copywarnpost
-	PostError               // errsendpost / errwarnpost
-	PostNever               // nosendpost / nowarnpost
-)
-
-// Immediate is immurgent / immnormal / immnonurgent: the classes delivered at once.
-type Immediate uint8
-
-const (
-	ImmNormal Immediate = iota // urgent + normal (default)
-	ImmUrgent
-	ImmNonurgent // all
-)
-
-// Ident is the identnone... family (the reverse-DNS / IDENT behaviour of a server).
-type Ident string
-
-// ChannelConfig is one channel of the table, its keywords interpreted. Limits are
-// 0 for "none" unless a field says otherwise.
+// ChannelConfig is one channel of the table, its keywords interpreted: only what
+// some part of mtad acts on (subsystems.go hands it to them), so a field here is a
+// promise that its keywords work. Limits are 0 for "none" unless a field says
+// otherwise.
 type ChannelConfig struct {
 	Name     string
 	Official string        // line 2, first token
@@ -160,72 +128,45 @@ type ChannelConfig struct {
 	Hosts    []engine.Host // lines 3+
 	Pos      cnf.Pos       // the channel-name line
 	Keywords []Keyword     // effective keywords: defaults first, then the block's own
-	GroupIDs []string      // unknown words (channels.md §1.2)
+	GroupIDs []string      // unknown words, which the product takes as group ids
 
 	SMTP             bool
-	LMTP             bool // [ours] lmtp: RFC 2033 to Daemon over TCP, or a Unix socket (LMTPSocket); excludes smtp
-	LineEnding       LineEnding
-	EHLO             bool // noehlo clears
+	LMTP             bool // lmtp (not the product's): RFC 2033 to Daemon over TCP, or a Unix socket (LMTPSocket); excludes smtp
 	MX               MXMode
 	Nameservers      []string
 	Daemon           string // daemon HOST; a non-FQDN argument means the official host (see DaemonHost)
 	LastResort       string
-	Port             int // 25 unless port N
-	InterfaceAddress string
-	ConnectCanonical bool
+	Port             int    // 25 unless port N
+	InterfaceAddress string // interfaceaddress IP: the local address of outbound connections
 
+	// Copies (multiple, single_sys, single) changes nothing here (one queue entry
+	// per message); it is kept for `cnbuild -show`'s readers and the tests.
 	Copies       Copies
 	AddrsPerFile int // 0 = unlimited; 99 on SMTP channels when not given
-	AddrsPerJob  int
-	FilesPerJob  int
 	MaxJobs      int // 0 = not given (the pool's job_limit rules)
 	ThreadDepth  int // default 10
 	Pool         string
-	Subdirs      int // default 20; 0 with nosubdirs
-
-	Immediate  Immediate
-	Periodic   bool
-	BlockLimit [NumPriorities]int // urgentblocklimit ... (0 = none)
-	Deferred   bool
 
 	Role              Role
 	Switch            SwitchMode
 	SASLSwitchChannel string
 	TLSSwitchChannel  string
-	UserSwitchChannel bool
-	Ident             Ident // default identnonenumeric
-	ForwardCheck      string
 
 	TLSClient              TLSMode
 	TLSServer              TLSMode
 	SASLServer             SASLMode
 	DisconnectBadAuthLimit int // default 3
 
-	RemoteHost             bool
-	DefaultHost            []string
-	Inner                  bool
-	MissingRecipientPolicy int // -1 = not given (option MISSING_RECIPIENT_POLICY applies)
-	AddReturnPath          bool
-	ViaAliasRequired       bool
-	Rules                  bool // default true; norules clears
-	RouteLocal             bool
-	BangOverPercent        bool
-	MaxProcChars           int
-	MaxHeaderAddrs         int
-	MaxHeaderChars         int
-	AuthRewrite            int
+	ViaAliasRequired bool
+	Rules            bool // default true; norules clears
+	RouteLocal       bool
+	BangOverPercent  bool
 
 	EightBit EightBit
 
 	MessageBlockLimit          int // blocklimit N
 	SourceBlockLimit           int
 	LineLimit                  int
-	MaxBlocks                  int
-	MaxLines                   int
-	AlternateChannel           string
-	AlternateBlockLimit        int
-	AlternateLineLimit         int
-	AlternateRecipientLimit    int
 	RecipientLimit             int
 	RecipientCutoff            int
 	ExpandLimit                int // -1 = never expand offline (default)
@@ -238,26 +179,13 @@ type ChannelConfig struct {
 	DisconnectTransactionLimit int
 	DisconnectBadCommandLimit  int
 
-	MailFromDNSVerify bool
-	LoopCheck         bool
-	SourceFilter      string
-	DestinationFilter string
-	FileInto          string
-	Defragment        bool
-	Logging           bool // default true [inf]: our shipped configs log everything
-	LogHeader         int
-	MasterDebug       bool
-	SlaveDebug        bool
-	SendPost          Post
-	WarnPost          Post
-	ReturnAddress     string
-	ReturnPersonal    string
+	MasterDebug bool
+	SlaveDebug  bool
 
 	Backoff [NumPriorities][]time.Duration // retry intervals; the last repeats
-	Notices [NumPriorities][]int           // message ages (days, or hours with RETURN_UNITS=1)
-	// NoticesSet says the channel (or its defaults) gave notices for that class; the
-	// others were inherited from l or the built-in 3 6 9 12.
-	NoticesSet [NumPriorities]bool
+	// Notices are message ages (days, or hours with RETURN_UNITS=1). A class the
+	// channel (or its defaults) gave none for inherits l's, else 3 6 9 12.
+	Notices [NumPriorities][]int
 }
 
 // Default retry schedules of channels.md §4.1, minutes.
@@ -298,38 +226,11 @@ func (c *ChannelConfig) RetryAfter(p Priority, n int) time.Duration {
 	return b[n-1]
 }
 
-// DaemonHost is the host an SMTP client connects to instead of the envelope host:
-// the daemon argument, or the official host name when the argument is not a FQDN
-// (the `daemon router` convention of channels.md §3.2). "" when no daemon keyword.
-func (c *ChannelConfig) DaemonHost() string {
-	if c.Daemon == "" {
-		return ""
-	}
-	if c.LMTPSocket() != "" {
-		return c.Daemon
-	}
-	for i := 0; i < len(c.Daemon); i++ {
-		if c.Daemon[i] == '.' || c.Daemon[i] == ':' {
-			return c.Daemon
-		}
-	}
-	return c.Official
-}
-
-// LMTPSocket is the Unix socket path of an lmtp channel whose daemon argument is
-// an absolute path; "" when it delivers over TCP (or is not an lmtp channel).
-func (c *ChannelConfig) LMTPSocket() string {
-	if c.LMTP && strings.HasPrefix(c.Daemon, "/") {
-		return c.Daemon
-	}
-	return ""
-}
-
 // checkLMTP reports the keyword combinations an lmtp channel cannot honour, each at
 // the position of the keyword that makes it wrong. LMTP has no MX step (RFC 2033
 // §5: it is for a local store), so the destination must be configured.
 func (c *ChannelConfig) checkLMTP() cnf.ErrorList {
-	var lmtpPos, daemonPos, portPos cnf.Pos
+	var lmtpPos, daemonPos, portPos, ifacePos cnf.Pos
 	ownSMTP, ownLMTP := false, false
 	for _, k := range c.Keywords {
 		switch {
@@ -340,6 +241,8 @@ func (c *ChannelConfig) checkLMTP() cnf.ErrorList {
 			daemonPos = k.Pos
 		case k.Name == "port":
 			portPos = k.Pos
+		case k.Name == "interfaceaddress":
+			ifacePos = k.Pos
 		case strings.HasPrefix(k.Name, "smtp") && !k.Default:
 			ownSMTP = true
 		}
@@ -369,6 +272,9 @@ func (c *ChannelConfig) checkLMTP() cnf.ErrorList {
 		if portPos.Line != 0 {
 			add(portPos, "channel %s: port has no meaning with a Unix socket (daemon %s)", c.Name, c.Daemon)
 		}
+		if ifacePos.Line != 0 {
+			add(ifacePos, "channel %s: interfaceaddress has no meaning with a Unix socket (daemon %s)", c.Name, c.Daemon)
+		}
 	case portPos.Line == 0:
 		// RFC 2033 §5 gives LMTP no port and forbids 25, our SMTP default.
 		add(daemonPos, "channel %s: lmtp over TCP needs \"port N\" (LMTP has no standard port)", c.Name)
@@ -381,22 +287,17 @@ func (c *ChannelConfig) checkLMTP() cnf.ErrorList {
 // Local reports whether this is the local channel.
 func (c *ChannelConfig) Local() bool { return c.Name == "l" }
 
-// newChannel is a channel with every default of channels.md §3 before keywords apply.
+// newChannel is a channel with every default the product documents, before
+// keywords apply.
 func newChannel(b *cnf.Block) *ChannelConfig {
 	c := &ChannelConfig{
 		Name:                   b.Name,
 		Pos:                    b.Pos,
-		EHLO:                   true,
 		Port:                   25,
 		ThreadDepth:            10,
-		Subdirs:                20,
-		Ident:                  "identnonenumeric",
-		ForwardCheck:           "forwardchecknone",
 		DisconnectBadAuthLimit: 3,
-		MissingRecipientPolicy: -1,
 		Rules:                  true,
 		ExpandLimit:            -1,
-		Logging:                true,
 		Copies:                 Multiple,
 	}
 	if len(b.Hosts) > 0 {
@@ -410,8 +311,10 @@ func newChannel(b *cnf.Block) *ChannelConfig {
 }
 
 // apply folds keywords into the channel in order, so that the later of two
-// contradictory keywords wins ([inf] channels.md §1.2). Arguments were validated by
-// splitKeywords; a bad one is skipped here.
+// contradictory keywords wins (the documentation is silent; the usual rule of
+// configuration files). Each keyword's setter is
+// its entry of the keyword table. Arguments were validated by splitKeywords; a
+// bad one is skipped here.
 func (c *ChannelConfig) apply(kws []Keyword) {
 	addrsPerFileSet := false
 	for _, k := range kws {
@@ -420,323 +323,13 @@ func (c *ChannelConfig) apply(kws []Keyword) {
 			c.GroupIDs = append(c.GroupIDs, k.Name)
 			continue
 		}
-		arg := ""
-		if len(k.Args) > 0 {
-			arg = k.Args[0]
+		if spec, ok := keywordIndex[k.Name]; ok && spec.set != nil {
+			spec.set(c, k)
 		}
-		n, nerr := strconv.Atoi(arg)
-		num := func(dst *int) {
-			if nerr == nil {
-				*dst = n
-			}
-		}
-		switch k.Name {
-		case "smtp", "smtp_lf":
-			c.SMTP, c.LMTP, c.LineEnding = true, false, CRLFOrLF
-		case "smtp_crlf":
-			c.SMTP, c.LMTP, c.LineEnding = true, false, CRLFOnly
-		case "smtp_cr":
-			c.SMTP, c.LMTP, c.LineEnding = true, false, CROrCRLF
-		case "smtp_crorlf":
-			c.SMTP, c.LMTP, c.LineEnding = true, false, AnyEnding
-		case "nosmtp":
-			c.SMTP = false
-		case "lmtp":
-			c.LMTP, c.SMTP = true, false
-		case "ehlo", "checkehlo":
-			c.EHLO = true
-		case "noehlo":
-			c.EHLO = false
-		case "defaultmx":
-			c.MX = DefaultMX
-		case "mx", "nonrandommx":
-			c.MX = MX
-		case "randommx":
-			c.MX = RandomMX
-		case "nomx":
-			c.MX = NoMX
-		case "nodns":
-			c.MX = NoDNS
-		case "nameservers":
-			c.Nameservers = append([]string(nil), k.Args...)
-		case "defaultnameservers":
-			c.Nameservers = nil
-		case "daemon":
-			c.Daemon = arg
-		case "lastresort":
-			c.LastResort = arg
-		case "port":
-			num(&c.Port)
-		case "interfaceaddress":
-			c.InterfaceAddress = arg
-		case "connectalias":
-			c.ConnectCanonical = false
-		case "connectcanonical":
-			c.ConnectCanonical = true
-		case "multiple":
-			c.Copies = Multiple
-		case "single_sys":
-			c.Copies = SingleSys
-		case "single":
-			c.Copies = Single
-		case "addrsperfile":
-			num(&c.AddrsPerFile)
-			addrsPerFileSet = true
-		case "addrsperjob":
-			num(&c.AddrsPerJob)
-		case "filesperjob":
-			num(&c.FilesPerJob)
-		case "maxjobs":
-			num(&c.MaxJobs)
-		case "threaddepth":
-			num(&c.ThreadDepth)
-		case "pool", "queue":
-			c.Pool = arg
-		case "subdirs":
-			num(&c.Subdirs)
-		case "nosubdirs":
-			c.Subdirs = 0
-		case "immediate":
-			c.Periodic = false
-		case "periodic":
-			c.Periodic = true
-		case "immurgent":
-			c.Immediate = ImmUrgent
-		case "immnormal":
-			c.Immediate = ImmNormal
-		case "immnonurgent":
-			c.Immediate = ImmNonurgent
-		case "urgentblocklimit":
-			num(&c.BlockLimit[Urgent])
-		case "normalblocklimit":
-			num(&c.BlockLimit[Normal])
-		case "nonurgentblocklimit":
-			num(&c.BlockLimit[Nonurgent])
-		case "deferred":
-			c.Deferred = true
-		case "nodeferred":
-			c.Deferred = false
-		case "switchchannel":
-			c.Switch = Switch
-		case "allowswitchchannel":
-			c.Switch = AllowSwitch
-		case "noswitchchannel":
-			c.Switch = NoSwitch
-		case "saslswitchchannel":
-			c.SASLSwitchChannel = arg
-		case "nosaslswitchchannel":
-			c.SASLSwitchChannel = ""
-		case "tlsswitchchannel":
-			c.TLSSwitchChannel = arg
-		case "userswitchchannel":
-			c.UserSwitchChannel = true
-		case "identnone", "identnonesymbolic", "identnonenumeric", "identnonelimited",
-			"identtcp", "identtcpsymbolic", "identtcpnumeric", "identtcplimited":
-			c.Ident = Ident(k.Name)
-		case "forwardchecknone", "forwardchecktag", "forwardcheckdelete":
-			c.ForwardCheck = k.Name
-		case "notls":
-			c.TLSClient, c.TLSServer = TLSNo, TLSNo
-		case "notlsclient":
-			c.TLSClient = TLSNo
-		case "notlsserver":
-			c.TLSServer = TLSNo
-		case "maytls":
-			c.TLSClient, c.TLSServer = TLSMay, TLSMay
-		case "maytlsclient":
-			c.TLSClient = TLSMay
-		case "maytlsserver":
-			c.TLSServer = TLSMay
-		case "musttls":
-			c.TLSClient, c.TLSServer = TLSMust, TLSMust
-		case "musttlsclient":
-			c.TLSClient = TLSMust
-		case "musttlsserver":
-			c.TLSServer = TLSMust
-		case "nosasl", "nosaslserver":
-			c.SASLServer = SASLNo
-		case "maysaslserver":
-			c.SASLServer = SASLMay
-		case "mustsaslserver":
-			c.SASLServer = SASLMust
-		case "disconnectbadauthlimit":
-			num(&c.DisconnectBadAuthLimit)
-		case "remotehost":
-			c.RemoteHost = true
-		case "noremotehost":
-			c.RemoteHost = false
-		case "defaulthost":
-			c.DefaultHost = append([]string(nil), k.Args...)
-		case "nodefaulthost":
-			c.DefaultHost = nil
-		case "inner":
-			c.Inner = true
-		case "noinner":
-			c.Inner = false
-		case "missingrecipientpolicy":
-			num(&c.MissingRecipientPolicy)
-		case "addreturnpath":
-			c.AddReturnPath = true
-		case "noaddreturnpath":
-			c.AddReturnPath = false
-		case "viaaliasrequired":
-			c.ViaAliasRequired = true
-		case "viaaliasoptional":
-			c.ViaAliasRequired = false
-		case "rules":
-			c.Rules = true
-		case "norules":
-			c.Rules = false
-		case "routelocal":
-			c.RouteLocal = true
-		case "bangoverpercent":
-			c.BangOverPercent = true
-		case "nobangoverpercent":
-			c.BangOverPercent = false
-		case "maxprocchars":
-			num(&c.MaxProcChars)
-		case "maxheaderaddrs":
-			num(&c.MaxHeaderAddrs)
-		case "maxheaderchars":
-			num(&c.MaxHeaderChars)
-		case "authrewrite":
-			c.AuthRewrite = 1
-			num(&c.AuthRewrite)
-		case "sevenbit":
-			c.EightBit = SevenBit
-		case "eightbit":
-			c.EightBit = EightBitOK
-		case "eightnegotiate":
-			c.EightBit = EightNegotiate
-		case "eightstrict":
-			c.EightBit = EightStrict
-		case "blocklimit":
-			num(&c.MessageBlockLimit)
-		case "noblocklimit":
-			c.MessageBlockLimit = 0
-		case "sourceblocklimit":
-			num(&c.SourceBlockLimit)
-		case "linelimit":
-			num(&c.LineLimit)
-		case "nolinelimit":
-			c.LineLimit = 0
-		case "maxblocks":
-			num(&c.MaxBlocks)
-		case "maxlines":
-			num(&c.MaxLines)
-		case "alternatechannel":
-			c.AlternateChannel = arg
-		case "alternateblocklimit":
-			num(&c.AlternateBlockLimit)
-		case "alternatelinelimit":
-			num(&c.AlternateLineLimit)
-		case "alternaterecipientlimit":
-			num(&c.AlternateRecipientLimit)
-		case "recipientlimit":
-			num(&c.RecipientLimit)
-		case "recipientcutoff":
-			num(&c.RecipientCutoff)
-		case "expandlimit":
-			num(&c.ExpandLimit)
-		case "expandchannel":
-			c.ExpandChannel = arg
-		case "holdlimit":
-			num(&c.HoldLimit)
-		case "transactionlimit":
-			num(&c.TransactionLimit)
-		case "deferralrejectlimit":
-			num(&c.DeferralRejectLimit)
-		case "disconnectrecipientlimit":
-			num(&c.DisconnectRecipientLimit)
-		case "disconnectrejectlimit":
-			num(&c.DisconnectRejectLimit)
-		case "disconnecttransactionlimit":
-			num(&c.DisconnectTransactionLimit)
-		case "disconnectbadcommandlimit":
-			num(&c.DisconnectBadCommandLimit)
-		case "mailfromdnsverify":
-			c.MailFromDNSVerify = true
-		case "nomailfromdnsverify":
-			c.MailFromDNSVerify = false
-		case "loopcheck":
-			c.LoopCheck = true
-		case "noloopcheck":
-			c.LoopCheck = false
-		case "sourcefilter":
-			c.SourceFilter = arg
-		case "destinationfilter", "channelfilter":
-			c.DestinationFilter = arg
-		case "fileinto":
-			c.FileInto = arg
-		case "defragment":
-			c.Defragment = true
-		case "nodefragment":
-			c.Defragment = false
-		case "logging":
-			c.Logging = true
-		case "nologging":
-			c.Logging = false
-		case "logheader":
-			num(&c.LogHeader)
-		case "master_debug":
-			c.MasterDebug = true
-		case "nomaster_debug":
-			c.MasterDebug = false
-		case "slave_debug":
-			c.SlaveDebug = true
-		case "noslave_debug":
-			c.SlaveDebug = false
-		case "sendpost":
-			c.SendPost = PostAlways
-		case "copysendpost":
-			c.SendPost = PostCopy
-		case "errsendpost":
-			c.SendPost = PostError
-		case "nosendpost":
-			c.SendPost = PostNever
-		case "warnpost":
-			c.WarnPost = PostAlways
-		case "copywarnpost":
-			c.WarnPost = PostCopy
-		case "errwarnpost":
-			c.WarnPost = PostError
-		case "nowarnpost":
-			c.WarnPost = PostNever
-		case "returnaddress":
-			c.ReturnAddress = arg
-		case "returnpersonal":
-			c.ReturnPersonal = arg
-		case "master":
-			c.Role = MasterOnly
-		case "slave":
-			c.Role = SlaveOnly
-		case "bidirectional":
-			c.Role = Bidirectional
-		case "backoff":
-			d := periods(k.Args)
-			for p := range NumPriorities {
-				c.Backoff[p] = d
-			}
-		case "urgentbackoff":
-			c.Backoff[Urgent] = periods(k.Args)
-		case "normalbackoff":
-			c.Backoff[Normal] = periods(k.Args)
-		case "nonurgentbackoff":
-			c.Backoff[Nonurgent] = periods(k.Args)
-		case "notices":
-			v := ints(k.Args)
-			for p := range NumPriorities {
-				c.Notices[p], c.NoticesSet[p] = v, true
-			}
-		case "urgentnotices":
-			c.Notices[Urgent], c.NoticesSet[Urgent] = ints(k.Args), true
-		case "normalnotices":
-			c.Notices[Normal], c.NoticesSet[Normal] = ints(k.Args), true
-		case "nonurgentnotices":
-			c.Notices[Nonurgent], c.NoticesSet[Nonurgent] = ints(k.Args), true
-		}
+		addrsPerFileSet = addrsPerFileSet || k.Name == "addrsperfile"
 	}
-	// channels.md §3.3: addrsperfile is unlimited, but 99 on SMTP channels.
+	// The product's documentation: addrsperfile is unlimited, but 99 on SMTP
+	// channels.
 	if !addrsPerFileSet && c.SMTP {
 		c.AddrsPerFile = 99
 	}
@@ -765,23 +358,4 @@ func ints(args []string) []int {
 		}
 	}
 	return out
-}
-
-// engineChannel is what the rule engine needs of the channel.
-func (c *ChannelConfig) engineChannel() engine.Channel {
-	return engine.Channel{
-		Name:             c.Name,
-		Official:         c.Official,
-		Alias:            c.Alias,
-		Hosts:            append([]engine.Host(nil), c.Hosts...),
-		Src:              c.Pos.String(),
-		Local:            c.Local(),
-		RouteLocal:       c.RouteLocal,
-		Rules:            c.Rules,
-		BangOverPercent:  c.BangOverPercent,
-		ViaAliasRequired: c.ViaAliasRequired,
-		ExpandLimit:      max(c.ExpandLimit, 0),
-		ExpandLimitSet:   c.ExpandLimit >= 0,
-		ExpandChannel:    c.ExpandChannel,
-	}
 }

@@ -13,7 +13,8 @@ import (
 
 // argKind says how many words after a channel keyword are its arguments and what
 // they must look like. Grouping words into keywords is the compiler's job (the cnf
-// parser only splits the line), so this table is what decides it.
+// parser only splits the line), so the argument shapes of the keyword table
+// (keywordtable.go) decide it.
 type argKind uint8
 
 const (
@@ -28,105 +29,57 @@ const (
 	argHosts             // one host, optionally a second (defaulthost D [D2])
 )
 
-// keywordSignificant is how many characters of a keyword the product compares
-// (channels.md §1.2): "maxjobsXYZ..." beyond 32 characters still matches.
+// keywordSignificant is how many characters of a keyword the product compares (its
+// documentation says 32): "maxjobsXYZ..." beyond 32 characters still matches.
 const keywordSignificant = 32
 
-// Limits from channels.md §3.3 and §4.
+// Limits the product's documentation gives: backoff takes at most 8 periods,
+// notices at most 5 ages, and a pool name is at most 12 characters.
 const (
 	maxBackoffValues = 8
 	maxNoticeValues  = 5
 	maxPoolNameLen   = 12
 )
 
-// keywords is every channel keyword of channels.md §3 (plus the rarer ones of §7
-// that the reference names), with its argument shape.
-var keywords = map[string]argKind{
-	// 3.1 protocol, line endings
-	"smtp": argNone, "nosmtp": argNone, "smtp_crlf": argNone, "smtp_lf": argNone,
-	"smtp_cr": argNone, "smtp_crorlf": argNone, "ehlo": argNone, "noehlo": argNone,
-	"checkehlo": argNone, "allowetrn": argNone, "blocketrn": argNone,
-	// [ours] deliver over LMTP (RFC 2033) to daemon HOST + port N, or daemon /socket
-	"lmtp": argNone,
-	// 3.2 outbound host choice, DNS
-	"defaultmx": argNone, "mx": argNone, "nonrandommx": argNone, "randommx": argNone,
-	"nomx": argNone, "nodns": argNone, "nameservers": argIPs, "defaultnameservers": argNone,
-	"daemon": argWord, "lastresort": argWord, "port": argInt, "interfaceaddress": argWord,
-	"connectalias": argNone, "connectcanonical": argNone, "cacheeverything": argNone,
-	"cachefailures": argNone, "cachesuccesses": argNone, "nocache": argNone,
-	"dequeue_removeroute": argNone,
-	// 3.3 copies, jobs, pools
-	"multiple": argNone, "single_sys": argNone, "single": argNone, "addrsperfile": argInt,
-	"addrsperjob": argInt, "filesperjob": argInt, "maxjobs": argInt, "threaddepth": argInt,
-	"pool": argWord, "queue": argWord, "urgentqueue": argWord, "normalqueue": argWord,
-	"nonurgentqueue": argWord, "subdirs": argInt, "nosubdirs": argNone, "after": argWord,
-	// 3.4 priority, immediacy, deferral
-	"immediate": argNone, "periodic": argNone, "immurgent": argNone, "immnormal": argNone,
-	"immnonurgent": argNone, "urgentblocklimit": argInt, "normalblocklimit": argInt,
-	"nonurgentblocklimit": argInt, "deferred": argNone, "nodeferred": argNone,
-	// 3.5 source-channel selection
-	"switchchannel": argNone, "allowswitchchannel": argNone, "noswitchchannel": argNone,
-	"saslswitchchannel": argChannel, "nosaslswitchchannel": argNone,
-	"tlsswitchchannel": argChannel, "userswitchchannel": argNone,
-	"identnone": argNone, "identnonesymbolic": argNone, "identnonenumeric": argNone,
-	"identnonelimited": argNone, "identtcp": argNone, "identtcpsymbolic": argNone,
-	"identtcpnumeric": argNone, "identtcplimited": argNone, "forwardchecknone": argNone,
-	"forwardchecktag": argNone, "forwardcheckdelete": argNone,
-	// 3.6 TLS, SASL
-	"notls": argNone, "notlsclient": argNone, "notlsserver": argNone, "maytls": argNone,
-	"maytlsclient": argNone, "maytlsserver": argNone, "musttls": argNone,
-	"musttlsclient": argNone, "musttlsserver": argNone, "nosasl": argNone,
-	"nosaslserver": argNone, "maysaslserver": argNone, "mustsaslserver": argNone,
-	"disconnectbadauthlimit": argInt,
-	// 3.7 addresses and headers
-	"noremotehost": argNone, "remotehost": argNone, "defaulthost": argHosts,
-	"nodefaulthost": argNone, "noinner": argNone, "inner": argNone, "headertrim": argNone,
-	"noheadertrim": argNone, "headerread": argNone, "noheaderread": argNone,
-	"innertrim": argNone, "noinnertrim": argNone, "missingrecipientpolicy": argInt,
-	"addreturnpath": argNone, "noaddreturnpath": argNone, "viaaliasoptional": argNone,
-	"viaaliasrequired": argNone, "maxprocchars": argInt, "maxheaderaddrs": argInt,
-	"maxheaderchars": argInt, "charset7": argWord, "charset8": argWord, "charsetesc": argWord,
-	"rules": argNone, "norules": argNone, "authrewrite": argOptInt,
-	"routelocal": argNone, "bangoverpercent": argNone, "nobangoverpercent": argNone,
-	"exproute": argNone, "noexproute": argNone, "improute": argNone, "noimproute": argNone,
-	"733": argNone, "822": argNone, "bangstyle": argNone, "datefour": argNone,
-	"datetwo": argNone, "dayofweek": argNone, "nodayofweek": argNone,
-	"returnaddress": argWord, "returnpersonal": argWord, "returnenvelope": argInt,
-	// 3.8 8-bit
-	"sevenbit": argNone, "eightbit": argNone, "eightnegotiate": argNone, "eightstrict": argNone,
-	// 3.9 limits
-	"blocklimit": argInt, "noblocklimit": argNone, "sourceblocklimit": argInt,
-	"linelimit": argInt, "nolinelimit": argNone, "maxblocks": argInt, "maxlines": argInt,
-	"alternatechannel": argChannel, "alternateblocklimit": argInt,
-	"alternatelinelimit": argInt, "alternaterecipientlimit": argInt,
-	"recipientlimit": argInt, "recipientcutoff": argInt, "expandlimit": argInt,
-	"expandchannel": argChannel, "holdlimit": argInt, "transactionlimit": argInt,
-	"deferralrejectlimit": argInt, "disconnectrecipientlimit": argInt,
-	"disconnectrejectlimit": argInt, "disconnecttransactionlimit": argInt,
-	"disconnectbadcommandlimit": argInt,
-	// 3.10 misc
-	"mailfromdnsverify": argNone, "nomailfromdnsverify": argNone, "loopcheck": argNone,
-	"noloopcheck": argNone, "sourcefilter": argWord, "destinationfilter": argWord,
-	"channelfilter": argWord, "filter": argWord, "nofilter": argNone, "fileinto": argWord,
-	"holdexquota": argNone, "noexquota": argNone, "logging": argNone, "nologging": argNone,
-	"logheader": argInt, "master_debug": argNone, "nomaster_debug": argNone,
-	"slave_debug": argNone, "noslave_debug": argNone, "defragment": argNone,
-	"nodefragment": argNone, "sendpost": argNone, "copysendpost": argNone,
-	"errsendpost": argNone, "nosendpost": argNone, "warnpost": argNone,
-	"copywarnpost": argNone, "errwarnpost": argNone, "nowarnpost": argNone,
-	// master / slave (§2)
-	"master": argNone, "slave": argNone, "bidirectional": argNone,
-	// 4 retries and notices
-	"backoff": argDurations, "urgentbackoff": argDurations, "normalbackoff": argDurations,
-	"nonurgentbackoff": argDurations, "notices": argInts, "urgentnotices": argInts,
-	"normalnotices": argInts, "nonurgentnotices": argInts,
+// keywordSpec declares one channel keyword, once: how its arguments are read, what
+// it does to the channel, and, when it does less than the product's documentation
+// says, why (cnbuild's warning and docs/configuration.md both come from here).
+type keywordSpec struct {
+	name string
+	args argKind
+	// check, when set, validates the argument further than its shape: the
+	// problem, "" when there is none.
+	check func(arg string) string
+	// set records the keyword in the channel; nil when the keyword changes
+	// nothing. A keyword has a setter or an effect class, or both (a keyword
+	// whose setter covers only part of what the product does).
+	set func(c *ChannelConfig, k Keyword)
+	// effect is zero for a keyword that does what the reference says; otherwise
+	// it says why the keyword (or the part of it that set does not cover) has no
+	// effect, and why is the reason cnbuild and the documentation give.
+	effect effectClass
+	why    string
+	// asArgs are the arguments for which a notImplemented keyword asks for what
+	// this version does anyway (no warning then).
+	asArgs []string
+}
+
+// keywordIndex finds a keyword's spec by its full lower-case name.
+var keywordIndex = indexKeywords(keywordSpecs)
+
+func indexKeywords(specs []keywordSpec) map[string]*keywordSpec {
+	m := make(map[string]*keywordSpec, len(specs))
+	for i := range specs {
+		m[specs[i].name] = &specs[i]
+	}
+	return m
 }
 
 // KeywordNames lists every known channel keyword, sorted (for docs and tests).
 func KeywordNames() []string {
-	out := make([]string, 0, len(keywords))
-	for k := range keywords {
-		out = append(out, k)
+	out := make([]string, 0, len(keywordSpecs))
+	for i := range keywordSpecs {
+		out = append(out, keywordSpecs[i].name)
 	}
 	sort.Strings(out)
 	return out
@@ -141,20 +94,21 @@ func significant(w string) string {
 	return w
 }
 
-// lookupKeyword finds a keyword, comparing only the significant characters.
-func lookupKeyword(w string) (string, argKind, bool) {
+// lookupKeyword finds a keyword, comparing only the significant characters; it
+// returns the keyword's canonical name and its spec.
+func lookupKeyword(w string) (string, *keywordSpec, bool) {
 	s := significant(w)
-	if k, ok := keywords[s]; ok {
+	if k, ok := keywordIndex[s]; ok {
 		return s, k, true
 	}
 	if len(s) == keywordSignificant {
-		for name, k := range keywords {
+		for name, k := range keywordIndex {
 			if len(name) >= keywordSignificant && name[:keywordSignificant] == s {
 				return name, k, true
 			}
 		}
 	}
-	return "", 0, false
+	return "", nil, false
 }
 
 // Keyword is one keyword as the channel block (or an inherited defaults line) gave
@@ -164,7 +118,7 @@ type Keyword struct {
 	Args    []string // arguments as written (quotes removed)
 	Pos     cnf.Pos
 	Default bool // inherited from a defaults line
-	Unknown bool // not a keyword: a group id (channels.md §1.2)
+	Unknown bool // not a keyword: the product takes an unknown word as a group id
 }
 
 // String renders the keyword as it would be written in imta.cnf.
@@ -175,151 +129,221 @@ func (k Keyword) String() string {
 	return k.Name + " " + strings.Join(k.Args, " ")
 }
 
+// arg is the keyword's first argument, "" when it has none.
+func (k Keyword) arg() string {
+	if len(k.Args) == 0 {
+		return ""
+	}
+	return k.Args[0]
+}
+
+// setInt stores the keyword's integer argument in dst. A missing or malformed
+// one leaves dst as it was: splitKeywords has reported it, and the build fails.
+func (k Keyword) setInt(dst *int) {
+	if n, err := strconv.Atoi(k.arg()); err == nil {
+		*dst = n
+	}
+}
+
 // splitKeywords groups the words of one channel-name line into keywords. It reports
 // bad arguments as errors, and unknown words (the product takes them as group ids)
 // and keywords this version does not implement (noeffect.go) as warnings, each at
 // the word's own position.
 func splitKeywords(words []cnf.Word, errs, warns *cnf.ErrorList) []Keyword {
 	var out []Keyword
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		name, kind, ok := lookupKeyword(w.Text)
+	s := keywordScanner{words: words, errs: errs}
+	for ; s.i < len(words); s.i++ {
+		w := words[s.i]
+		name, spec, ok := lookupKeyword(w.Text)
 		if !ok || w.Quoted {
 			msg := fmt.Sprintf("unknown channel keyword %q (taken as a group id)", w.Text)
-			if s := suggestKeyword(w.Text); s != "" {
-				msg += fmt.Sprintf("; did you mean %q?", s)
+			if sug := suggestKeyword(w.Text); sug != "" {
+				msg += fmt.Sprintf("; did you mean %q?", sug)
 			}
 			*warns = append(*warns, &cnf.Error{Pos: w.Pos, Msg: msg})
 			out = append(out, Keyword{Name: w.Text, Pos: w.Pos, Unknown: true})
 			continue
 		}
-		kw := Keyword{Name: name, Pos: w.Pos}
-		bad := func(format string, args ...any) {
-			*errs = append(*errs, &cnf.Error{Pos: w.Pos, Msg: fmt.Sprintf("bad argument for channel keyword %q: ", name) + fmt.Sprintf(format, args...)})
-		}
-		next := func() (cnf.Word, bool) {
-			if i+1 < len(words) {
-				return words[i+1], true
-			}
-			return cnf.Word{}, false
-		}
-		switch kind {
-		case argNone:
-		case argInt, argOptInt:
-			nw, ok := next()
-			if !ok || (!nw.Quoted && isKeyword(nw.Text) && !isInteger(nw.Text)) {
-				if kind == argInt {
-					bad("missing integer argument")
-				}
-				break
-			}
-			if !isInteger(nw.Text) {
-				if kind == argOptInt {
-					break
-				}
-				bad("%q is not an integer", nw.Text)
-			}
-			kw.Args = append(kw.Args, nw.Text)
-			i++
-		case argWord, argChannel:
-			nw, ok := next()
-			if !ok {
-				bad("missing argument")
-				break
-			}
-			if name == "pool" && len(nw.Text) > maxPoolNameLen {
-				bad("pool name %q is longer than %d characters", nw.Text, maxPoolNameLen)
-			}
-			kw.Args = append(kw.Args, nw.Text)
-			i++
-		case argHosts:
-			nw, ok := next()
-			if !ok {
-				bad("missing host argument")
-				break
-			}
-			kw.Args = append(kw.Args, nw.Text)
-			i++
-			// [inf] the optional second domain is taken only when it looks like a
-			// domain (has a dot) and is not itself a keyword.
-			if nw2, ok := next(); ok && strings.Contains(nw2.Text, ".") && !isKeyword(nw2.Text) {
-				kw.Args = append(kw.Args, nw2.Text)
-				i++
-			}
-		case argDurations:
-			for {
-				nw, ok := next()
-				if !ok || !(nw.Quoted || looksLikePeriod(nw.Text)) {
-					break
-				}
-				kw.Args = append(kw.Args, nw.Text)
-				i++
-			}
-			if len(kw.Args) == 0 {
-				bad("missing ISO 8601 period (e.g. \"pt30m\")")
-				break
-			}
-			if len(kw.Args) > maxBackoffValues {
-				bad("%d values, at most %d allowed", len(kw.Args), maxBackoffValues)
-			}
-			for _, a := range kw.Args {
-				if _, err := ParsePeriod(a); err != nil {
-					bad("%v", err)
-				}
-			}
-		case argInts:
-			for {
-				nw, ok := next()
-				if !ok || nw.Text == "" || !(nw.Text[0] >= '0' && nw.Text[0] <= '9' || nw.Text[0] == '-') {
-					break
-				}
-				// [conflict] channels.md §4.2: "2,4,6,8" is accepted as well as blanks.
-				for _, p := range strings.Split(nw.Text, ",") {
-					if p != "" {
-						kw.Args = append(kw.Args, p)
-					}
-				}
-				i++
-			}
-			if len(kw.Args) == 0 {
-				bad("missing integer arguments")
-				break
-			}
-			if len(kw.Args) > maxNoticeValues {
-				bad("%d values, at most %d allowed", len(kw.Args), maxNoticeValues)
-			}
-			prev := 0
-			for j, a := range kw.Args {
-				n, err := strconv.Atoi(a)
-				if err != nil || n <= 0 {
-					bad("%q is not a positive integer", a)
-					break
-				}
-				if j > 0 && n <= prev {
-					bad("values must be increasing (%d after %d)", n, prev)
-					break
-				}
-				prev = n
-			}
-		case argIPs:
-			for {
-				nw, ok := next()
-				if !ok {
-					break
-				}
-				if _, err := netip.ParseAddr(nw.Text); err != nil {
-					break
-				}
-				kw.Args = append(kw.Args, nw.Text)
-				i++
-			}
-			if len(kw.Args) == 0 {
-				bad("missing IP address")
-			}
-		}
-		out = append(out, kw)
+		s.pos, s.name = w.Pos, name
+		out = append(out, Keyword{Name: name, Pos: w.Pos, Args: s.args(spec)})
 	}
 	warnNoEffect(out, warns)
+	return out
+}
+
+// keywordScanner reads the arguments of one keyword after another from the words
+// of a line: i is the keyword's word, and every argument taken advances it.
+type keywordScanner struct {
+	words []cnf.Word
+	i     int
+	errs  *cnf.ErrorList
+	pos   cnf.Pos // the keyword being read
+	name  string
+}
+
+// bad reports a bad argument of the keyword being read.
+func (s *keywordScanner) bad(format string, args ...any) {
+	*s.errs = append(*s.errs, &cnf.Error{Pos: s.pos, Msg: fmt.Sprintf("bad argument for channel keyword %q: ", s.name) + fmt.Sprintf(format, args...)})
+}
+
+// next is the word after the current one.
+func (s *keywordScanner) next() (cnf.Word, bool) {
+	if s.i+1 < len(s.words) {
+		return s.words[s.i+1], true
+	}
+	return cnf.Word{}, false
+}
+
+// args reads the arguments the keyword's shape asks for.
+func (s *keywordScanner) args(spec *keywordSpec) []string {
+	switch spec.args {
+	case argInt, argOptInt:
+		return s.intArg(spec.args == argOptInt)
+	case argWord, argChannel:
+		return s.wordArg(spec)
+	case argHosts:
+		return s.hostArgs()
+	case argDurations:
+		return s.durationArgs()
+	case argInts:
+		return s.noticeArgs()
+	case argIPs:
+		return s.ipArgs()
+	}
+	return nil
+}
+
+func (s *keywordScanner) intArg(optional bool) []string {
+	nw, ok := s.next()
+	if !ok || (!nw.Quoted && isKeyword(nw.Text) && !isInteger(nw.Text)) {
+		if !optional {
+			s.bad("missing integer argument")
+		}
+		return nil
+	}
+	if !isInteger(nw.Text) {
+		if optional {
+			return nil
+		}
+		s.bad("%q is not an integer", nw.Text)
+	}
+	s.i++
+	return []string{nw.Text}
+}
+
+func (s *keywordScanner) wordArg(spec *keywordSpec) []string {
+	nw, ok := s.next()
+	if !ok {
+		s.bad("missing argument")
+		return nil
+	}
+	if spec.check != nil {
+		if problem := spec.check(nw.Text); problem != "" {
+			s.bad("%s", problem)
+		}
+	}
+	s.i++
+	return []string{nw.Text}
+}
+
+func (s *keywordScanner) hostArgs() []string {
+	nw, ok := s.next()
+	if !ok {
+		s.bad("missing host argument")
+		return nil
+	}
+	out := []string{nw.Text}
+	s.i++
+	// The documentation is silent on telling the optional second domain from
+	// the next keyword: we take it only when it looks like a domain (has a
+	// dot) and is not itself a keyword.
+	if nw2, ok := s.next(); ok && strings.Contains(nw2.Text, ".") && !isKeyword(nw2.Text) {
+		out = append(out, nw2.Text)
+		s.i++
+	}
+	return out
+}
+
+func (s *keywordScanner) durationArgs() []string {
+	var out []string
+	for {
+		nw, ok := s.next()
+		if !ok || !(nw.Quoted || looksLikePeriod(nw.Text)) {
+			break
+		}
+		out = append(out, nw.Text)
+		s.i++
+	}
+	if len(out) == 0 {
+		s.bad("missing ISO 8601 period (e.g. \"pt30m\")")
+		return out
+	}
+	if len(out) > maxBackoffValues {
+		s.bad("%d values, at most %d allowed", len(out), maxBackoffValues)
+	}
+	for _, a := range out {
+		if _, err := ParsePeriod(a); err != nil {
+			s.bad("%v", err)
+		}
+	}
+	return out
+}
+
+func (s *keywordScanner) noticeArgs() []string {
+	var out []string
+	for {
+		nw, ok := s.next()
+		if !ok || nw.Text == "" || !(nw.Text[0] >= '0' && nw.Text[0] <= '9' || nw.Text[0] == '-') {
+			break
+		}
+		// The product's texts disagree on the separator: "2,4,6,8" is
+		// accepted as well as blanks.
+		for _, p := range strings.Split(nw.Text, ",") {
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+		s.i++
+	}
+	if len(out) == 0 {
+		s.bad("missing integer arguments")
+		return out
+	}
+	if len(out) > maxNoticeValues {
+		s.bad("%d values, at most %d allowed", len(out), maxNoticeValues)
+	}
+	prev := 0
+	for j, a := range out {
+		n, err := strconv.Atoi(a)
+		if err != nil || n <= 0 {
+			s.bad("%q is not a positive integer", a)
+			break
+		}
+		if j > 0 && n <= prev {
+			s.bad("values must be increasing (%d after %d)", n, prev)
+			break
+		}
+		prev = n
+	}
+	return out
+}
+
+func (s *keywordScanner) ipArgs() []string {
+	var out []string
+	for {
+		nw, ok := s.next()
+		if !ok {
+			break
+		}
+		if _, err := netip.ParseAddr(nw.Text); err != nil {
+			break
+		}
+		out = append(out, nw.Text)
+		s.i++
+	}
+	if len(out) == 0 {
+		s.bad("missing IP address")
+	}
 	return out
 }
 

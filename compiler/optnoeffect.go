@@ -1,6 +1,9 @@
 package compiler
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // optFile names the option files whose keys optionNoEffects covers.
 type optFile uint8
@@ -20,6 +23,8 @@ type optNoEffect struct {
 	Key   string
 	Field string   // "Type.Field" it fills, for the test that keeps this table honest; "" none
 	Quiet []string // values (compared case-insensitively) that mtad honours as it is
+	// QuietDoc, when set, is how the documentation names the Quiet values.
+	QuietDoc string
 	// Silent marks keys our architecture makes meaningless: they need no warning.
 	Silent bool
 	Reason string // why it has no effect; docs/configuration.md repeats it
@@ -70,7 +75,7 @@ var optionNoEffects = []optNoEffect{
 	{File: optionDat, Key: "MAX_HEADER_BLOCK_USE", Field: "Options.MaxHeaderBlockUse", Silent: true, Reason: "only used by maxblocks fragmentation, whose channel keyword warns itself"},
 	{File: optionDat, Key: "MAX_HEADER_LINE_USE", Silent: true, Reason: "only used by maxlines fragmentation, whose channel keyword warns itself"},
 	{File: optionDat, Key: "ALIAS_MAGIC", Silent: true, Reason: "restricted option; mtad has one fixed order of alias sources"},
-	{File: optionDat, Key: "COMMENT_CHARS", Quiet: []string{"!;#", "#;!", ";!#", "!#;", "#!;", ";#!"}, Reason: "comment lines always start with !, ; or #"},
+	{File: optionDat, Key: "COMMENT_CHARS", Quiet: []string{"!;#", "#;!", ";!#", "!#;", "#!;", ";#!"}, QuietDoc: "`!;#` in any order", Reason: "comment lines always start with !, ; or #"},
 	{File: optionDat, Key: "DOMAIN_FAILURE", Reason: "a failed domain lookup gives the built-in temporary error"},
 
 	// <channel>_option: server side.
@@ -131,4 +136,26 @@ func (e optNoEffect) warns(value string) bool {
 		}
 	}
 	return true
+}
+
+// OptionEffectTable renders the table of docs/configuration.md's section on
+// option keys accepted without effect, from optionNoEffects. A test compares the
+// document with it (and rewrites it with -update).
+func OptionEffectTable() string {
+	files := [...]string{optionDat: "option.dat", channelOption: "`<channel>_option`", jobController: "job_controller.cnf"}
+	var b strings.Builder
+	b.WriteString("| file | key | warns | why it has no effect |\n|---|---|---|---|\n")
+	for _, e := range optionNoEffects {
+		warns := "yes"
+		switch {
+		case e.Silent:
+			warns = "no (harmless)"
+		case e.QuietDoc != "":
+			warns = "yes, unless " + e.QuietDoc
+		case len(e.Quiet) > 0:
+			warns = "yes, unless `" + strings.Join(e.Quiet, "` or `") + "`"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s. |\n", files[e.File], e.Key, warns, e.Reason)
+	}
+	return b.String()
 }

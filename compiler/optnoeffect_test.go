@@ -1,17 +1,10 @@
 package compiler
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"go/ast"
-	"go/importer"
-	"go/parser"
 	"go/token"
 	"go/types"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -172,70 +165,15 @@ func TestEveryOptionHasEffectOrIsListed(t *testing.T) {
 	}
 }
 
-// optScanModule type-checks the module's non-test packages and returns the
-// option struct fields read ("Type.Field") and the string literals named in code.
+// optScanModule returns the option struct fields the module's non-test code
+// reads ("Type.Field") and the string literals it names.
 func optScanModule(t *testing.T) (reads, literals map[string]bool) {
 	t.Helper()
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("go", "list", "-e", "-deps", "-export", "-json=ImportPath,Dir,GoFiles,Export,Module,Standard", "./...")
-	cmd.Dir = root
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
-	}
-	type pkg struct {
-		ImportPath, Dir, Export string
-		GoFiles                 []string
-		Standard                bool
-		Module                  *struct{ Path string }
-	}
-	exports := map[string]string{}
-	var mine []pkg
-	for dec := json.NewDecoder(bytes.NewReader(out)); ; {
-		var p pkg
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("go list output: %v", err)
-		}
-		exports[p.ImportPath] = p.Export
-		if !p.Standard && p.Module != nil && p.Module.Path == "mtad.dev/mta" {
-			mine = append(mine, p)
-		}
-	}
-	if len(mine) < 5 {
-		t.Fatalf("go list found %d packages of the module", len(mine))
-	}
-	fset := token.NewFileSet()
-	imp := importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
-		if exports[path] == "" {
-			return nil, os.ErrNotExist
-		}
-		return os.Open(exports[path])
-	})
 	const self = "mtad.dev/mta/compiler"
 	reads, literals = map[string]bool{}, map[string]bool{}
-	for _, p := range mine {
-		var files []*ast.File
-		for _, name := range p.GoFiles {
-			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
-			if err != nil {
-				t.Fatalf("%s: %v", p.ImportPath, err)
-			}
-			files = append(files, f)
-		}
-		info := &types.Info{Selections: map[*ast.SelectorExpr]*types.Selection{}}
-		conf := types.Config{Importer: imp, Error: func(error) {}} // another engineer's broken file must not hide every read
-		if _, err := conf.Check(p.ImportPath, fset, files, info); err != nil {
-			t.Logf("type-checking %s: %v (reads there may be missed)", p.ImportPath, err)
-		}
-		for _, f := range files {
-			optScanFile(f, p.ImportPath == self, info, reads, literals)
+	for _, p := range scanModule(t) {
+		for _, f := range p.files {
+			optScanFile(f, p.path == self, p.info, reads, literals)
 		}
 	}
 	return reads, literals

@@ -90,6 +90,15 @@ func (b *builder) channels(f *cnf.IMTAFile) []ChannelConfig {
 		}
 		out = append(out, *c)
 	}
+	b.tableWarnings(f, out, names, noteGiven, realSeen)
+	inheritNotices(out)
+	return out
+}
+
+// tableWarnings gives the warnings about the table as a whole, once its blocks
+// are read: a blank-line note no error explained, an empty table, no local
+// channel.
+func (b *builder) tableWarnings(f *cnf.IMTAFile, out []ChannelConfig, names map[string]cnf.Pos, noteGiven, realSeen bool) {
 	// A rule misread as a block does not always break the table (a lone rule gives
 	// a block with a strange name): then the note stands alone, as a warning.
 	if !noteGiven {
@@ -109,28 +118,30 @@ func (b *builder) channels(f *cnf.IMTAFile) []ChannelConfig {
 	} else if _, ok := names["l"]; !ok {
 		b.warnf(out[0].Pos, "no local channel \"l\" in the channel table")
 	}
+}
 
-	// channels.md §4.2: channels without notices inherit l's, else 3 6 9 12.
+// inheritNotices gives every channel notices for the classes it set none for, as
+// the product's documentation says: l's, else 3 6 9 12. A class was set when its list is not
+// empty: the notices keywords take at least one value, or fail the build.
+func inheritNotices(out []ChannelConfig) {
 	var lNotices [NumPriorities][]int
-	var lSet [NumPriorities]bool
 	for i := range out {
 		if out[i].Name == "l" {
-			lNotices, lSet = out[i].Notices, out[i].NoticesSet
+			lNotices = out[i].Notices
 		}
 	}
 	for i := range out {
 		for p := range NumPriorities {
-			if out[i].NoticesSet[p] {
+			if len(out[i].Notices[p]) > 0 {
 				continue
 			}
-			if lSet[p] {
+			if len(lNotices[p]) > 0 {
 				out[i].Notices[p] = append([]int(nil), lNotices[p]...)
 			} else {
 				out[i].Notices[p] = DefaultNotices()
 			}
 		}
 	}
-	return out
 }
 
 // checkChannelRefs checks what keywords name outside the block: pools in
@@ -142,8 +153,7 @@ func (b *builder) checkChannelRefs(img *Image) {
 			if k.Unknown || len(k.Args) == 0 {
 				continue
 			}
-			switch keywords[k.Name] {
-			case argChannel:
+			if spec, ok := keywordIndex[k.Name]; ok && spec.args == argChannel {
 				if _, ok := img.Channel(k.Args[0]); !ok {
 					b.errorf(k.Pos, "channel %q named by %s is not in the channel table", k.Args[0], k.Name)
 				}

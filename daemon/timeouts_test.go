@@ -35,17 +35,17 @@ func timeoutImage(t *testing.T, channelOption, optionDat string) *compiler.Image
 
 // TestSMTPProgramFollowsTimeoutOptions: the SMTP client program of a channel is
 // rebuilt on reload when a stage timeout or DNS_TIMEOUT changes, and kept when
-// nothing changed (its program key covers them).
+// nothing changed (its program spec covers them).
 func TestSMTPProgramFollowsTimeoutOptions(t *testing.T) {
 	d := &Daemon{log: slog.New(slog.DiscardHandler)}
-	key := func(channelOption, optionDat string) string {
+	key := func(channelOption, optionDat string) programSpec {
 		img := timeoutImage(t, channelOption, optionDat)
 		c, ok := img.Channel("tcp_x")
 		if !ok {
 			t.Fatal("no channel tcp_x")
 		}
-		k, build := d.programFor(img, c)
-		if build == nil {
+		k, ok := d.programFor(img, c)
+		if !ok {
 			t.Fatal("tcp_x has no program")
 		}
 		return k

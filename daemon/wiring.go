@@ -25,12 +25,7 @@ import (
 )
 
 // hostname is the name the MTA gives itself: the local channel's official host.
-func hostname(img *compiler.Image) string {
-	if l := img.LocalChannel(); l != nil && l.Official != "" {
-		return l.Official
-	}
-	return "localhost"
-}
+func hostname(img *compiler.Image) string { return img.Hostname() }
 
 // defaultSource is the channel SMTP connections start in: tcp_local when it exists
 // (the product's convention), else the first SMTP channel.
@@ -78,31 +73,7 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 	}
 	for i := range img.Channels {
 		c := &img.Channels[i]
-		p.Channels[c.Name] = smtpserver.ChannelPolicy{
-			Name:                   c.Name,
-			SwitchChannel:          c.Switch == compiler.Switch,
-			AllowSwitchChannel:     c.Switch == compiler.AllowSwitch,
-			NoSwitchChannel:        c.Switch == compiler.NoSwitch,
-			SASLSwitchChannel:      c.SASLSwitchChannel,
-			BlockLimit:             int64(c.MessageBlockLimit),
-			SourceBlockLimit:       int64(c.SourceBlockLimit),
-			RecipientLimit:         c.RecipientLimit,
-			HoldLimit:              c.HoldLimit,
-			SASL:                   saslMode(c.SASLServer),
-			DisconnectBadAuthLimit: c.DisconnectBadAuthLimit,
-			SlaveDebug:             c.SlaveDebug,
-
-			LineLimit:                  c.LineLimit,
-			TLSSwitchChannel:           c.TLSSwitchChannel,
-			RequireTLS:                 c.TLSServer == compiler.TLSMust,
-			TransactionLimit:           c.TransactionLimit,
-			RecipientCutoff:            c.RecipientCutoff,
-			DisconnectTransactionLimit: c.DisconnectTransactionLimit,
-			DisconnectRecipientLimit:   c.DisconnectRecipientLimit,
-			DisconnectRejectLimit:      c.DisconnectRejectLimit,
-			DeferralRejectLimit:        c.DeferralRejectLimit,
-			DisconnectBadCommandLimit:  c.DisconnectBadCommandLimit,
-		}
+		p.Channels[c.Name] = c.ServerPolicy()
 	}
 	return p
 }
@@ -140,45 +111,9 @@ func (d *Daemon) jobConfig(img *compiler.Image) jobctl.Config {
 	}
 	for i := range img.Channels {
 		c := &img.Channels[i]
-		jc := jobctl.Channel{
-			MaxJobs:      c.MaxJobs,
-			Pool:         c.Pool,
-			ThreadDepth:  c.ThreadDepth,
-			Notices:      c.Notices[compiler.Normal],
-			AddrsPerFile: c.AddrsPerFile,
-		}
-		for p := compiler.Priority(0); p < compiler.NumPriorities; p++ {
-			jc.Backoff[classOf(p)] = c.Backoff[p]
-		}
-		if s, ok := img.Jobs.ChannelSection(c.Name); ok {
-			if s.JobLimit > 0 && (jc.MaxJobs == 0 || s.JobLimit < jc.MaxJobs) {
-				jc.MaxJobs = s.JobLimit
-			}
-			if s.ThreadDepth > 0 {
-				jc.ThreadDepth = s.ThreadDepth
-			}
-			for p := compiler.Priority(0); p < compiler.NumPriorities; p++ {
-				if w := s.Windows[p]; w.Set {
-					// Both sides count minutes after midnight with the same wrap and
-					// whole-day rules: the compiler validated it, nothing to re-parse.
-					jc.Windows[classOf(p)] = &jobctl.Window{Start: w.Start, End: w.End}
-				}
-			}
-		}
-		cfg.Channels[c.Name] = jc
+		cfg.Channels[c.Name] = img.JobChannel(c)
 	}
 	return cfg
-}
-
-// classOf maps the compiler's priority index onto the job controller's class.
-func classOf(p compiler.Priority) jobctl.Class {
-	switch p {
-	case compiler.Urgent:
-		return jobctl.Urgent
-	case compiler.Nonurgent:
-		return jobctl.NonUrgent
-	}
-	return jobctl.Normal
 }
 
 // programs builds one delivery program per channel that has a master side. Channels
@@ -197,20 +132,20 @@ func (d *Daemon) programs(img *compiler.Image) map[string]channels.Program {
 		if c.Role == compiler.SlaveOnly {
 			continue
 		}
-		key, build := d.programFor(img, c)
-		if build == nil {
+		spec, ok := d.programFor(img, c)
+		if !ok {
 			continue
 		}
 		seen[c.Name] = true
-		if e, ok := d.progs[c.Name]; ok && e.key == key {
+		if e, ok := d.progs[c.Name]; ok && e.spec == spec {
 			out[c.Name] = e.prog
 			continue
 		}
 		if e, ok := d.progs[c.Name]; ok {
 			closeProgram(e.prog)
 		}
-		p := build()
-		d.progs[c.Name] = programEntry{key: key, prog: p}
+		p := d.buildProgram(c.Name, spec)
+		d.progs[c.Name] = programEntry{spec: spec, prog: p}
 		out[c.Name] = p
 	}
 	for name, e := range d.progs {
@@ -223,7 +158,7 @@ func (d *Daemon) programs(img *compiler.Image) map[string]channels.Program {
 }
 
 type programEntry struct {
-	key  string
+	spec programSpec
 	prog channels.Program
 }
 
@@ -233,102 +168,85 @@ func closeProgram(p channels.Program) {
 	}
 }
 
+// programKind is which delivery program a channel runs.
+type programKind uint8
+
+const (
+	maildirProgram programKind = iota + 1
+	pipeProgram
+	bitbucketProgram
+	reprocessProgram
+	smtpProgram
+)
+
+// programSpec is everything the configuration decides about a channel's delivery
+// program: which program, and its settings as the compiler computed them. It is
+// comparable, and a program is rebuilt on reload exactly when its spec is no
+// longer == to the one it was built from; a setting added to a subsystem's
+// settings type is compared without anyone listing it here.
+type programSpec struct {
+	kind     programKind
+	hostname string // maildir: the host name of Delivered-To and unique names
+	hold     bool   // reprocess: the hold channel, which keeps mail .HELD
+	smtp     channels.SMTPSettings
+	pipe     channels.PipeSettings
+}
+
 // programFor chooses the delivery program of a channel by the product's conventions:
-// the local channel delivers to Maildirs, SMTP channels run the SMTP client,
-// bitbucket discards, reprocess/process and hold hand mail back to the queue
-// (reprocess.go). Other channels have no master program here: their mail stays
-// queued and `qm` shows it.
-func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (string, func() channels.Program) {
-	host := hostname(img)
+// the local channel delivers to Maildirs, a channel with PIPE_COMMAND runs it, SMTP
+// channels run the SMTP client, bitbucket discards, reprocess/process and hold hand
+// mail back to the queue (reprocess.go). Other channels have no master program
+// here (ok false): their mail stays queued and `qm` shows it.
+func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (spec programSpec, ok bool) {
+	if c.Local() {
+		return programSpec{kind: maildirProgram, hostname: img.Hostname()}, true
+	}
+	if ps, ok := img.Pipe(c); ok {
+		return programSpec{kind: pipeProgram, pipe: ps}, true
+	}
 	switch {
-	case c.Local():
-		root := filepath.Join(d.opts.DataDir, "mailboxes")
-		return "maildir|" + root + "|" + host, func() channels.Program { return channels.NewMaildir(root, host) }
-	case img.ChannelOptionsFor(c.Name).PipeCommand != "":
-		opts := img.ChannelOptionsFor(c.Name)
-		po := channels.PipeOptions{Command: strings.Fields(opts.PipeCommand), Timeout: opts.PipeTimeout,
-			PerMessage: opts.PipeMode == compiler.PipeModeMessage, TemporaryExits: opts.PipeTemporaryExits, PermanentExits: opts.PipePermanentExits}
-		return fmt.Sprintf("pipe|%q|%v|%t|%v|%v", po.Command, po.Timeout, po.PerMessage, po.TemporaryExits, po.PermanentExits),
-			func() channels.Program { return channels.NewPipe(po) }
 	case strings.HasPrefix(c.Name, "bitbucket"):
-		return "bitbucket", func() channels.Program { return channels.Bitbucket{} }
+		return programSpec{kind: bitbucketProgram}, true
 	case !c.SMTP && (isReprocessChannel(c.Name) || isHoldChannel(c.Name)):
-		name, hold := c.Name, isHoldChannel(c.Name) // reprocess.go
-		return fmt.Sprintf("reprocess|%t", hold), func() channels.Program {
-			return newReprocessor(name, hold, d.image.Load, d.queue, d.mlog, d.log.With("component", "reprocess", "channel", name))
-		}
+		return programSpec{kind: reprocessProgram, hold: isHoldChannel(c.Name)}, true // reprocess.go
 	case c.SMTP || c.LMTP:
 		// smtp, or lmtp (compiler.ChannelConfig.LMTP): the same client, in LMTP mode
 		// to the daemon host over TCP or to a Unix socket, one result per recipient.
-		opts := img.ChannelOptionsFor(c.Name)
-		ct := opts.ClientTimeouts()
-		proto := "smtp"
-		if c.LMTP {
-			proto = "lmtp"
-		}
-		so := channels.SMTPOptions{
-			Daemon:     c.DaemonHost(),
-			LastResort: c.LastResort,
-			Port:       c.Port,
-			HeloName:   host,
-			MX:         mxMode(c.MX),
-			LMTP:       c.LMTP,
-			// Unset stages stay zero and take the client's RFC 5321 defaults.
-			Timeouts: channels.Timeouts{
-				Connect: ct.Connect, Greeting: ct.Greeting, Ehlo: ct.Ehlo, Mail: ct.Mail, Rcpt: ct.Rcpt,
-				DataInit: ct.DataInit, DataBlock: ct.DataBlock, DataEnd: ct.DataEnd, Rset: ct.Rset, Quit: ct.Quit,
-			},
-			MaxMessagesPerConn: opts.AttemptTransactionsPerSession,
-			TLS:                tlsPolicy(c.TLSClient),
-			SevenBit:           c.EightBit == compiler.SevenBit,
-			EightStrict:        c.EightBit == compiler.EightStrict,
-			Logger:             d.log.With("component", proto+"-client", "channel", c.Name),
-			Channel:            c.Name,
-			MailLog:            d.mlog,
-			LogConnection:      img.Options.LogConnection,
-			MasterDebug:        c.MasterDebug,
-			DebugDir:           filepath.Join(d.opts.DataDir, "log"),
-			DebugNow:           d.runDebug(c.Name).active,
-		}
-		if sock := c.LMTPSocket(); c.LMTP && sock != "" {
-			so.Daemon, so.Network = sock, "unix"
-		}
-		dnsTimeout := img.Options.DNSTimeout
-		key := fmt.Sprintf("%s|%s|%s|%s|%d|%s|%d|%+v|%d|%t|%t|%s|%s|%v|%d|%t", proto, so.Network, so.Daemon, so.LastResort, so.Port,
-			so.HeloName, so.MX, so.Timeouts, so.MaxMessagesPerConn, so.SevenBit, so.EightStrict, so.TLS,
-			strings.Join(c.Nameservers, ","), dnsTimeout, so.LogConnection, so.MasterDebug)
-		return key, func() channels.Program {
-			if so.Network != "unix" {
-				so.Resolver = d.resolver(c.Nameservers, dnsTimeout)
-			}
-			return channels.NewSMTP(so)
-		}
+		return programSpec{kind: smtpProgram, smtp: img.SMTPClient(c)}, true
 	}
-	return "", nil
+	return programSpec{}, false
 }
 
-// tlsPolicy maps the channel's client TLS keywords: notls (the product's default),
-// maytls/maytlsclient (opportunistic STARTTLS), musttls/musttlsclient (never plaintext).
-func tlsPolicy(m compiler.TLSMode) channels.TLSPolicy {
-	switch m {
-	case compiler.TLSMay:
-		return channels.TLSMay
-	case compiler.TLSMust:
-		return channels.TLSMust
+// buildProgram makes channel name's program from its spec, with what the daemon
+// gives every program: the queue, the logs, the DNS resolvers, `qm run`'s flag.
+func (d *Daemon) buildProgram(name string, spec programSpec) channels.Program {
+	switch spec.kind {
+	case maildirProgram:
+		return channels.NewMaildir(filepath.Join(d.opts.DataDir, "mailboxes"), spec.hostname)
+	case pipeProgram:
+		return channels.NewPipe(spec.pipe.Options())
+	case bitbucketProgram:
+		return channels.Bitbucket{}
+	case reprocessProgram:
+		return newReprocessor(name, spec.hold, d.image.Load, d.queue, d.mlog, d.log.With("component", "reprocess", "channel", name))
 	}
-	return channels.TLSNone
-}
-
-func mxMode(m compiler.MXMode) channels.MXMode {
-	switch m {
-	case compiler.RandomMX:
-		return channels.MXRandom
-	case compiler.NoMX:
-		return channels.MXNone
-	case compiler.MX:
-		return channels.MXNonRandom
+	s := spec.smtp
+	proto := "smtp"
+	if s.LMTP {
+		proto = "lmtp"
 	}
-	return channels.MXDefault
+	so := channels.SMTPOptions{
+		SMTPSettings: s,
+		Logger:       d.log.With("component", proto+"-client", "channel", name),
+		MailLog:      d.mlog,
+		DebugDir:     filepath.Join(d.opts.DataDir, "log"),
+		DebugNow:     d.runDebug(name).active,
+	}
+	// nodns: no resolver at all, so that only literals reach a host.
+	if s.Network != "unix" && !s.NoDNS {
+		so.Resolver = d.resolver(strings.Fields(s.Nameservers), s.DNSTimeout)
+	}
+	return channels.NewSMTP(so)
 }
 
 // resolver returns a DNS client for a nameserver list (the system's when empty)
@@ -417,17 +335,6 @@ func (d *Daemon) tlsConfig(cert *tls.Certificate) *tls.Config {
 
 // tlsOffered tells the SMTP server whether to offer STARTTLS now.
 func (d *Daemon) tlsOffered() bool { return d.cert.Load() != nil }
-
-// saslMode maps nosaslserver/maysaslserver/mustsaslserver.
-func saslMode(m compiler.SASLMode) smtpserver.SASLMode {
-	switch m {
-	case compiler.SASLMay:
-		return smtpserver.SASLMay
-	case compiler.SASLMust:
-		return smtpserver.SASLMust
-	}
-	return smtpserver.SASLNone
-}
 
 // passwords is the SMTP AUTH password file (DATA/passwd), re-read when its
 // modification time changes, so that `mtactl passwd` takes effect without a restart.

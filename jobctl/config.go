@@ -65,7 +65,9 @@ func (c Class) String() string {
 }
 
 // Channel holds the scheduling settings of one channel (imta.cnf keywords and the
-// [CHANNEL=] section of job_controller.cnf). Zero values take the defaults.
+// [CHANNEL=] section of job_controller.cnf). Zero values take the defaults. It is
+// a plain value (fixed arrays, no slices or pointers), so two settings compare
+// with ==.
 type Channel struct {
 	MaxJobs     int    // maxjobs; 0: DefaultMaxJobs
 	Pool        string // pool; "": Config.DefaultPool
@@ -77,25 +79,66 @@ type Channel struct {
 	// program gets, i.e. one SMTP transaction; a message with more recipients for
 	// one host is delivered in several transactions. 0: no cap.
 	AddrsPerFile int
-	// Backoff per class (backoff, urgentbackoff ...); nil: the defaults of
-	// channels.md §4.1. The last interval repeats.
-	Backoff [3][]time.Duration
-	// Notices ages (notices a b c ...), in Config.NoticeUnit; nil: 3 6 9 12.
-	Notices []int
-	// Windows per class (urgent_delivery ...); nil: always open.
-	Windows [3]*Window
+	// Backoff per class (backoff, urgentbackoff ...); the zero Backoff: the
+	// product's documented defaults. The last interval repeats.
+	Backoff [3]Backoff
+	// Notices ages (notices a b c ...), in Config.NoticeUnit; zero: 3 6 9 12.
+	Notices Notices
+	// Windows per class (urgent_delivery ...); the zero Window is always open.
+	Windows [3]Window
+}
+
+// MaxBackoff and MaxNotices are the most values the backoff and notices
+// keywords take (the product's documentation says 8 and 5).
+const (
+	MaxBackoff = 8
+	MaxNotices = 5
+)
+
+// Backoff is a retry schedule: the waits after the first, second ... failure.
+// The first zero ends the list.
+type Backoff [MaxBackoff]time.Duration
+
+// BackoffOf is the schedule of the given waits; those past MaxBackoff are
+// dropped (the compiler refuses more).
+func BackoffOf(waits ...time.Duration) Backoff {
+	var b Backoff
+	copy(b[:], waits)
+	return b
+}
+
+// list is the schedule up to its first zero.
+func (b *Backoff) list() []time.Duration {
+	n := 0
+	for n < len(b) && b[n] > 0 {
+		n++
+	}
+	return b[:n]
+}
+
+// Notices are the message ages at which notices go out; the first zero ends the
+// list.
+type Notices [MaxNotices]int
+
+// NoticesOf is the schedule of the given ages; those past MaxNotices are dropped
+// (the compiler refuses more).
+func NoticesOf(ages ...int) Notices {
+	var n Notices
+	copy(n[:], ages)
+	return n
 }
 
 // Defaults.
 const (
-	DefaultMaxJobs     = 10 // [inf] the product's maxjobs default is undocumented
-	DefaultThreadDepth = 10 // channels.md §3.3
+	DefaultMaxJobs     = 10 // the product's maxjobs default is undocumented; our choice
+	DefaultThreadDepth = 10 // the product's documented default
 )
 
-// defaultNotices is the notices schedule when none is configured (operations.md §7).
+// defaultNotices is the notices schedule when none is configured (the product's
+// documented default).
 var defaultNotices = []int{3, 6, 9, 12}
 
-// defaultBackoff is channels.md §4.1's table, in minutes, per class.
+// defaultBackoff is the product's documented table, in minutes, per class.
 var defaultBackoff = [3][]time.Duration{
 	minutes(30, 60, 60, 120, 120, 120, 240),
 	minutes(60, 120, 120, 240, 240, 240, 480),
@@ -118,7 +161,7 @@ func DefaultBackoff(c Class) []time.Duration {
 // RetryDelay is the wait after the attempts-th failed attempt (1 = first failure)
 // for a class: the attempts-th interval of the list, the last one repeating.
 func (ch *Channel) RetryDelay(c Class, attempts int) time.Duration {
-	list := ch.Backoff[c]
+	list := ch.Backoff[c].list()
 	if len(list) == 0 {
 		list = defaultBackoff[c]
 	}
@@ -146,11 +189,18 @@ func (ch *Channel) threadDepth() int {
 	return ch.ThreadDepth
 }
 
+// notices is the schedule a newly queued message follows. A message keeps the
+// schedule it got, even when a reload changes the channel's: so the list is a
+// copy, never a view of the channel's settings, which a reload overwrites.
 func (ch *Channel) notices() []int {
-	if len(ch.Notices) == 0 {
+	n := 0
+	for n < len(ch.Notices) && ch.Notices[n] > 0 {
+		n++
+	}
+	if n == 0 {
 		return defaultNotices
 	}
-	return ch.Notices
+	return append([]int(nil), ch.Notices[:n]...)
 }
 
 // Window is a daily delivery window "HH:MM-HH:MM" in the clock's local time. End

@@ -263,7 +263,7 @@ func TestRoundRobinAcrossHosts(t *testing.T) {
 func TestBackoffSchedule(t *testing.T) {
 	p := &program{result: tempFail("mx.b.example")}
 	h := newHarness(t, Config{Programs: map[string]channels.Program{"tcp_local": p},
-		Channels: map[string]Channel{"tcp_local": {Backoff: [3][]time.Duration{Normal: {time.Minute, 5 * time.Minute, 10 * time.Minute}}}}})
+		Channels: map[string]Channel{"tcp_local": {Backoff: [3]Backoff{Normal: {time.Minute, 5 * time.Minute, 10 * time.Minute}}}}})
 	p.clock = h.clock
 	h.start()
 	id := h.enqueue(env("s@a.example", rcpt("tcp_local", "u@b.example")))
@@ -322,7 +322,7 @@ func TestRestartKeepsRetryTimes(t *testing.T) {
 	clock := newFakeClock(t0)
 	p := &program{result: tempFail("mx.b.example"), clock: clock}
 	cfg := Config{Queue: q, Clock: clock, Programs: map[string]channels.Program{"tcp_local": p},
-		Channels: map[string]Channel{"tcp_local": {Backoff: [3][]time.Duration{Normal: {10 * time.Minute, 20 * time.Minute}}}}}
+		Channels: map[string]Channel{"tcp_local": {Backoff: [3]Backoff{Normal: {10 * time.Minute, 20 * time.Minute}}}}}
 	h := newHarness(t, cfg)
 	h.start()
 	id := h.enqueue(env("s@a.example", rcpt("tcp_local", "u@b.example")))
@@ -389,7 +389,7 @@ func TestDeliveryWindow(t *testing.T) {
 	clock := newFakeClock(time.Date(2024, 3, 4, 7, 0, 0, 0, time.UTC))
 	p.clock = clock
 	h := newHarness(t, Config{Clock: clock, Programs: map[string]channels.Program{"tcp_bulk": p},
-		Channels: map[string]Channel{"tcp_bulk": {Windows: [3]*Window{Normal: w}}}})
+		Channels: map[string]Channel{"tcp_bulk": {Windows: [3]Window{Normal: *w}}}})
 	h.start()
 	h.enqueue(env("s@a", rcpt("tcp_bulk", "u@b.example")))
 	urgent := env("s@a", rcpt("tcp_bulk", "v@b.example"))
@@ -639,7 +639,7 @@ func TestSystemClock(t *testing.T) {
 	}}
 	q := newMemQueue()
 	c := New(Config{Queue: q, Clock: SystemClock{}, Programs: map[string]channels.Program{"l": p},
-		Channels: map[string]Channel{"l": {Backoff: [3][]time.Duration{Normal: {20 * time.Millisecond}}}}})
+		Channels: map[string]Channel{"l": {Backoff: [3]Backoff{Normal: {20 * time.Millisecond}}}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()

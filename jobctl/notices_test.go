@@ -82,8 +82,8 @@ func TestNoticesTiming(t *testing.T) {
 	p := &program{result: tempFail("mx.b.example")}
 	h := newHarness(t, Config{Programs: map[string]channels.Program{"tcp_local": p},
 		NoticeUnit: time.Hour,
-		Channels: map[string]Channel{"tcp_local": {Notices: []int{1, 2, 3},
-			Backoff: [3][]time.Duration{Normal: {25 * time.Minute}}}}})
+		Channels: map[string]Channel{"tcp_local": {Notices: Notices{1, 2, 3},
+			Backoff: [3]Backoff{Normal: {25 * time.Minute}}}}})
 	h.start()
 	quiet := rcpt("tcp_local", "quiet@b.example")
 	quiet.Notify = "FAILURE"
@@ -146,7 +146,7 @@ func TestNoticesTiming(t *testing.T) {
 func TestNoticeCatchUp(t *testing.T) {
 	p := &program{result: tempFail("mx")}
 	h := newHarness(t, Config{Programs: map[string]channels.Program{"tcp_local": p}, NoticeUnit: time.Hour,
-		Channels: map[string]Channel{"tcp_local": {Notices: []int{1, 2, 5}}}})
+		Channels: map[string]Channel{"tcp_local": {Notices: Notices{1, 2, 5}}}})
 	e := env("alice@a.example", rcpt("tcp_local", "bob@b.example"))
 	e.Arrival = t0.Add(-150 * time.Minute)
 	h.q.put(e, "Subject: x\r\n\r\nx\r\n")
@@ -267,7 +267,7 @@ func TestNoticeSubmitFailureKeepsRecipient(t *testing.T) {
 func TestExpiryWhileDelivering(t *testing.T) {
 	p := &program{block: make(chan struct{}), result: tempFail("mx")}
 	h := newHarness(t, Config{Programs: map[string]channels.Program{"tcp_local": p}, NoticeUnit: time.Hour,
-		Channels: map[string]Channel{"tcp_local": {Notices: []int{1}}}})
+		Channels: map[string]Channel{"tcp_local": {Notices: Notices{1}}}})
 	h.start()
 	h.enqueue(env("alice@a.example", rcpt("tcp_local", "bob@b.example")))
 	waitFor(t, "delivering", func() bool { return p.cur.Load() == 1 })

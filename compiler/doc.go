@@ -5,15 +5,21 @@
 // image file that `mtactl cnbuild` produces and mtad loads.
 //
 // It owns the channel keyword table, the meaning of every option, the
-// cross-file checks (duplicate host names, pools, routing hosts without a channel)
-// and the image file format. It must not parse text (cnf does), rewrite addresses
-// (engine does) or run anything: an Image is data.
+// cross-file checks (duplicate host names, pools, routing hosts without a channel),
+// the settings each subsystem runs with, and the image file format. It must not
+// parse text (cnf does), rewrite addresses (engine does) or run anything: an Image
+// is data.
 //
 // How it works. Check runs every check and collects all errors and warnings, each
 // "FILE:LINE: message", sorted by position; Build is Check that fails on any error.
-// Keywords are grouped from the words of the channel-name line by an argument-shape
-// table (keywords.go); a defaults line is a list of keywords prepended to every later
-// block, so "later wins" is simply applying keywords in order. The rule engine is
+// Each channel keyword is declared once, in keywordtable.go: its argument shape
+// (which groups the words of the channel-name line into keywords), its setter, and
+// when it has no effect, why (cnbuild's warning and the documentation's table). A
+// defaults line is a list of keywords prepended to every later block, so "later
+// wins" is simply applying keywords in order. subsystems.go turns the image into
+// each subsystem's settings (the SMTP client's, the pipe's, the SMTP server's
+// channel policy, the job controller's channel), all comparable with ==, so that a
+// reload tells a changed channel from an unchanged one. The rule engine is
 // only run on a sound channel table, so that a stray blank line among the rules gives
 // the product's "duplicate host in channel table" and a note at that blank line
 // instead of a cascade of template errors.
@@ -46,6 +52,8 @@
 //     defaults; ChannelOptions.ClientTimeouts), MAX_CLIENT_THREADS 20, logging on.
 //     Time options are whole minutes (DNS_TIMEOUT: seconds) or, ours, a value with
 //     a unit (30s, 1500ms, 2m).
+//   - nodns gives the SMTP client no resolver at all: IP literals and a literal
+//     daemon only. interfaceaddress takes an IP address, not a name.
 //   - Unknown option names are warnings; malformed values are errors. Known keys
 //     that nothing acts on warn as well, unless harmless (optnoeffect.go).
 //   - A rule whose literal routing host no channel owns is an error; templates

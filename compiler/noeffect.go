@@ -56,27 +56,6 @@ func warnNoEffect(kws []Keyword, warns *cnf.ErrorList) {
 	}
 }
 
-// NoEffectKeyword is one row of the "accepted without effect" table of
-// docs/configuration.md.
-type NoEffectKeyword struct {
-	Name           string
-	Why            string
-	NotImplemented bool // cnbuild warns
-	WarnUnlessArgs []string
-}
-
-// NoEffectKeywords lists the keywords that have no effect (or less than the
-// product's documentation says), sorted by name.
-func NoEffectKeywords() []NoEffectKeyword {
-	var out []NoEffectKeyword
-	for _, name := range KeywordNames() {
-		if e := keywordIndex[name]; e.effect != 0 {
-			out = append(out, NoEffectKeyword{Name: name, Why: e.why, NotImplemented: e.effect == notImplemented, WarnUnlessArgs: e.asArgs})
-		}
-	}
-	return out
-}
-
 // KeywordEffectTable renders the table of docs/configuration.md's section
 // "Channel keywords accepted without effect": one row per status and reason, its
 // keywords in the keyword table's order, rows in the order of their first

@@ -98,10 +98,14 @@ func TestInterfaceAddressRelay(t *testing.T) {
 	}
 }
 
-// programImage compiles one SMTP channel tcp_x with the given keywords.
-func programImage(t *testing.T, keywords string) *compiler.Image {
+// programImage compiles one SMTP channel tcp_x with the given keywords, and the
+// other files given (name: content); it must build without a warning.
+func programImage(t *testing.T, keywords string, files ...string) *compiler.Image {
 	t.Helper()
 	fsys := fstest.MapFS{"imta.cnf": {Data: []byte(".  $U%$H@x-daemon\n\nl\nlocalhost\n\ntcp_x smtp " + keywords + "\nx-daemon\n")}}
+	for i := 0; i+1 < len(files); i += 2 {
+		fsys[files[i]] = &fstest.MapFile{Data: []byte(files[i+1])}
+	}
 	r, err := compiler.CheckFS(fsys)
 	if err != nil {
 		t.Fatal(err)

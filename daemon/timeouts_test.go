@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"mtad.dev/mta/compiler"
@@ -16,21 +15,14 @@ import (
 // given tcp_x_option and option.dat ("" = no file).
 func timeoutImage(t *testing.T, channelOption, optionDat string) *compiler.Image {
 	t.Helper()
-	fsys := fstest.MapFS{"imta.cnf": {Data: []byte(".  $U%$H@x-daemon\n\nl\nlocalhost\n\ntcp_x smtp nomx\nx-daemon\n")}}
+	var files []string
 	if channelOption != "" {
-		fsys["tcp_x_option"] = &fstest.MapFile{Data: []byte(channelOption)}
+		files = append(files, "tcp_x_option", channelOption)
 	}
 	if optionDat != "" {
-		fsys["option.dat"] = &fstest.MapFile{Data: []byte(optionDat)}
+		files = append(files, "option.dat", optionDat)
 	}
-	r, err := compiler.CheckFS(fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Errors) > 0 || len(r.Warnings) > 0 {
-		t.Fatalf("errors %v warnings %v", r.Errors, r.Warnings)
-	}
-	return r.Image
+	return programImage(t, "nomx", files...)
 }
 
 // TestSMTPProgramFollowsTimeoutOptions: the SMTP client program of a channel is

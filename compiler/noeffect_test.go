@@ -76,7 +76,7 @@ func TestKeywordEffects(t *testing.T) {
 	actedOn := func(field string) bool {
 		for _, r := range reads[self+".ChannelConfig."+field] {
 			if r.pkg == self && r.file == "subsystems.go" ||
-				r.pkg != self && !strings.HasPrefix(r.pkg, "mtad.dev/mta/cmd/") {
+				r.pkg != self && r.pkg != "mtad.dev/mta/cmd/mtactl" {
 				return true
 			}
 		}

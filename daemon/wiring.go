@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,11 +16,9 @@ import (
 	"mtad.dev/mta/channels"
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/dnsx"
-	"mtad.dev/mta/engine"
 	"mtad.dev/mta/jobctl"
-	"mtad.dev/mta/queue"
+	"mtad.dev/mta/reroute"
 	"mtad.dev/mta/smtpserver"
-	"mtad.dev/mta/status"
 )
 
 // hostname is the name the MTA gives itself: the local channel's official host.
@@ -51,30 +48,21 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 	src := defaultSource(img)
 	opts := img.ChannelOptionsFor(src)
 	p := &smtpserver.Policy{
-		Rules:            img.Rules,
-		Mappings:         img.Mappings,
-		General:          img.General,
-		Channels:         make(map[string]smtpserver.ChannelPolicy, len(img.Channels)),
-		DefaultSource:    src,
-		Hostname:         hostname(img),
-		BannerAddition:   opts.BannerAddition,
-		MaxRecipients:    opts.AllowRecipientsPerTransaction,
-		MaxReceivedLines: img.Options.MaxReceivedLines,
-		BlockSize:        int64(img.Options.BlockSize),
-		LineLimit:        img.Options.LineLimit,
-		LogConnection:    img.Options.LogConnection,
-		HeldSndopr:       heldSndopr(img),
+		Intake:         newIntakeRules(img),
+		Channels:       make(map[string]smtpserver.ChannelPolicy, len(img.Channels)),
+		DefaultSource:  src,
+		BannerAddition: opts.BannerAddition,
+		MaxRecipients:  opts.AllowRecipientsPerTransaction,
+		BlockSize:      int64(img.Options.BlockSize),
+		LineLimit:      img.Options.LineLimit,
+		LogConnection:  img.Options.LogConnection,
 		Timeouts: smtpserver.Timeouts{
 			Command:   opts.CommandReceiveTime,
 			DataBlock: opts.DataReceiveTime,
 		},
 	}
-	p.MaxLocalReceivedLines = img.Options.MaxLocalReceivedLines
 	if img.Options.BlockLimit > 0 {
 		p.MaxMessageBytes = int64(img.Options.BlockLimit) * int64(img.Options.BlockSize)
-	}
-	if opts.BannerHost != "" {
-		p.Hostname = opts.BannerHost
 	}
 	for i := range img.Channels {
 		c := &img.Channels[i]
@@ -87,7 +75,6 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 			BlockLimit:             int64(c.MessageBlockLimit),
 			SourceBlockLimit:       int64(c.SourceBlockLimit),
 			RecipientLimit:         c.RecipientLimit,
-			HoldLimit:              c.HoldLimit,
 			SASL:                   saslMode(c.SASLServer),
 			DisconnectBadAuthLimit: c.DisconnectBadAuthLimit,
 			SlaveDebug:             c.SlaveDebug,
@@ -252,10 +239,10 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (str
 			func() channels.Program { return channels.NewPipe(po) }
 	case strings.HasPrefix(c.Name, "bitbucket"):
 		return "bitbucket", func() channels.Program { return channels.Bitbucket{} }
-	case !c.SMTP && (isReprocessChannel(c.Name) || isHoldChannel(c.Name)):
-		name, hold := c.Name, isHoldChannel(c.Name) // reprocess.go
+	case !c.SMTP && (reroute.IsReprocessChannel(c.Name) || reroute.IsHoldChannel(c.Name)):
+		name, hold := c.Name, reroute.IsHoldChannel(c.Name)
 		return fmt.Sprintf("reprocess|%t", hold), func() channels.Program {
-			return newReprocessor(name, hold, d.image.Load, d.queue, d.mlog, d.log.With("component", "reprocess", "channel", name))
+			return reroute.New(name, hold, d.intakeRules, d.intake, d.log.With("component", "reprocess", "channel", name))
 		}
 	case c.SMTP || c.LMTP:
 		// smtp, or lmtp (compiler.ChannelConfig.LMTP): the same client, in LMTP mode
@@ -353,29 +340,6 @@ func (d *Daemon) resolver(servers []string, timeout time.Duration) dnsx.Resolver
 	}
 	d.dns[key] = r
 	return r
-}
-
-// submitNotice enqueues a delivery status notice: each recipient is rewritten and
-// routed like any envelope recipient, with the local channel as source.
-func (d *Daemon) submitNotice(ctx context.Context, from string, to []string, content []byte) error {
-	img := d.image.Load()
-	env := &queue.Envelope{From: from, Source: "l", Client: "localhost (internal)"}
-	for _, addr := range to {
-		res := img.Rules.Resolve(engine.Request{Address: addr, Kind: engine.EnvelopeTo})
-		if res.Err != nil {
-			return fmt.Errorf("notice recipient %s: %w", addr, res.Err)
-		}
-		for _, r := range res.Recipients {
-			env.Rcpts = append(env.Rcpts, queue.Recipient{
-				Addr: r.Address, Orig: addr, Channel: r.Channel, Host: strings.ToLower(r.Host), Notify: "NEVER",
-			})
-		}
-	}
-	if len(env.Rcpts) == 0 {
-		return status.New(550, "5.1.1", "notice has no deliverable recipient")
-	}
-	_, err := d.queue.Enqueue(ctx, env, content)
-	return err
 }
 
 // loadCert loads the SMTP service's certificate (dispatcher.cnf TLS_CERTIFICATE and

@@ -147,7 +147,6 @@ func (c *ChannelConfig) ServerPolicy() smtpserver.ChannelPolicy {
 		BlockLimit:                 int64(c.MessageBlockLimit),
 		SourceBlockLimit:           int64(c.SourceBlockLimit),
 		RecipientLimit:             c.RecipientLimit,
-		HoldLimit:                  c.HoldLimit,
 		LineLimit:                  c.LineLimit,
 		RequireTLS:                 c.TLSServer == TLSMust,
 		TLSSwitchChannel:           c.TLSSwitchChannel,

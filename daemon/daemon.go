@@ -20,6 +20,7 @@ import (
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/dnsx"
 	"mtad.dev/mta/examples"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/jobctl"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/metrics"
@@ -58,10 +59,11 @@ type Daemon struct {
 	image  atomic.Pointer[compiler.Image]
 	policy atomic.Pointer[smtpserver.Policy]
 
-	mlog  *maillog.Logger
-	queue *queue.Queue
-	jc    *jobctl.Controller
-	smtp  *smtpserver.Server
+	mlog   *maillog.Logger
+	queue  *queue.Queue
+	intake *intake.Intake // local submission, the reprocess and hold channels, notices
+	jc     *jobctl.Controller
+	smtp   *smtpserver.Server
 
 	reloadMu sync.Mutex // one reload at a time
 	hot      hotState   // reload bookkeeping and the metrics endpoint (watch.go)
@@ -128,6 +130,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		d.mlog.Close()
 		return nil, fmt.Errorf("open queue: %w", err)
 	}
+	d.intake = &intake.Intake{Queue: d.queue, MailLog: d.mlog, Log: d.log.With("component", "intake"), Metrics: d.metricsHooks()}
 	d.jc = jobctl.New(d.jobConfig(img))
 	jcPtr.Store(d.jc)
 

@@ -3,17 +3,21 @@
 // controller and the SMTP service, and swaps in a new image on reload.
 //
 // It owns the wiring and the one piece of global mutable state the design allows —
-// the current image, behind an atomic pointer that each SMTP transaction and each
-// delivery job reads once. It must not implement policy, scheduling or delivery
-// itself: those belong to smtpserver, jobctl and channels.
+// the current image and what is derived from it, behind atomic pointers that each
+// SMTP transaction and each delivery job reads once. It must not implement policy,
+// scheduling or delivery itself: accepting a message is intake's, the SMTP
+// dialogue smtpserver's, scheduling jobctl's, delivery the programs' in channels
+// and reroute. What it does with a control request is to hand it to the package
+// that owns the answer.
 //
 // How it works: Start builds everything from one image; the SMTP server asks for the
-// current Policy (derived from the image) at every connection and transaction; the
-// queue's OnCommit hook feeds the job controller, which delivers through the programs
-// built here. Reload loads and validates a new image off to the side and, only if it is
-// sound, stores it and hands the job controller its new limits; on any failure the old
-// image stays in force. watch.go triggers Reload when compiled.image is replaced
-// (fsnotify on the directory) and serves the metrics endpoint; control.go answers
-// mtactl on DATA/control.sock, and submit.go turns a local submission (mtactl
-// sendmail) into an enqueued message.
+// current Policy (derived from the image, with the intake rules inside it) at every
+// connection and transaction; local submission (submit.go), the reprocess and hold
+// programs and the job controller's notices (intake.go) take the same intake rules.
+// The queue's OnCommit hook feeds the job controller, which delivers through the
+// programs built here (wiring.go). Reload loads and validates a new image off to the
+// side and, only if it is sound, stores it and hands the job controller its new
+// limits; on any failure the old image stays in force. watch.go triggers Reload when
+// compiled.image is replaced (fsnotify on the directory) and serves the metrics
+// endpoint; control.go answers mtactl on DATA/control.sock.
 package daemon

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/control"
+	"mtad.dev/mta/intake"
 )
 
 // holdSite routes held.test to the hold channel when hold is set; everything else
@@ -88,7 +89,7 @@ func TestHoldChannelReleaseFollowsNewRules(t *testing.T) {
 	c.Cmd("QUIT", "221")
 
 	h := waitHeld(t, d)
-	if h.HeldReason != holdChannelReason || !strings.Contains(strings.Join(h.Channels, ","), "hold") ||
+	if h.HeldReason != intake.HoldChannelReason || !strings.Contains(strings.Join(h.Channels, ","), "hold") ||
 		strings.Join(h.Rcpts, ",") != "user@held.test" {
 		t.Fatalf("held entry %+v", h)
 	}

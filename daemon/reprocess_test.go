@@ -20,7 +20,9 @@ import (
 	"mtad.dev/mta/channels"
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/control"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/queue"
+	"mtad.dev/mta/reroute"
 )
 
 // fakeEnqueuer records what the reprocess program queues; failFrom makes the
@@ -69,6 +71,16 @@ team: d@remote.test, e@localhost
 owner-team: boss@localhost
 huge: r1@remote.test, r2@remote.test, r3@remote.test, r4@remote.test
 `
+
+// rulesOf gives a reroute program the intake rules of an image, none for nil.
+func rulesOf(img *compiler.Image) func() *intake.Rules {
+	return func() *intake.Rules {
+		if img == nil {
+			return nil
+		}
+		return newIntakeRules(img)
+	}
+}
 
 // TestReprocessProgram: each recipient is resolved again and queued with the same
 // content and envelope fields; failures are per recipient.
@@ -131,8 +143,7 @@ func TestReprocessProgram(t *testing.T) {
 			if c.noImage {
 				cur = nil
 			}
-			p := newReprocessor("reprocess", false, func() *compiler.Image { return cur }, q, nil,
-				slog.New(slog.NewTextHandler(logs, nil)))
+			p := reroute.New("reprocess", false, rulesOf(cur), &intake.Intake{Queue: q, Log: slog.New(slog.NewTextHandler(logs, nil))}, nil)
 			m := &channels.Message{ID: "ORIG", From: "poster@example.org", Content: bytes.NewReader(content), Size: int64(len(content)),
 				EightBit: true, RET: "HDRS", EnvID: "env-1", Arrival: arrival, Source: "tcp_local"}
 			for _, r := range c.rcpts {
@@ -202,16 +213,16 @@ func TestHoldProgramFreshAndReleased(t *testing.T) {
 		reply  string
 	}{
 		{name: "fresh: held on the hold channel", source: "tcp_local", rcpts: []string{"u@held.test", "v@held.test"},
-			want: []string{"hold u@held.test", "hold v@held.test"}, held: holdChannelReason, reply: "held as N1"},
+			want: []string{"hold u@held.test", "hold v@held.test"}, held: intake.HoldChannelReason, reply: "held as N1"},
 		{name: "released, rules still hold it: held again", source: "hold", rcpts: []string{"u@held.test"},
-			want: []string{"hold u@held.test"}, held: holdChannelReason, reply: "reprocessed as N1"},
+			want: []string{"hold u@held.test"}, held: intake.HoldChannelReason, reply: "reprocessed as N1"},
 		{name: "released, rules route it elsewhere", source: "hold", rcpts: []string{"big@localhost"},
 			want: []string{"l a@localhost", "l b@localhost", "l c@localhost"}, reply: "reprocessed as N1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			q := &fakeEnqueuer{}
-			p := newReprocessor("hold", true, func() *compiler.Image { return img }, q, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			p := reroute.New("hold", true, rulesOf(img), &intake.Intake{Queue: q}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			m := &channels.Message{ID: "ORIG", From: "poster@example.org", Content: bytes.NewReader(content), Size: int64(len(content)), Source: c.source}
 			for _, r := range c.rcpts {
 				m.Rcpts = append(m.Rcpts, channels.Rcpt{Addr: r, Host: r[strings.IndexByte(r, '@')+1:]})
@@ -364,12 +375,14 @@ func TestPrepareSubmissionOwnersAndHoldLimit(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			img := siteImage(t)
 			img.LocalChannel().HoldLimit = c.holdL
-			p, res := prepareSubmission(img, &control.Submission{User: "u", Recipients: c.rcpts, Content: []byte("Subject: s\r\n\r\nx\r\n")}, submitNow)
+			p, res := prepareSubmission(testIntake(nil), newIntakeRules(img), img, &control.Submission{User: "u", Recipients: c.rcpts, Content: []byte("Subject: s\r\n\r\nx\r\n")}, submitNow)
 			if p == nil {
 				t.Fatalf("refused: %v", res.Status)
 			}
+			r := acceptPrepared(t, p, &res)
 			var got []string
-			for _, e := range p.copies() {
+			for _, cp := range r.Copies {
+				e := cp.Envelope
 				var rc []string
 				for _, r := range e.Rcpts {
 					rc = append(rc, r.Channel+" "+r.Addr)
@@ -382,8 +395,8 @@ func TestPrepareSubmissionOwnersAndHoldLimit(t *testing.T) {
 			if !slices.Equal(got, c.copies) {
 				t.Errorf("copies\n %q\nwant\n %q", got, c.copies)
 			}
-			if p.forced != c.forceHld || res.Held != c.held {
-				t.Errorf("forced %v held %q", p.forced, res.Held)
+			if r.Forced != c.forceHld || res.Held != c.held {
+				t.Errorf("forced %v held %q", r.Forced, res.Held)
 			}
 		})
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"mtad.dev/mta/control"
-	"mtad.dev/mta/smtpserver"
+	"mtad.dev/mta/intake"
 )
 
 // TestPrepareSubmissionLocalLoop: MAX_LOCAL_RECEIVED_LINES applies to local
@@ -24,20 +24,22 @@ func TestPrepareSubmissionLocalLoop(t *testing.T) {
 		{"at the limit", 3, 2, 4, ""},
 		{"over the limit", 3, 3, 0, "loop: 4 Received: lines by mail.example.com"},
 		{"case and folding", 2, 2, 0, "loop: 3 Received: lines by mail.example.com"},
-		{"default over the limit", 0, smtpserver.DefaultMaxLocalReceivedLines, 0,
-			fmt.Sprintf("loop: %d Received: lines by mail.example.com", smtpserver.DefaultMaxLocalReceivedLines+1)},
+		{"default over the limit", 0, intake.DefaultMaxLocalReceivedLines, 0,
+			fmt.Sprintf("loop: %d Received: lines by mail.example.com", intake.DefaultMaxLocalReceivedLines+1)},
 		{"other hosts do not count", 1, 0, 10, ""},
 	}
 	for _, tt := range tests {
 		img.Options.MaxLocalReceivedLines = tt.max
 		content := strings.Repeat("Received: from x\r\n\tby Mail.Example.COM (mtad); date\r\n", tt.byUs) +
 			strings.Repeat("Received: from x by relay.example.net; date\r\n", tt.others) + "Subject: s\r\n\r\nx\r\n"
-		p, res := prepareSubmission(img, &control.Submission{User: "u", Recipients: []string{"alice"}, Content: []byte(content)}, submitNow)
+		p, res := prepare(img, &control.Submission{User: "u", Recipients: []string{"alice"}, Content: []byte(content)})
 		if p == nil {
 			t.Fatalf("%s: refused: %+v", tt.name, res.Status)
 		}
-		if res.Held != tt.reason || p.env.Held != (tt.reason != "") || p.forced != (tt.reason != "") {
-			t.Errorf("%s: held %v %q forced %v, want %q", tt.name, p.env.Held, res.Held, p.forced, tt.reason)
+		r := acceptPrepared(t, p, &res)
+		env := firstCopy(t, r)
+		if res.Held != tt.reason || env.Held != (tt.reason != "") || r.Forced != (tt.reason != "") {
+			t.Errorf("%s: held %v %q forced %v, want %q", tt.name, env.Held, res.Held, r.Forced, tt.reason)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/control"
+	"mtad.dev/mta/intake"
+	"mtad.dev/mta/queue"
 )
 
 func siteImage(t testing.TB) *compiler.Image {
@@ -21,6 +24,39 @@ func siteImage(t testing.TB) *compiler.Image {
 }
 
 var submitNow = time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
+
+// testIntake is an intake writing to q (an in-memory queue when nil).
+func testIntake(q intake.Enqueuer) *intake.Intake {
+	if q == nil {
+		q = &fakeEnqueuer{}
+	}
+	return &intake.Intake{Queue: q}
+}
+
+// prepare runs prepareSubmission against the image as the daemon would.
+func prepare(img *compiler.Image, sub *control.Submission) (*prepared, control.SubmitResult) {
+	return prepareSubmission(testIntake(nil), newIntakeRules(img), img, sub, submitNow)
+}
+
+// acceptPrepared queues a prepared submission into its in-memory queue, as
+// submitMessage does, and fills in res.
+func acceptPrepared(t testing.TB, p *prepared, res *control.SubmitResult) *intake.Result {
+	t.Helper()
+	r, err := p.accept(context.Background(), res)
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	return r
+}
+
+// firstCopy is the envelope of the message's first copy.
+func firstCopy(t testing.TB, r *intake.Result) *queue.Envelope {
+	t.Helper()
+	if len(r.Copies) == 0 {
+		t.Fatal("nothing queued")
+	}
+	return r.Copies[0].Envelope
+}
 
 // TestPrepareSubmission: header completion, -t, Bcc removal and routing with
 // source channel l against examples/site (local host mail.example.com).
@@ -117,7 +153,7 @@ func TestPrepareSubmission(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, res := prepareSubmission(img, &c.sub, submitNow)
+			p, res := prepare(img, &c.sub)
 			if c.status != "" {
 				if p != nil || res.Status == nil || !strings.HasPrefix(res.Status.Error(), c.status) {
 					t.Fatalf("status = %v, want %q", res.Status, c.status)
@@ -136,21 +172,21 @@ func TestPrepareSubmission(t *testing.T) {
 			if !slices.Equal(refused, c.refused) {
 				t.Errorf("refused %v, want %v (%+v)", refused, c.refused, res.Recipients)
 			}
-			if res.Sender != c.sender || p.env.From != c.sender {
-				t.Errorf("sender %q / %q, want %q", res.Sender, p.env.From, c.sender)
+			if res.Sender != c.sender || p.tx.From() != c.sender {
+				t.Errorf("sender %q / %q, want %q", res.Sender, p.tx.From(), c.sender)
 			}
 			if len(c.refused) > 0 {
 				return
 			}
 			var got []string
-			for _, r := range p.env.Rcpts {
+			for _, r := range p.tx.Recipients() {
 				got = append(got, r.Channel+" "+r.Addr)
 			}
 			slices.Sort(got)
 			if !slices.Equal(got, c.rcpts) {
 				t.Errorf("queued %v, want %v", got, c.rcpts)
 			}
-			content := string(p.content)
+			content := string(p.msg.Content)
 			for _, s := range c.has {
 				if !strings.Contains(content, s) {
 					t.Errorf("content lacks %q:\n%s", s, content)
@@ -161,8 +197,9 @@ func TestPrepareSubmission(t *testing.T) {
 					t.Errorf("content has %q:\n%s", s, content)
 				}
 			}
-			if p.env.Source != "l" || p.env.MessageID == "" || p.env.MessageID != res.MessageID {
-				t.Errorf("envelope source %q message-id %q/%q", p.env.Source, p.env.MessageID, res.MessageID)
+			env := firstCopy(t, acceptPrepared(t, p, &res))
+			if env.Source != "l" || env.MessageID == "" || env.MessageID != res.MessageID {
+				t.Errorf("envelope source %q message-id %q/%q", env.Source, env.MessageID, res.MessageID)
 			}
 		})
 	}
@@ -175,9 +212,9 @@ func TestPrepareSubmission8Bit(t *testing.T) {
 		body string
 		want bool
 	}{{"plain\r\n", false}, {"caf\xc3\xa9\r\n", true}} {
-		p, _ := prepareSubmission(img, &control.Submission{User: "u", Recipients: []string{"alice"}, Content: []byte("Subject: s\r\n\r\n" + c.body)}, submitNow)
-		if p == nil || p.env.Body8Bit != c.want {
-			t.Errorf("%q: Body8Bit = %v, want %v", c.body, p != nil && p.env.Body8Bit, c.want)
+		p, _ := prepare(img, &control.Submission{User: "u", Recipients: []string{"alice"}, Content: []byte("Subject: s\r\n\r\n" + c.body)})
+		if p == nil || p.msg.Body8Bit != c.want {
+			t.Errorf("%q: Body8Bit = %v, want %v", c.body, p != nil && p.msg.Body8Bit, c.want)
 		}
 	}
 }
@@ -186,8 +223,8 @@ func TestPrepareSubmission8Bit(t *testing.T) {
 func TestPrepareSubmissionLoop(t *testing.T) {
 	img := siteImage(t)
 	content := strings.Repeat("Received: from a by b\r\n", 50) + "\r\nx\r\n"
-	p, res := prepareSubmission(img, &control.Submission{User: "u", Recipients: []string{"alice"}, Content: []byte(content)}, submitNow)
-	if p == nil || !p.env.Held || !strings.Contains(res.Held, "51 Received") {
+	p, res := prepare(img, &control.Submission{User: "u", Recipients: []string{"alice"}, Content: []byte(content)})
+	if p == nil || !firstCopy(t, acceptPrepared(t, p, &res)).Held || !strings.Contains(res.Held, "51 Received") {
 		t.Fatalf("not held: %+v", res)
 	}
 }
@@ -202,20 +239,20 @@ func FuzzPrepareSubmission(f *testing.F) {
 	f.Add([]byte("\r\n"), "<>", false)
 	f.Fuzz(func(t *testing.T, content []byte, rcpt string, fromHeaders bool) {
 		sub := &control.Submission{User: "u", Recipients: []string{rcpt}, FromHeaders: fromHeaders, Content: content}
-		p, res := prepareSubmission(img, sub, submitNow)
+		p, res := prepare(img, sub)
 		if p == nil {
 			if res.Status == nil {
 				t.Fatal("refused without a status")
 			}
 			return
 		}
-		h, _ := splitHeader(p.content)
-		if h.has("Bcc") {
-			t.Errorf("Bcc left in %q", p.content)
+		h, _ := splitHeader(p.msg.Content)
+		if h.Has("Bcc") {
+			t.Errorf("Bcc left in %q", p.msg.Content)
 		}
 		for _, n := range []string{"Date", "Message-ID", "From", "Received"} {
-			if !h.has(n) {
-				t.Errorf("no %s in %q", n, p.content)
+			if !h.Has(n) {
+				t.Errorf("no %s in %q", n, p.msg.Content)
 			}
 		}
 	})
@@ -228,11 +265,11 @@ func TestPrepareSubmissionTooLarge(t *testing.T) {
 	img.Options.BlockLimit = 2 // 2 blocks of BLOCK_SIZE=1024
 	sub := &control.Submission{User: "u", Recipients: []string{"alice"}}
 	sub.Content = []byte("Subject: s\r\n\r\n" + strings.Repeat("x", 2048))
-	if p, res := prepareSubmission(img, sub, submitNow); p != nil || res.Status == nil || res.Status.Code != 552 || res.Status.Enhanced != "5.3.4" {
+	if p, res := prepare(img, sub); p != nil || res.Status == nil || res.Status.Code != 552 || res.Status.Enhanced != "5.3.4" {
 		t.Fatalf("over the limit: %+v", res.Status)
 	}
 	sub.Content = []byte("Subject: s\r\n\r\nsmall\r\n")
-	if p, res := prepareSubmission(img, sub, submitNow); p == nil {
+	if p, res := prepare(img, sub); p == nil {
 		t.Fatalf("under the limit refused: %v", res.Status)
 	}
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,11 +16,9 @@ import (
 	"mtad.dev/mta/channels"
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/dnsx"
-	"mtad.dev/mta/engine"
 	"mtad.dev/mta/jobctl"
-	"mtad.dev/mta/queue"
+	"mtad.dev/mta/reroute"
 	"mtad.dev/mta/smtpserver"
-	"mtad.dev/mta/status"
 )
 
 // hostname is the name the MTA gives itself: the local channel's official host.
@@ -46,30 +43,21 @@ func newPolicy(img *compiler.Image) *smtpserver.Policy {
 	src := defaultSource(img)
 	opts := img.ChannelOptionsFor(src)
 	p := &smtpserver.Policy{
-		Rules:            img.Rules,
-		Mappings:         img.Mappings,
-		General:          img.General,
-		Channels:         make(map[string]smtpserver.ChannelPolicy, len(img.Channels)),
-		DefaultSource:    src,
-		Hostname:         hostname(img),
-		BannerAddition:   opts.BannerAddition,
-		MaxRecipients:    opts.AllowRecipientsPerTransaction,
-		MaxReceivedLines: img.Options.MaxReceivedLines,
-		BlockSize:        int64(img.Options.BlockSize),
-		LineLimit:        img.Options.LineLimit,
-		LogConnection:    img.Options.LogConnection,
-		HeldSndopr:       heldSndopr(img),
+		Intake:         newIntakeRules(img),
+		Channels:       make(map[string]smtpserver.ChannelPolicy, len(img.Channels)),
+		DefaultSource:  src,
+		BannerAddition: opts.BannerAddition,
+		MaxRecipients:  opts.AllowRecipientsPerTransaction,
+		BlockSize:      int64(img.Options.BlockSize),
+		LineLimit:      img.Options.LineLimit,
+		LogConnection:  img.Options.LogConnection,
 		Timeouts: smtpserver.Timeouts{
 			Command:   opts.CommandReceiveTime,
 			DataBlock: opts.DataReceiveTime,
 		},
 	}
-	p.MaxLocalReceivedLines = img.Options.MaxLocalReceivedLines
 	if img.Options.BlockLimit > 0 {
 		p.MaxMessageBytes = int64(img.Options.BlockLimit) * int64(img.Options.BlockSize)
-	}
-	if opts.BannerHost != "" {
-		p.Hostname = opts.BannerHost
 	}
 	for i := range img.Channels {
 		c := &img.Channels[i]
@@ -207,8 +195,8 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (spe
 	switch {
 	case strings.HasPrefix(c.Name, "bitbucket"):
 		return programSpec{kind: bitbucketProgram}, true
-	case !c.SMTP && (isReprocessChannel(c.Name) || isHoldChannel(c.Name)):
-		return programSpec{kind: reprocessProgram, hold: isHoldChannel(c.Name)}, true // reprocess.go
+	case !c.SMTP && (reroute.IsReprocessChannel(c.Name) || reroute.IsHoldChannel(c.Name)):
+		return programSpec{kind: reprocessProgram, hold: reroute.IsHoldChannel(c.Name)}, true
 	case c.SMTP || c.LMTP:
 		// smtp, or lmtp (compiler.ChannelConfig.LMTP): the same client, in LMTP mode
 		// to the daemon host over TCP or to a Unix socket, one result per recipient.
@@ -228,7 +216,7 @@ func (d *Daemon) buildProgram(name string, spec programSpec) channels.Program {
 	case bitbucketProgram:
 		return channels.Bitbucket{}
 	case reprocessProgram:
-		return newReprocessor(name, spec.hold, d.image.Load, d.queue, d.mlog, d.log.With("component", "reprocess", "channel", name))
+		return reroute.New(name, spec.hold, d.intakeRules, d.intake, d.log.With("component", "reprocess", "channel", name))
 	}
 	s := spec.smtp
 	proto := "smtp"
@@ -271,29 +259,6 @@ func (d *Daemon) resolver(servers []string, timeout time.Duration) dnsx.Resolver
 	}
 	d.dns[key] = r
 	return r
-}
-
-// submitNotice enqueues a delivery status notice: each recipient is rewritten and
-// routed like any envelope recipient, with the local channel as source.
-func (d *Daemon) submitNotice(ctx context.Context, from string, to []string, content []byte) error {
-	img := d.image.Load()
-	env := &queue.Envelope{From: from, Source: "l", Client: "localhost (internal)"}
-	for _, addr := range to {
-		res := img.Rules.Resolve(engine.Request{Address: addr, Kind: engine.EnvelopeTo})
-		if res.Err != nil {
-			return fmt.Errorf("notice recipient %s: %w", addr, res.Err)
-		}
-		for _, r := range res.Recipients {
-			env.Rcpts = append(env.Rcpts, queue.Recipient{
-				Addr: r.Address, Orig: addr, Channel: r.Channel, Host: strings.ToLower(r.Host), Notify: "NEVER",
-			})
-		}
-	}
-	if len(env.Rcpts) == 0 {
-		return status.New(550, "5.1.1", "notice has no deliverable recipient")
-	}
-	_, err := d.queue.Enqueue(ctx, env, content)
-	return err
 }
 
 // loadCert loads the SMTP service's certificate (dispatcher.cnf TLS_CERTIFICATE and

@@ -1,7 +1,6 @@
 package dsn
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message"
+	"mtad.dev/mta/mailheader"
 )
 
 // Action is the RFC 3464 §2.3.3 action of one recipient.
@@ -354,30 +354,21 @@ func sanitizeBoundary(s string) string {
 }
 
 // readHeader returns the original's header block up to (not including) the empty
-// line, with CRLF line endings. It scans raw lines rather than parsing, so a
-// malformed original header still ends up in the notice; it stops at maxHeader.
+// line, with CRLF line endings. Malformed lines are kept, so a broken original
+// header still ends up in the notice; at most maxHeader bytes are read.
 func readHeader(r io.Reader) ([]byte, error) {
-	br := bufio.NewReader(io.LimitReader(r, maxHeader))
-	var out bytes.Buffer
-	for {
-		line, err := br.ReadString('\n')
-		trimmed := strings.TrimRight(line, "\r\n")
-		if trimmed == "" && (line != "" || err != nil) {
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, err
-			}
-			break
-		}
-		out.WriteString(trimmed)
-		out.WriteString("\r\n")
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return nil, err
-			}
-			break
-		}
+	b, err := io.ReadAll(io.LimitReader(r, maxHeader))
+	if err != nil {
+		return nil, err
 	}
-	return out.Bytes(), nil
+	block := mailheader.Block(b, 0)
+	out := make([]byte, 0, len(block)+2)
+	for len(block) > 0 {
+		line, rest, _ := bytes.Cut(block, []byte{'\n'})
+		out = append(bytes.TrimRight(append(out, line...), "\r"), '\r', '\n')
+		block = rest
+	}
+	return out, nil
 }
 
 // maxHeader bounds how much of a header is returned: a notice must stay small.

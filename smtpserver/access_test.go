@@ -217,7 +217,7 @@ func (f *flagRecorder) Access(table, probe string, in mappings.Flags) (mappings.
 // TestAccessInputFlags: $E (EHLO) and the NOTIFY letters reach the tables.
 func TestAccessInputFlags(t *testing.T) {
 	rec := &flagRecorder{}
-	e := startServer(t, func(p *Policy, _ *Config) { p.access = rec })
+	e := startServer(t, func(p *Policy, _ *Config) { p.Intake.Access = rec })
 	c := dialRaw(t, e.addr)
 	c.hello()
 	c.cmd("MAIL FROM:<a@example.org>", "250")

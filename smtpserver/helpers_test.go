@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/engine"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/internal/smtptest"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/mappings"
@@ -168,10 +169,26 @@ func basePolicy(rules *fakeRules, acc *fakeAccess) *Policy {
 			"l":            {Name: "l"},
 		},
 		DefaultSource: "tcp_local",
-		Hostname:      "mx.test",
-		resolver:      rules,
-		access:        acc,
+		Intake:        &intake.Rules{Resolver: rules, Access: acc, Hostname: "mx.test"},
 	}
+}
+
+// withIntakeChannels gives the policy's intake rules the channels the policy has,
+// as the daemon does when it builds both from one image.
+func withIntakeChannels(p *Policy) {
+	if p.Intake == nil {
+		return
+	}
+	in := *p.Intake
+	chans := make(map[string]intake.Channel, len(p.Channels))
+	for name := range p.Channels {
+		chans[name] = in.Channels[name]
+	}
+	for name, c := range in.Channels {
+		chans[name] = c
+	}
+	in.Channels = chans
+	p.Intake = &in
 }
 
 func startServer(t *testing.T, opts ...option) *testEnv {
@@ -188,6 +205,7 @@ func startServer(t *testing.T, opts ...option) *testEnv {
 	for _, o := range opts {
 		o(pol, &cfg)
 	}
+	withIntakeChannels(pol)
 	e.cur.Store(pol)
 	cfg.Policy = e.cur.Load
 	e.srv = New(cfg)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"mtad.dev/mta/engine"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/mappings"
 	"mtad.dev/mta/status"
 )
@@ -112,14 +113,12 @@ func TestListsOwnersDeferralHoldLimit(t *testing.T) {
 			var logs syncBuf
 			rules := &listRules{}
 			e := startServer(t, func(p *Policy, cfg *Config) {
-				p.resolver = rules
-				p.HeldSndopr = c.sndopr
+				p.Intake.Resolver = rules
+				p.Intake.HeldSndopr = c.sndopr
 				if !c.noRepro {
 					p.Channels["reprocess"] = ChannelPolicy{Name: "reprocess"}
 				}
-				cp := p.Channels["tcp_local"]
-				cp.HoldLimit = c.holdLim
-				p.Channels["tcp_local"] = cp
+				p.Intake.Channels = map[string]intake.Channel{"tcp_local": {HoldLimit: c.holdLim}}
 				cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			})
 			e.access.setDecide(func(table, probe string) (mappings.Access, bool) {
@@ -204,7 +203,7 @@ func TestListsOwnersDeferralHoldLimit(t *testing.T) {
 // gets the temporary failure (nothing acknowledged that is not on disk).
 func TestDataEnqueueFailureWithOwners(t *testing.T) {
 	rules := &listRules{}
-	e := startServer(t, func(p *Policy, cfg *Config) { p.resolver = rules })
+	e := startServer(t, func(p *Policy, cfg *Config) { p.Intake.Resolver = rules })
 	e.q.err = status.New(452, "4.3.1", "Insufficient system storage")
 	r := dialRaw(t, e.addr)
 	r.hello()

@@ -37,7 +37,7 @@ func TestConnectionRecords(t *testing.T) {
 	e := startServer(t, func(p *Policy, c *Config) {
 		p.LogConnection = LogConnSource | LogConnRecords
 		c.MaxConns = 1
-		e := p.access.(*fakeAccess)
+		e := p.Intake.Access.(*fakeAccess)
 		e.decide = func(table, probe string) (mappings.Access, bool) {
 			if table == "PORT_ACCESS" && portReject.Load() {
 				return mappings.Access{Reject: true, Text: "554 go away"}, true

@@ -2,13 +2,9 @@ package smtpserver
 
 import (
 	"bytes"
-	"context"
-	"strings"
 	"time"
 
-	"mtad.dev/mta/engine"
-	"mtad.dev/mta/mappings"
-	"mtad.dev/mta/queue"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/status"
 )
 
@@ -20,9 +16,6 @@ const (
 	DefaultMaxMessageBytes = 50 << 20
 	// DefaultMaxRecipients is ALLOW_RECIPIENTS_PER_TRANSACTION's 6.x default.
 	DefaultMaxRecipients = 128
-	// DefaultMaxReceivedLines is MAX_RECEIVED_LINES. [inf] The reference gives 50 as
-	// an unconfirmed default; we use it.
-	DefaultMaxReceivedLines = 50
 	// DefaultMaxErrors is how many protocol errors (bad or out-of-sequence commands)
 	// a session may make before 421 and close. [inf] disconnectbadcommandlimit has no
 	// documented default; MAX_B_ENTRIES is 10.
@@ -69,22 +62,22 @@ func orDur(d, def time.Duration) time.Duration {
 // It is immutable once handed out: connections and transactions hold on to the
 // snapshot they started with.
 type Policy struct {
-	Rules         *engine.RuleSet          // rewriting, routing, alias expansion
-	Mappings      *mappings.Set            // access tables; may be nil
-	General       map[string]string        // general database (general.txt) for ${key} in access tables; keys lower-cased
+	// Intake holds what accepting a message decides with: rewriting, the access
+	// tables, the loop and hold limits, our host name (in the banner, EHLO and
+	// Received:). The SMTP server also uses its resolver for the switchchannel
+	// probe and its tables for PORT_ACCESS.
+	Intake        *intake.Rules
 	Channels      map[string]ChannelPolicy // by channel name
 	DefaultSource string                   // the channel an SMTP connection starts in ("tcp_local")
-	Hostname      string                   // our name in the banner, EHLO and Received:
 
 	// BannerAddition is appended to the 220 banner (BANNER_ADDITION).
 	BannerAddition string
 
-	MaxMessageBytes  int64 // the message as the client sends it (SIZE); 0: DefaultMaxMessageBytes
-	MaxRecipients    int   // RCPT commands accepted per transaction; 0: DefaultMaxRecipients
-	MaxReceivedLines int   // Received: fields, ours included [inf]; above: queued held; 0: DefaultMaxReceivedLines
-	MaxErrors        int   // protocol errors before 421; 0: DefaultMaxErrors
-	BlockSize        int64 // BLOCK_SIZE for blocklimit; 0: DefaultBlockSize
-	Timeouts         Timeouts
+	MaxMessageBytes int64 // the message as the client sends it (SIZE); 0: DefaultMaxMessageBytes
+	MaxRecipients   int   // RCPT commands accepted per transaction; 0: DefaultMaxRecipients
+	MaxErrors       int   // protocol errors before 421; 0: DefaultMaxErrors
+	BlockSize       int64 // BLOCK_SIZE for blocklimit; 0: DefaultBlockSize
+	Timeouts        Timeouts
 
 	// LineLimit is option.dat LINE_LIMIT: the most lines a message may have, as it
 	// would be enqueued (our Received: included, like the block limits); 0 none.
@@ -95,17 +88,6 @@ type Policy struct {
 	// connection records (maillog.ConnRecord). Taken per connection (O/C/X) and per
 	// transaction (E/J), so a reload changes it without a restart.
 	LogConnection int
-	// HeldSndopr is option.dat HELD_SNDOPR: a WARN line "message forced .HELD" when
-	// the Received: count or a channel's holdlimit holds a message.
-	HeldSndopr bool
-	// MaxLocalReceivedLines is option.dat MAX_LOCAL_RECEIVED_LINES: Received:
-	// fields whose "by" names Hostname, ours included; above: queued held (a
-	// loop through this MTA); 0: DefaultMaxLocalReceivedLines.
-	MaxLocalReceivedLines int
-
-	// for tests: scripted engine and access tables in place of Rules and Mappings.
-	resolver resolver
-	access   accessTables
 }
 
 // ChannelPolicy is what the SMTP server needs of one channel's keywords.
@@ -118,7 +100,6 @@ type ChannelPolicy struct {
 	BlockLimit         int64  // blocklimit: largest message enqueued to this channel, in blocks; 0 none
 	SourceBlockLimit   int64  // sourceblocklimit: largest message accepted from it, in blocks; 0 none
 	RecipientLimit     int    // recipientlimit / ALLOW_RECIPIENTS_PER_TRANSACTION of the source; 0 none
-	HoldLimit          int    // holdlimit: more recipients than this for the channel queue the message .HELD; 0 none
 	LineLimit          int    // linelimit: most lines of a message enqueued to this channel (as blocklimit); 0 none
 
 	// RequireTLS is musttlsserver (or musttls): MAIL is refused, 530 5.7.0, until
@@ -197,68 +178,28 @@ type Authenticator interface {
 // Enqueuer is the queue as the server sees it. Enqueue must make the message durable
 // before returning nil; the 250 is sent only then. Errors are replied with
 // status.From (452 4.3.1 for a full disk).
-type Enqueuer interface {
-	Enqueue(ctx context.Context, env *queue.Envelope, content []byte) (string, error)
-}
+type Enqueuer = intake.Enqueuer
 
-// resolver is the part of the rewrite engine the server uses; *engine.RuleSet has it.
-type resolver interface {
-	Resolve(engine.Request) engine.Resolution
-	Rewrite(engine.Request) engine.Result
-}
-
-// accessTables runs one access table on a probe. ok is false when the table does not
-// exist or nothing matched.
-type accessTables interface {
-	Access(table, probe string, in mappings.Flags) (a mappings.Access, ok bool)
-}
-
-type mappingAccess struct {
-	set *mappings.Set
-	env *mappings.Env
-}
-
-func (m mappingAccess) Access(table, probe string, in mappings.Flags) (mappings.Access, bool) {
-	if !m.set.Has(table) {
-		return mappings.Access{}, false
-	}
-	r, ok := m.set.Map(table, probe, in, m.env)
-	if !ok || !r.Matched {
-		return mappings.Access{}, false
-	}
-	return mappings.DecodeAccess(r), true
-}
-
-func (p *Policy) rules() resolver {
-	if p.resolver != nil {
-		return p.resolver
-	}
-	if p.Rules == nil {
+// rules is the rewrite engine of the policy, nil when routing is unavailable.
+func (p *Policy) rules() intake.Resolver {
+	if p.Intake == nil {
 		return nil
 	}
-	return p.Rules
+	return p.Intake.Resolver
 }
 
-func (p *Policy) tables() accessTables {
-	if p.access != nil {
-		return p.access
-	}
-	if p.Mappings == nil {
+// tables are the access tables of the policy, nil when there are none.
+func (p *Policy) tables() intake.AccessTables {
+	if p.Intake == nil {
 		return nil
 	}
-	env := &mappings.Env{}
-	if p.General != nil {
-		env.General = func(key string) (string, bool) {
-			v, ok := p.General[strings.ToLower(key)]
-			return v, ok
-		}
-	}
-	return mappingAccess{set: p.Mappings, env: env}
+	return p.Intake.Access
 }
 
+// hostname is our name in the banner, EHLO and Received:.
 func (p *Policy) hostname() string {
-	if p.Hostname != "" {
-		return p.Hostname
+	if p.Intake != nil && p.Intake.Hostname != "" {
+		return p.Intake.Hostname
 	}
 	return "localhost"
 }
@@ -307,17 +248,10 @@ func (p *Policy) maxErrors(src string) int {
 	return DefaultMaxErrors
 }
 
-// holdLimitReason is the .HELD reason when some destination channel gets more
-// recipients than its holdlimit (operations.md §6 "Suspicious"), "" otherwise.
-// Channels are looked at in recipient order so that the reason is deterministic.
-func (p *Policy) holdLimitReason(rcpts []queue.Recipient) string {
-	return queue.HoldLimitReason(rcpts, func(ch string) int { return p.Channels[ch].HoldLimit })
-}
-
 // lineLimitStatus is the refusal of a message (as it would be enqueued) that has
 // more lines than LINE_LIMIT or than the linelimit of a destination channel, nil
 // when it fits. Lines are only counted when some limit applies.
-func (p *Policy) lineLimitStatus(rcpts []queue.Recipient, content []byte) *status.Status {
+func (p *Policy) lineLimitStatus(tx *intake.Transaction, content []byte) *status.Status {
 	lines := -1
 	count := func() int {
 		if lines < 0 {
@@ -331,7 +265,8 @@ func (p *Policy) lineLimitStatus(rcpts []queue.Recipient, content []byte) *statu
 	if p.LineLimit > 0 && count() > p.LineLimit {
 		return status.New(552, "5.3.4", "Message exceeds fixed maximum number of lines (%d)", p.LineLimit)
 	}
-	for _, rc := range rcpts {
+	for i := range tx.Len() {
+		rc := tx.Recipient(i)
 		// [inf] as with blocklimit, one destination over its limit refuses the
 		// message for all: DATA has one reply.
 		if cp, ok := p.Channels[rc.Channel]; ok && cp.LineLimit > 0 && count() > cp.LineLimit {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/engine"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/mappings"
 )
 
@@ -95,15 +96,13 @@ func realPolicy(t *testing.T, switching bool) *Policy {
 		t.Fatalf("engine.Compile: %v", errs)
 	}
 	return &Policy{
-		Rules:    rs,
-		Mappings: m,
+		Intake: &intake.Rules{Resolver: rs, Access: intake.Tables(m, nil), Hostname: "mx.example.net"},
 		Channels: map[string]ChannelPolicy{
 			"tcp_local":    {Name: "tcp_local", SwitchChannel: switching},
 			"tcp_intranet": {Name: "tcp_intranet", AllowSwitchChannel: true},
 			"l":            {Name: "l"},
 		},
 		DefaultSource: "tcp_local",
-		Hostname:      "mx.example.net",
 	}
 }
 

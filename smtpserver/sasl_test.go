@@ -10,6 +10,7 @@ import (
 
 	"mtad.dev/mta/auth"
 	"mtad.dev/mta/engine"
+	"mtad.dev/mta/intake"
 )
 
 var _ Authenticator = (*auth.Store)(nil)
@@ -60,14 +61,12 @@ func authPolicy(t *testing.T, switching bool) *Policy {
 		local.SASLSwitchChannel = "tcp_auth"
 	}
 	return &Policy{
-		Rules:    rs,
-		Mappings: m,
+		Intake: &intake.Rules{Resolver: rs, Access: intake.Tables(m, nil), Hostname: "mx.example.net"},
 		Channels: map[string]ChannelPolicy{
 			"tcp_local": local,
 			"tcp_auth":  {Name: "tcp_auth", SASL: SASLMust, NoSwitchChannel: true},
 		},
 		DefaultSource: "tcp_local",
-		Hostname:      "mx.example.net",
 	}
 }
 

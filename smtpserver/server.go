@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"mtad.dev/mta/auth"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/mappings"
 	"mtad.dev/mta/metrics"
@@ -69,6 +69,8 @@ type Server struct {
 	smtp *smtp.Server
 	in   *chanListener // accepted, admitted connections handed to go-smtp
 
+	intake *intake.Intake // accepts the messages of every session
+
 	startOnce sync.Once
 	closing   atomic.Bool
 	dataBufs  sync.Pool // *bytes.Buffer for DATA (getDataBuf)
@@ -109,6 +111,7 @@ func New(cfg Config) *Server {
 		perIP:     make(map[netip.Addr]int),
 		sessions:  make(map[string]int),
 	}
+	s.intake = &intake.Intake{Queue: cfg.Queue, MailLog: cfg.Log, Log: lg, Metrics: cfg.Metrics}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 
 	srv := smtp.NewServer(&backend{s: s})
@@ -432,16 +435,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // portProbe is the PORT_ACCESS probe, also the first five fields of the MAIL and
 // FROM_ACCESS probes: TCP|server-ip|server-port|client-ip|client-port.
-func portProbe(local, remote netip.AddrPort) string {
-	ip := func(a netip.Addr) string {
-		if !a.IsValid() {
-			return ""
-		}
-		return a.Unmap().String()
-	}
-	return "TCP|" + ip(local.Addr()) + "|" + strconv.Itoa(int(local.Port())) + "|" +
-		ip(remote.Addr()) + "|" + strconv.Itoa(int(remote.Port()))
-}
+func portProbe(local, remote netip.AddrPort) string { return intake.PortProbe(local, remote) }
 
 // backend adapts go-smtp's Backend to our sessions.
 type backend struct{ s *Server }

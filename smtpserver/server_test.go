@@ -377,7 +377,7 @@ func TestMailLogRecords(t *testing.T) {
 }
 
 func TestReceivedLoopHeld(t *testing.T) {
-	e := startServer(t, func(p *Policy, _ *Config) { p.MaxReceivedLines = 3 })
+	e := startServer(t, func(p *Policy, _ *Config) { p.Intake.MaxReceivedLines = 3 })
 	send := func(n int) {
 		c := dialRaw(t, e.addr)
 		c.hello()
@@ -480,9 +480,9 @@ func TestPolicySnapshot(t *testing.T) {
 	var cur atomic.Pointer[Policy]
 	rules, acc := &fakeRules{}, &fakeAccess{}
 	a := basePolicy(rules, acc)
-	a.Hostname = "old.test"
+	a.Intake.Hostname = "old.test"
 	b := basePolicy(rules, acc)
-	b.Hostname = "new.test"
+	b.Intake.Hostname = "new.test"
 	cur.Store(a)
 	q := &fakeQueue{}
 	srv := New(Config{Policy: cur.Load, Queue: q})

@@ -5,24 +5,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
 	"mtad.dev/mta/engine"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/mailaddr"
-	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/mappings"
-	"mtad.dev/mta/queue"
 	"mtad.dev/mta/status"
 )
 
@@ -35,8 +30,10 @@ type session struct {
 }
 
 // transaction is one MAIL FROM .. DATA, with the policy snapshot taken at MAIL.
+// The recipients and what the access tables decided are intake's.
 type transaction struct {
 	pol   *Policy
+	in    *intake.Transaction
 	id    string // our own id, for Received: before the queue assigns one
 	from  string
 	ret   string
@@ -44,13 +41,6 @@ type transaction struct {
 	body8 bool
 	utf8  bool
 	nRcpt int // RCPT commands accepted
-	rcpts []queue.Recipient
-	// senders[i] is the envelope sender of rcpts[i]'s copy: "" for the
-	// transaction's own, or the owner-NAME of the list it came through.
-	senders []string
-	seen    map[string]bool
-	held    string // reason, when an access entry said $H
-	discard bool   // $V/$Z: accept, queue nothing
 	// presented counts every RCPT command of the transaction, refused ones
 	// included (recipientcutoff).
 	presented int
@@ -215,63 +205,25 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.logJ(pol, from, "", "", "", st)
 		return smtpErr(st)
 	}
+	in, st := s.srv.intake.Begin(pol.Intake, s.origin(pol), from)
+	if st != nil {
+		s.srv.cfg.Metrics.Rejection(rejectClass(st))
+		return smtpErr(st)
+	}
 	tx := &transaction{
 		pol:   pol,
+		in:    in,
 		id:    newID(),
 		from:  from,
 		ret:   string(opts.Return),
 		envID: opts.EnvelopeID,
 		body8: opts.Body == smtp.Body8BitMIME,
 		utf8:  opts.UTF8,
-		seen:  make(map[string]bool),
-	}
-	// FROM_ACCESS (mappings.md §4.6):
-	// port-access-probe-info|app-info|submit-type|src-channel|from-address|auth-from
-	// [inf] auth-from is the user name AUTH succeeded for (our store has names, not
-	// addresses), empty without AUTH.
-	if t := pol.tables(); t != nil {
-		probe := s.g.portProbe + "|SMTP/" + s.helo() + "|MAIL|" + src + "|" + from + "|" + s.g.authUser
-		if a, ok := t.Access("FROM_ACCESS", probe, inFlags(s.g.ehlo, s.g.tls, s.g.auth)); ok {
-			if a.Reject {
-				st := accessStatus(a, from)
-				s.logJ(pol, from, "", "", "", st)
-				return smtpErr(st)
-			}
-			tx.apply(a)
-		}
 	}
 	s.tx = tx
 	s.g.nTx++
 	s.g.inTx.Store(true)
 	return nil
-}
-
-// accessStatus is the refusal an access entry asks for: the reply class follows the
-// $X enhanced code (default 5.7.1), the text is the $N/$F text, then the address
-// (mappings.md §4.7). [inf] An entry without text says "Access denied".
-func accessStatus(a mappings.Access, addr string) *status.Status {
-	enh := a.Enhanced
-	if enh == "" || (enh[0] != '4' && enh[0] != '5') {
-		enh = "5.7.1"
-	}
-	text := a.Text
-	if text == "" {
-		text = "Access denied"
-	}
-	if addr != "" {
-		text += " " + addr
-	}
-	return status.FromEnhanced(enh, text)
-}
-
-// apply records the non-refusing effects of an access entry on the transaction.
-func (tx *transaction) apply(a mappings.Access) {
-	if a.Hold && tx.held == "" {
-		tx.held = "access: held by " + orStr(a.Src, "access mapping")
-	}
-	if a.Discard {
-		tx.discard = true
-	}
 }
 
 func orStr(s, def string) string {
@@ -314,32 +266,6 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 		s.logJ(pol, tx.from, "", to, "", st)
 		return smtpErr(st)
 	}
-	r := pol.rules()
-	if r == nil {
-		st := status.New(451, "4.3.0", "Routing not available, try again later")
-		s.logJ(pol, tx.from, "", to, "", st)
-		return smtpErr(st)
-	}
-	hk := s.srv.cfg.Metrics
-	var t0 time.Time
-	if hk != nil {
-		t0 = time.Now()
-	}
-	res := r.Resolve(engine.Request{Address: to, Kind: engine.EnvelopeTo, SourceChannel: src})
-	if hk != nil {
-		hk.Rewrite(time.Since(t0))
-	}
-	if res.Err != nil {
-		st := reply(res.Err)
-		s.logJ(pol, tx.from, res.Rewrite.Channel, to, "", st)
-		return smtpErr(st)
-	}
-	if len(res.Recipients) == 0 {
-		st := status.New(550, "5.1.1", "No such user %s", to)
-		s.logJ(pol, tx.from, res.Rewrite.Channel, to, "", st)
-		return smtpErr(st)
-	}
-
 	orcpt := ""
 	if opts.OriginalRecipient != "" {
 		typ := strings.ToLower(string(opts.OriginalRecipientType))
@@ -349,7 +275,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 		orcpt = typ + ";" + opts.OriginalRecipient
 	}
 	notify := make([]string, len(opts.Notify))
-	var in mappings.Flags = inFlags(s.g.ehlo, s.g.tls, s.g.auth)
+	var in mappings.Flags
 	for i, n := range opts.Notify {
 		notify[i] = string(n)
 		switch n {
@@ -361,108 +287,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 			in |= mappings.Flag('S')
 		}
 	}
-
-	t := pol.tables()
-	// check runs one SEND-type and one MAIL-type table for one (src, from, dst, to);
-	// the first refusal wins (mappings.md §4.1: ORIG_SEND then ORIG_MAIL [inf]).
-	check := func(send, mail, dst, addr string) (*status.Status, []mappings.Access) {
-		if t == nil {
-			return nil, nil
-		}
-		sendProbe := src + "|" + tx.from + "|" + dst + "|" + addr
-		var effects []mappings.Access
-		for _, c := range []struct{ table, probe string }{
-			{send, sendProbe},
-			{mail, s.g.portProbe + "|SMTP/" + s.helo() + "|MAIL|" + sendProbe},
-		} {
-			a, ok := t.Access(c.table, c.probe, in)
-			if !ok {
-				continue
-			}
-			if a.Reject {
-				return accessStatus(a, addr), nil
-			}
-			effects = append(effects, a)
-		}
-		return nil, effects
-	}
-
-	// ORIG_*: after rewriting, before alias expansion.
-	st, effects := check("ORIG_SEND_ACCESS", "ORIG_MAIL_ACCESS", res.Rewrite.Channel, res.Rewrite.Address)
-	if st != nil {
-		s.logJ(pol, tx.from, res.Rewrite.Channel, to, orcpt, st)
+	out := tx.in.AddRecipient(intake.Recipient{Addr: to, ORCPT: orcpt, Notify: strings.Join(notify, ","), In: in})
+	if out.Refused != nil {
+		st := reply(out.Refused)
+		s.srv.cfg.Metrics.Rejection(rejectClass(st))
 		return smtpErr(st)
-	}
-	// SEND_*/MAIL_*: each expanded recipient. [inf] A refused expansion is dropped
-	// (and logged); the RCPT itself is refused only when nothing is left.
-	type acceptedRcpt struct {
-		rcpt   queue.Recipient
-		sender string
-	}
-	var accepted []acceptedRcpt
-	var firstRefusal *status.Status
-	bitbucket := false
-	for _, a := range effects {
-		bitbucket = bitbucket || a.Bitbucket
-	}
-	for _, rc := range res.Recipients {
-		st, eff := check("SEND_ACCESS", "MAIL_ACCESS", rc.Channel, rc.Address)
-		if st != nil {
-			s.logJSize(pol, tx.from, rc.Channel, rc.Address, orcpt, 0, st)
-			if firstRefusal == nil {
-				firstRefusal = st
-			}
-			continue
-		}
-		drop := bitbucket
-		for _, a := range eff {
-			drop = drop || a.Bitbucket
-			effects = append(effects, a)
-		}
-		if drop {
-			continue // $B: accepted, sent nowhere
-		}
-		accepted = append(accepted, acceptedRcpt{rcpt: queue.Recipient{
-			Addr:    rc.Address,
-			Orig:    to,
-			ORCPT:   orcpt,
-			Notify:  strings.Join(notify, ","),
-			Channel: rc.Channel,
-			Host:    strings.ToLower(rc.Host),
-		}, sender: rc.Sender})
-	}
-	if len(accepted) == 0 && firstRefusal != nil {
-		s.srv.cfg.Metrics.Rejection(rejectClass(firstRefusal))
-		return smtpErr(firstRefusal)
-	}
-	if _, ok := pol.Channels[res.ExpandChannel]; ok && res.Deferred && len(accepted) > 0 {
-		// expandlimit: the list is queued unexpanded to the reprocess channel, whose
-		// master expands it offline (with the owner as sender there). The checks
-		// above still ran on the members so that a refusal is given in the
-		// dialogue; members the access tables dropped are expanded again offline.
-		// Without that channel in the configuration the mail would sit queued for
-		// ever: the expansion is then queued online, as without expandlimit.
-		accepted = []acceptedRcpt{{rcpt: queue.Recipient{
-			Addr:    res.Rewrite.Address,
-			Orig:    to,
-			ORCPT:   orcpt,
-			Notify:  strings.Join(notify, ","),
-			Channel: res.ExpandChannel,
-			Host:    strings.ToLower(res.Rewrite.Host),
-		}}}
-	}
-	for _, a := range effects {
-		tx.apply(a)
-	}
-	for _, a := range accepted {
-		rc := a.rcpt
-		key := strings.ToLower(rc.Channel + "\x00" + rc.Addr)
-		if tx.seen[key] {
-			continue
-		}
-		tx.seen[key] = true
-		tx.rcpts = append(tx.rcpts, rc)
-		tx.senders = append(tx.senders, a.sender)
 	}
 	tx.nRcpt++
 	return nil
@@ -478,7 +307,7 @@ func (s *session) Data(r io.Reader) error {
 	src := s.g.src
 	max := pol.maxMessageBytes(src)
 
-	rcvd := s.receivedHeader(tx)
+	rcvd := tx.in.ReceivedSMTP(s.helo(), s.g.remote.Addr(), s.protocol(), tx.id, time.Now())
 	buf := s.srv.getDataBuf()
 	defer s.srv.putDataBuf(buf) // Enqueue does not keep the content once it returned
 	buf.WriteString(rcvd)
@@ -499,7 +328,8 @@ func (s *session) Data(r io.Reader) error {
 	size := int64(len(content))
 
 	fail := func(st *status.Status) error {
-		for _, rc := range tx.rcpts {
+		for i := range tx.in.Len() {
+			rc := tx.in.Recipient(i)
 			s.logJSize(pol, tx.from, rc.Channel, rc.Addr, rc.ORCPT, int64(len(body)), st)
 		}
 		s.srv.cfg.Metrics.Rejection(rejectClass(st))
@@ -518,60 +348,77 @@ func (s *session) Data(r io.Reader) error {
 		// transaction would be refused again.
 		return fail(status.New(550, "5.5.3", "Too many recipients: %d presented, at most %d per message; message refused for all recipients", tx.presented, cp.RecipientCutoff))
 	}
-	for _, rc := range tx.rcpts {
+	for i := range tx.in.Len() {
+		rc := tx.in.Recipient(i)
 		if cp, ok := pol.Channels[rc.Channel]; ok && cp.BlockLimit > 0 && size > cp.BlockLimit*pol.blockSize() {
 			// [inf] one oversized destination refuses the message for all: DATA has
 			// one reply.
 			return fail(status.New(552, "5.3.4", "Message size exceeds fixed maximum message size for channel %s", rc.Channel))
 		}
 	}
-	if st := pol.lineLimitStatus(tx.rcpts, content); st != nil {
+	if st := pol.lineLimitStatus(tx.in, content); st != nil {
 		return fail(st)
-	}
-	if len(tx.rcpts) == 0 || tx.discard {
-		// every recipient was sent to the bitbucket ($B) or the message discarded ($V/$Z)
-		s.srv.cfg.Metrics.Message(250)
-		s.g.msgs.Add(1)
-		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + tx.id}
-	}
-
-	hdr := scanHeader(body, pol.hostname())
-	base := queue.Envelope{
-		Source:    src,
-		RET:       tx.ret,
-		EnvID:     tx.envID,
-		Body8Bit:  tx.body8,
-		SMTPUTF8:  tx.utf8,
-		MessageID: hdr.messageID,
-		Client:    s.helo() + " ([" + ipString(s.g.remote.Addr()) + "])",
-	}
-	forced := false // held by the counts HELD_SNDOPR is about, not by an access entry
-	// +1: our own Received: field, which names pol.hostname() too
-	if r := LoopReason(hdr.received+1, hdr.local+1, pol.MaxReceivedLines, pol.MaxLocalReceivedLines, pol.hostname()); r != "" {
-		base.Held, base.HeldReason, forced = true, r, true
-	} else if tx.held != "" {
-		base.Held, base.HeldReason = true, tx.held
-	} else if r := pol.holdLimitReason(tx.rcpts); r != "" {
-		base.Held, base.HeldReason, forced = true, r, true
 	}
 	if s.srv.cfg.Queue == nil {
 		return fail(status.New(451, "4.3.0", "Queue not available"))
 	}
-	base.From, base.Rcpts = tx.from, tx.rcpts
-	envs := queue.SplitBySender(&base, tx.senders)
-	ctx, cancel := context.WithTimeout(s.srv.baseCtx, pol.Timeouts.dataTermination())
+	return s.accept(tx, content, len(rcvd))
+}
+
+// protocol is the "with" word of our Received: field (RFC 3848).
+func (s *session) protocol() string {
+	switch {
+	case !s.g.ehlo:
+		return "SMTP"
+	case s.g.tls:
+		return "ESMTPS"
+	}
+	return "ESMTP"
+}
+
+// accept hands a message that passed the DATA checks to intake and answers.
+func (s *session) accept(tx *transaction, content []byte, receivedLen int) error {
+	ctx, cancel := context.WithTimeout(s.srv.baseCtx, tx.pol.Timeouts.dataTermination())
 	defer cancel()
 	hk := s.srv.cfg.Metrics
 	var t0 time.Time
 	if hk != nil {
 		t0 = time.Now()
 	}
-	ids, err := s.enqueueAll(ctx, envs, content)
-	if hk != nil && err == nil {
-		// Enqueue returns when the group commit made the message durable: this is
+	res, err := tx.in.Accept(ctx, intake.Message{
+		Content: content, ReceivedLen: receivedLen, RET: tx.ret, EnvID: tx.envID,
+		Body8Bit: tx.body8, SMTPUTF8: tx.utf8, LogAttrs: []any{"conn", s.g.id},
+	})
+	if res.Discarded {
+		// every recipient was sent to the bitbucket ($B) or the message discarded ($V/$Z)
+		hk.Message(250)
+		s.g.msgs.Add(1)
+		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + tx.id}
+	}
+	if err != nil {
+		st := reply(status.From(err))
+		s.srv.log.Warn("enqueue failed", "conn", s.g.id, "tx", tx.id, "queued", res.IDs(), "err", err)
+		hk.Rejection(rejectClass(st))
+		hk.Message(st.Code)
+		return smtpErr(st)
+	}
+	if hk != nil {
+		// Accept returns when the group commit made the message durable: this is
 		// the wait the DATA reply has, which the histogram is about.
 		hk.CommitWait(time.Since(t0))
 	}
+	hk.Message(250)
+	s.g.msgs.Add(1)
+	ids := res.IDs()
+	// Debug, not Info: mail.log's E line already records every enqueue, and a
+	// diagnostic line per message was one more unbuffered write(2) on the hot path.
+	s.srv.log.Debug("queued", "ids", ids, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", tx.in.Len(), "size", len(content), "held", res.Held != "")
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + strings.Join(ids, " ")}
+}
+
+// origin describes the session to intake: the source channel, the client as the
+// access probes quote it, and what the E and J records say of it.
+func (s *session) origin(pol *Policy) intake.Origin {
 	code := "E"
 	if s.g.ehlo {
 		code += "E"
@@ -580,82 +427,18 @@ func (s *session) Data(r io.Reader) error {
 		code += "S"
 	}
 	if s.g.auth {
-		code += "A" // operations.md §5.2: "ESA" and the like
+		code += "A" // "ESA" and the like: the product's modifiers of the E record
 	}
-	conn := ""
-	if pol.LogConnection&LogConnSource != 0 {
-		conn = base.Client
+	return intake.Origin{
+		Kind:           intake.SMTP,
+		Channel:        s.g.src,
+		Client:         &intake.SMTPClient{Port: s.g.portProbe, Helo: s.helo()},
+		In:             inFlags(s.g.ehlo, s.g.tls, s.g.auth),
+		AuthUser:       s.g.authUser,
+		Description:    s.helo() + " ([" + ipString(s.g.remote.Addr()) + "])",
+		LogDescription: pol != nil && pol.LogConnection&LogConnSource != 0,
+		EnqueueCode:    code,
 	}
-	for i, env := range envs {
-		if ids[i] == "" {
-			continue
-		}
-		// Copies that are durable are logged even when another copy failed: they
-		// will be delivered, and the client's retry duplicates them (never a loss).
-		for _, rc := range env.Rcpts {
-			s.srv.cfg.Log.Log(maillog.Record{
-				Source: src, Dest: rc.Channel, Code: code, Size: size, From: env.From,
-				ORCPT: rc.ORCPT, To: rc.Addr, ID: ids[i], MessageID: hdr.messageID, Conn: conn,
-			})
-		}
-		if forced {
-			lvl := slog.LevelInfo
-			if pol.HeldSndopr {
-				lvl = slog.LevelWarn
-			}
-			s.srv.log.Log(ctx, lvl, "message forced .HELD", "id", ids[i], "reason", base.HeldReason, "from", env.From, "conn", s.g.id)
-		}
-	}
-	if err != nil {
-		st := reply(status.From(err))
-		s.srv.log.Warn("enqueue failed", "conn", s.g.id, "tx", tx.id, "queued", ids, "err", err)
-		for i, env := range envs {
-			if ids[i] != "" {
-				continue // logged E above
-			}
-			for _, rc := range env.Rcpts {
-				s.logJSize(pol, env.From, rc.Channel, rc.Addr, rc.ORCPT, int64(len(body)), st)
-			}
-		}
-		s.srv.cfg.Metrics.Rejection(rejectClass(st))
-		s.srv.cfg.Metrics.Message(st.Code)
-		return smtpErr(st)
-	}
-	hk.Message(250)
-	s.g.msgs.Add(1)
-	// Debug, not Info: mail.log's E line already records every enqueue, and a
-	// diagnostic line per message was one more unbuffered write(2) on the hot path.
-	s.srv.log.Debug("queued", "ids", ids, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "size", size, "held", base.Held)
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + strings.Join(ids, " ")}
-}
-
-// enqueueAll makes every envelope durable with the same content; ids[i] is "" for
-// an envelope that failed. Several envelopes are enqueued concurrently so that
-// they share one group commit, and the DATA reply waits for one fsync, not one
-// per list owner.
-func (s *session) enqueueAll(ctx context.Context, envs []*queue.Envelope, content []byte) ([]string, error) {
-	ids := make([]string, len(envs))
-	if len(envs) == 1 {
-		id, err := s.srv.cfg.Queue.Enqueue(ctx, envs[0], content)
-		ids[0] = id
-		return ids, err
-	}
-	errs := make([]error, len(envs))
-	var wg sync.WaitGroup
-	for i, env := range envs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id, err := s.srv.cfg.Queue.Enqueue(ctx, env, content)
-			if err != nil {
-				errs[i] = fmt.Errorf("copy for sender <%s>: %w", env.From, err)
-				return
-			}
-			ids[i] = id
-		}()
-	}
-	wg.Wait()
-	return ids, errors.Join(errs...)
 }
 
 // logJ writes a J (rejected at enqueue) record for a refused command and counts
@@ -668,13 +451,7 @@ func (s *session) logJ(pol *Policy, from, dest, to, orcpt string, st *status.Sta
 
 // logJSize writes a J record for a refused message of known size.
 func (s *session) logJSize(pol *Policy, from, dest, to, orcpt string, size int64, st *status.Status) {
-	conn := ""
-	if pol != nil && pol.LogConnection&LogConnSource != 0 {
-		conn = s.helo() + " ([" + ipString(s.g.remote.Addr()) + "])"
-	}
-	s.srv.cfg.Log.Log(maillog.Record{
-		Source: s.g.src, Dest: dest, Code: "J", Size: size, From: from, ORCPT: orcpt, To: to, Diag: st.Error(), Conn: conn,
-	})
+	s.srv.intake.LogRefused(s.origin(pol), from, dest, to, orcpt, size, st)
 }
 
 // rejectClass is the mtad_smtp_rejections_total class of a refusal, from its
@@ -704,67 +481,7 @@ func rejectClass(st *status.Status) string {
 	return "other"
 }
 
-// receivedHeader is our trace line (RFC 5321 §4.4). The queue id is not known before
-// Enqueue, so "id" is the transaction's own id, which the slog lines also carry.
-func (s *session) receivedHeader(tx *transaction) string {
-	proto := "SMTP"
-	if s.g.ehlo {
-		proto = "ESMTP"
-		if s.g.tls {
-			proto = "ESMTPS"
-		}
-	}
-	var b strings.Builder
-	b.WriteString("Received: from ")
-	b.WriteString(sanitizeHelo(s.helo()))
-	b.WriteString(" ([")
-	b.WriteString(ipString(s.g.remote.Addr()))
-	b.WriteString("])\r\n\tby ")
-	b.WriteString(tx.pol.hostname())
-	b.WriteString(" (mtad) with ")
-	b.WriteString(proto)
-	b.WriteString(" id ")
-	b.WriteString(tx.id)
-	if len(tx.rcpts) == 1 {
-		b.WriteString("\r\n\tfor <")
-		b.WriteString(sanitizeAddr(tx.rcpts[0].Orig))
-		b.WriteString(">")
-	}
-	b.WriteString("; ")
-	b.WriteString(time.Now().Format(time.RFC1123Z))
-	b.WriteString("\r\n")
-	return b.String()
-}
-
-func ipString(a netip.Addr) string {
-	if !a.IsValid() {
-		return "unknown"
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		return "IPv6:" + a.String()
-	}
-	return a.String()
-}
-
-// sanitizeHelo keeps the client's name from breaking the header's structure.
-func sanitizeHelo(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r <= ' ' || r >= 0x7f || r == '(' || r == ')' || r == ';' {
-			return '?'
-		}
-		return r
-	}, s)
-}
-
-func sanitizeAddr(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f || r == '>' || r == '<' {
-			return '?'
-		}
-		return r
-	}, s)
-}
+func ipString(a netip.Addr) string { return intake.AddressLiteral(a) }
 
 func newID() string {
 	var b [8]byte

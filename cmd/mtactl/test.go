@@ -11,6 +11,7 @@ import (
 
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/engine"
+	"mtad.dev/mta/intake"
 	"mtad.dev/mta/mappings"
 	"mtad.dev/mta/status"
 )
@@ -267,24 +268,15 @@ func senderFor(img *compiler.Image, o *testOpts) string {
 
 // access runs one *_SEND_ACCESS table; nil means allowed (or no such table).
 func access(img *compiler.Image, table, src, from, dst, to, orig string) *status.Status {
-	if img.Mappings == nil || !img.Mappings.Has(table) {
+	// The probe is built as intake builds it for a message, so that what the
+	// table is asked here is what it is asked at enqueue time.
+	rules := intake.Rules{Access: intake.Tables(img.Mappings, img.General), AccessORCPT: img.Options.AccessORCPT}
+	if rules.Access == nil {
 		return nil
 	}
-	probe := src + "|" + from + "|" + dst + "|" + to
-	// ACCESS_ORCPT bit 0 appends the original recipient (operations.md §3.3).
-	if img.Options.AccessORCPT&1 != 0 {
-		probe += "|rfc822;" + orig
-	}
-	env := &mappings.Env{General: func(k string) (string, bool) {
-		v, ok := img.General[strings.ToLower(k)]
-		return v, ok
-	}}
-	r, ok := img.Mappings.Map(table, probe, 0, env)
-	if !ok || !r.Matched {
-		return nil
-	}
-	ac := mappings.DecodeAccess(r)
-	if !ac.Reject {
+	probe := rules.WithORCPT(table, intake.SendProbe(src, from, dst, to), "rfc822;"+orig)
+	ac, ok := rules.Access.Access(table, probe, 0)
+	if !ok || !ac.Reject {
 		return nil
 	}
 	enh := ac.Enhanced

@@ -1,12 +1,16 @@
-package queue
+package intake
 
 import (
 	"reflect"
 	"testing"
+
+	"mtad.dev/mta/engine"
 )
 
-func TestSplitBySender(t *testing.T) {
-	r := func(a string) Recipient { return Recipient{Addr: a} }
+// TestCopiesBySender: recipients that came through a list with an owner get
+// their own copy, whose sender is the owner; copies come in the order of their
+// first recipient and keep the message's envelope fields.
+func TestCopiesBySender(t *testing.T) {
 	type copy struct {
 		from  string
 		rcpts []string
@@ -29,15 +33,17 @@ func TestSplitBySender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base := &Envelope{From: tt.from, RET: "HDRS", Source: "tcp_local"}
-			for _, a := range tt.rcpts {
-				base.Rcpts = append(base.Rcpts, r(a))
+			tx := &Transaction{rules: &Rules{}, origin: Origin{Channel: "tcp_local"}, from: tt.from}
+			for i, a := range tt.rcpts {
+				sender := ""
+				if i < len(tt.senders) {
+					sender = tt.senders[i]
+				}
+				tx.add(Recipient{Addr: a}, route{rcpt: engine.Recipient{Address: a, Sender: sender}}, i)
 			}
 			var got []copy
-			for _, e := range SplitBySender(base, tt.senders) {
-				if e == base {
-					t.Fatal("returned the base envelope itself, not a copy")
-				}
+			for _, cp := range tx.copies(Message{RET: "HDRS"}, "", "") {
+				e := cp.Envelope
 				if e.RET != "HDRS" || e.Source != "tcp_local" {
 					t.Errorf("copy lost envelope fields: %+v", e)
 				}

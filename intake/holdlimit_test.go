@@ -1,20 +1,23 @@
-package queue
+package intake
 
-import "testing"
+import (
+	"testing"
+
+	"mtad.dev/mta/queue"
+)
 
 func TestHoldLimitReason(t *testing.T) {
-	limits := map[string]int{"tcp_local": 2, "l": 0}
-	limit := func(ch string) int { return limits[ch] }
-	rs := func(chs ...string) []Recipient {
-		var out []Recipient
+	rules := &Rules{Channels: map[string]Channel{"tcp_local": {HoldLimit: 2}, "l": {}}}
+	rs := func(chs ...string) []queue.Recipient {
+		var out []queue.Recipient
 		for _, c := range chs {
-			out = append(out, Recipient{Addr: "a@x", Channel: c})
+			out = append(out, queue.Recipient{Addr: "a@x", Channel: c})
 		}
 		return out
 	}
 	for _, tt := range []struct {
 		name  string
-		rcpts []Recipient
+		rcpts []queue.Recipient
 		want  string
 	}{
 		{"none", nil, ""},
@@ -22,7 +25,7 @@ func TestHoldLimitReason(t *testing.T) {
 		{"over", rs("l", "tcp_local", "tcp_local", "tcp_local"), "holdlimit: 3 recipients for channel tcp_local (holdlimit 2)"},
 		{"no limit on the channel", rs("l", "l", "l", "other", "other", "other"), ""},
 	} {
-		if got := HoldLimitReason(tt.rcpts, limit); got != tt.want {
+		if got := rules.holdLimitReason(tt.rcpts); got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
 	}

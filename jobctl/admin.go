@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/dsn"
+	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/queue"
 )
 
@@ -139,10 +140,7 @@ func (c *Controller) Return(ctx context.Context, id, diag string) (int, error) {
 	byChan := map[string][]outcome{}
 	var order []string
 	for k, r := range rs {
-		code := "R"
-		if !wanted[k] {
-			code = "K"
-		}
+		code := maillog.ReturnCode(wanted[k])
 		updates = append(updates, queue.Update{Rcpt: r.idx, State: queue.Returned, Attempts: r.attempts, LastError: diag})
 		ch := env.Rcpts[r.idx].Channel
 		if _, ok := byChan[ch]; !ok {

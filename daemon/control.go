@@ -16,7 +16,6 @@ import (
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/control"
 	"mtad.dev/mta/jobctl"
-	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/queue"
 )
 
@@ -150,7 +149,7 @@ func (d *Daemon) handleControl(ctx context.Context, req *control.Request, w *con
 		}
 		out := make([]control.IDResult, 0, len(req.IDs))
 		for _, id := range req.IDs {
-			out = append(out, d.act(ctx, req.Command, id))
+			out = append(out, d.runMessageCommand(ctx, req.Command, id))
 		}
 		w.Result(out, "")
 	case control.CmdRun:
@@ -371,82 +370,52 @@ func (d *Daemon) process() control.Process {
 	return p
 }
 
-// act performs hold, release, delete or return on one message.
-func (d *Daemon) act(ctx context.Context, cmd, id string) control.IDResult {
+// runMessageCommand runs qm hold, release, delete or return on one message: the
+// job controller carries out the action (the order of its queue and schedule
+// steps is jobctl's); this words the outcome for mtactl.
+func (d *Daemon) runMessageCommand(ctx context.Context, cmd, id string) control.IDResult {
 	res := control.IDResult{ID: id}
-	env, err := d.queue.Get(id)
-	if err != nil {
-		if errors.Is(err, queue.ErrNotFound) {
-			res.Error = "no such message"
-		} else {
-			res.Error = err.Error()
-		}
-		return res
-	}
 	wctx, cancel := context.WithTimeout(ctx, actionWait)
 	defer cancel()
+	var err error
 	switch cmd {
 	case control.CmdHold:
-		if env.Held {
-			res.Note = "already held: " + env.HeldReason
+		var h jobctl.HoldResult
+		h, err = d.jc.Hold(wctx, id, holdReason)
+		switch {
+		case err != nil:
+		case h.AlreadyHeld:
+			res.Note = "already held: " + h.Reason
 			return res
+		case h.InFlight != nil:
+			res.Note = "held; an attempt in progress may still deliver it: " + h.InFlight.Error()
 		}
-		if err := d.queue.Hold(id, holdReason); err != nil {
-			res.Error = err.Error()
-			return res
-		}
-		// Durable first, then out of the schedule: if the attempt in flight outlives
-		// the wait, the message stays held on disk and the next restart honours it.
-		if err := d.jc.RemoveWait(wctx, id); err != nil {
-			res.Note = "held; an attempt in progress may still deliver it: " + err.Error()
-		} else {
-			held := *env
-			held.Held, held.HeldReason = true, holdReason
-			d.jc.NoteHeld(&held)
-		}
-		d.logPending(env, "H", holdReason)
 	case control.CmdRelease:
-		if !env.Held {
+		var released bool
+		released, err = d.jc.Release(id)
+		if err == nil && !released {
 			res.Note = "not held"
 			return res
 		}
-		if err := d.queue.Release(id); err != nil {
-			res.Error = err.Error()
-			return res
-		}
 	case control.CmdDelete:
-		if err := d.jc.RemoveWait(wctx, id); err != nil {
-			res.Error = err.Error()
-			return res
-		}
-		if err := d.queue.Delete(id); err != nil {
-			if env.Held {
-				d.jc.NoteHeld(env) // still held on disk: summarize keeps counting it
-			}
-			res.Error = err.Error()
-			return res
-		}
-		// [inf] A deletion is logged K (removed without a notice) with the reason.
-		d.logPending(env, "K", deleteReason)
+		err = d.jc.Delete(wctx, id, deleteReason)
 	case control.CmdReturn:
-		n, err := d.jc.Return(wctx, id, returnReason)
-		if err != nil {
-			res.Error = err.Error()
-			return res
+		var n int
+		n, err = d.jc.Return(wctx, id, returnReason)
+		if err == nil {
+			res.Note = fmt.Sprintf("%d recipient(s) returned", n)
 		}
-		res.Note = fmt.Sprintf("%d recipient(s) returned", n)
+	}
+	if errors.Is(err, queue.ErrNotFound) {
+		res.Error = "no such message"
+		return res
+	}
+	if err != nil {
+		res.Error = err.Error()
+		return res
 	}
 	d.log.Info("message "+cmd+" by the postmaster", "id", id)
 	return res
-}
-
-func (d *Daemon) logPending(env *queue.Envelope, code, diag string) {
-	for _, r := range env.Rcpts {
-		if r.State == queue.Pending {
-			d.mlog.Log(maillog.Record{Source: r.Channel, Code: code, Size: env.Size, From: env.From, ORCPT: r.ORCPT,
-				To: r.Addr, ID: env.ID, MessageID: env.MessageID, Diag: diag})
-		}
-	}
 }
 
 func (d *Daemon) delayedEntries(channel string) int {

@@ -127,6 +127,10 @@ type RunResult struct {
 	Returned  int    `json:"returned"`
 	Left      int    `json:"left"`   // entries still queued for the channel at the end
 	Reason    string `json:"reason"` // why watching stopped
+	// Lost (run) is how many outcomes mtad could not stream because the command
+	// fell behind (its buffer in mtad was full); the counts above leave them out
+	// and mail.log has them.
+	Lost int64 `json:"lost,omitempty"`
 }
 
 // CounterRow is one channel's counters, since mtad started and since the last clear.

@@ -383,12 +383,11 @@ func (d *Daemon) runMessageCommand(ctx context.Context, cmd, id string) control.
 	case control.CmdHold:
 		var h jobctl.HoldResult
 		h, err = d.jc.Hold(wctx, id, holdReason)
-		switch {
-		case err != nil:
-		case h.AlreadyHeld:
+		if err == nil && h.AlreadyHeld {
 			res.Note = "already held: " + h.Reason
 			return res
-		case h.InFlight != nil:
+		}
+		if err == nil && h.InFlight != nil {
 			res.Note = "held; an attempt in progress may still deliver it: " + h.InFlight.Error()
 		}
 	case control.CmdRelease:

@@ -73,10 +73,10 @@
 //
 // Outcomes. Every line the controller writes to mail.log (D, Q, R, K, W, and the
 // H and K of qm hold and delete) is also offered to the subscriptions of its
-// channel (Subscribe): qm run streams them instead of reading mail.log back. An
-// outcome is published before its recipient's work leaves the active state, so a
-// subscriber that sees the channel's work done in a Snapshot has every outcome of
-// it in its buffer. Publishing never blocks: a subscription has a bounded buffer,
+// channel (Subscribe): qm run streams them instead of reading mail.log back. The
+// outcome of an attempt is published before its work leaves the active state, so
+// a subscriber that sees the channel's work done in a Snapshot has every outcome
+// of it in its buffer. Publishing never blocks: a subscription has a bounded buffer,
 // and what does not fit is dropped and counted (Subscription.Lost), so a slow
 // subscriber loses outcomes rather than slowing delivery.
 //

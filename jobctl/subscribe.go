@@ -45,10 +45,12 @@ type subscribers struct {
 // Subscribe starts receiving the outcomes of channel ("" for every channel) from
 // now on, with room for buffer undelivered outcomes (DefaultOutcomeBuffer when
 // buffer <= 0). The outcomes of one message arrive in the order they were
-// logged; across jobs, in the order their results were recorded. An outcome is
-// published before its recipient's work leaves the schedule's active state, so
-// once a Snapshot shows a channel's work done, every outcome of that work is
-// already in the buffer. Close the subscription when done.
+// logged; across jobs, in the order their results were recorded. The outcome of
+// a delivery attempt (or of a return at the last notice age) is published before
+// its work leaves the schedule's active state, so once a Snapshot shows a
+// channel's work done, every outcome of that work is already in the buffer. (The
+// postmaster's hold, delete and return take the message out of the schedule
+// first and publish after.) Close the subscription when done.
 func (c *Controller) Subscribe(channel string, buffer int) *Subscription {
 	if buffer <= 0 {
 		buffer = DefaultOutcomeBuffer

@@ -7,14 +7,18 @@
 // It owns DATA/control.sock and nothing else on disk. It must not schedule,
 // deliver or change the queue itself: the handler mtad plugs in (daemon/control.go)
 // does that through the queue and the job controller. It imports queue and jobctl
-// (for their types), never daemon, smtpserver or channels.
+// (for their types), maillog (sizes in blocks, counted as mail.log counts them)
+// and status (the refusal of a local submission), never daemon, smtpserver or
+// channels.
 //
 // # How it works
 //
 // One connection carries one request: the client writes one JSON Request and
 // reads JSON Responses until one has Final set. Every command but run answers
-// with a single final Response; run streams one Response per mail.log outcome
-// (Event) before the final one. Both sides send Version; a server refuses a
+// with a single final Response; run streams one Response (Event) per outcome the
+// job controller reports for the channel, in mail.log's layout, and per line of
+// the SMTP transcripts of the connections it opens (indented by two spaces),
+// before the final one. Both sides send Version; a server refuses a
 // request whose major version differs, so an mtactl and an mtad of different
 // releases fail with a clear message instead of misreading each other.
 //

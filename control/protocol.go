@@ -14,13 +14,15 @@ const Version = 1
 // SocketName is the control socket's file name in the data directory.
 const SocketName = "control.sock"
 
-// Commands understood by mtad.
+// Commands understood by mtad. Each comment reads "the Request fields the command
+// uses -> the type of its final Response's Result" (what Client.Call decodes
+// into); CmdSubmitMessage is in submit.go.
 const (
 	CmdPing       = "ping"        // -> Info
 	CmdDirectory  = "directory"   // Filter -> []DirEntry
 	CmdSummarize  = "summarize"   // Filter (Channel) -> Summary
 	CmdDomains    = "domains"     // Filter (Channel) -> []DomainSummary
-	CmdCounters   = "counters"    // Clear -> []CounterRow
+	CmdCounters   = "counters"    // Clear -> CountersCleared
 	CmdJobs       = "jobs"        // Channel -> Jobs
 	CmdView       = "view"        // IDs[0] -> MessageView
 	CmdHold       = "hold"        // IDs -> []IDResult
@@ -29,10 +31,10 @@ const (
 	CmdReturn     = "return"      // IDs -> []IDResult
 	CmdRun        = "run"         // Channel, Timeout -> Events, then RunResult
 	CmdSubmit     = "submit"      // Channel -> RunResult
-	CmdStop       = "stop"        // Channel
-	CmdStart      = "start"       // Channel
+	CmdStop       = "stop"        // Channel -> []string (the stopped channels)
+	CmdStart      = "start"       // Channel -> []string (the stopped channels)
 	CmdReload     = "reload"      // -> Info
-	CmdReopenLog  = "log-reopen"  //
+	CmdReopenLog  = "log-reopen"  // -> nothing
 	CmdProcess    = "process"     // -> Process
 	CmdFlushCache = "cache-flush" // -> FlushResult
 	CmdStopped    = "stopped"     // -> []string
@@ -60,7 +62,7 @@ type Response struct {
 	Final   bool            `json:"final,omitempty"`
 	Error   string          `json:"error,omitempty"`
 	Time    time.Time       `json:"time"`              // the server's clock when answering
-	Event   string          `json:"event,omitempty"`   // run: one mail.log line
+	Event   string          `json:"event,omitempty"`   // run: one outcome as a mail.log line, or an indented transcript line
 	Result  json.RawMessage `json:"result,omitempty"`  // the command's result
 	Kind    string          `json:"kind,omitempty"`    // error kind, see ErrKind*
 	Extra   string          `json:"message,omitempty"` // a human note to print on stderr
@@ -127,6 +129,10 @@ type RunResult struct {
 	Returned  int    `json:"returned"`
 	Left      int    `json:"left"`   // entries still queued for the channel at the end
 	Reason    string `json:"reason"` // why watching stopped
+	// Lost (run) is how many outcomes mtad could not stream because the command
+	// fell behind (its buffer in mtad was full); the counts above leave them out
+	// and mail.log has them.
+	Lost int64 `json:"lost,omitempty"`
 }
 
 // CounterRow is one channel's counters, since mtad started and since the last clear.

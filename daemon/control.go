@@ -150,7 +150,7 @@ func (d *Daemon) handleControl(ctx context.Context, req *control.Request, w *con
 		}
 		out := make([]control.IDResult, 0, len(req.IDs))
 		for _, id := range req.IDs {
-			out = append(out, d.act(ctx, req.Command, id))
+			out = append(out, d.runMessageCommand(ctx, req.Command, id))
 		}
 		w.Result(out, "")
 	case control.CmdRun:
@@ -371,82 +371,51 @@ func (d *Daemon) process() control.Process {
 	return p
 }
 
-// act performs hold, release, delete or return on one message.
-func (d *Daemon) act(ctx context.Context, cmd, id string) control.IDResult {
+// runMessageCommand runs qm hold, release, delete or return on one message: the
+// job controller carries out the action (the order of its queue and schedule
+// steps is jobctl's); this words the outcome for mtactl.
+func (d *Daemon) runMessageCommand(ctx context.Context, cmd, id string) control.IDResult {
 	res := control.IDResult{ID: id}
-	env, err := d.queue.Get(id)
-	if err != nil {
-		if errors.Is(err, queue.ErrNotFound) {
-			res.Error = "no such message"
-		} else {
-			res.Error = err.Error()
-		}
-		return res
-	}
 	wctx, cancel := context.WithTimeout(ctx, actionWait)
 	defer cancel()
+	var err error
 	switch cmd {
 	case control.CmdHold:
-		if env.Held {
-			res.Note = "already held: " + env.HeldReason
+		var h jobctl.HoldResult
+		h, err = d.jc.Hold(wctx, id, holdReason)
+		if err == nil && h.AlreadyHeld {
+			res.Note = "already held: " + h.Reason
 			return res
 		}
-		if err := d.queue.Hold(id, holdReason); err != nil {
-			res.Error = err.Error()
-			return res
+		if err == nil && h.InFlight != nil {
+			res.Note = "held; an attempt in progress may still deliver it: " + h.InFlight.Error()
 		}
-		// Durable first, then out of the schedule: if the attempt in flight outlives
-		// the wait, the message stays held on disk and the next restart honours it.
-		if err := d.jc.RemoveWait(wctx, id); err != nil {
-			res.Note = "held; an attempt in progress may still deliver it: " + err.Error()
-		} else {
-			held := *env
-			held.Held, held.HeldReason = true, holdReason
-			d.jc.NoteHeld(&held)
-		}
-		d.logPending(env, "H", holdReason)
 	case control.CmdRelease:
-		if !env.Held {
+		var released bool
+		released, err = d.jc.Release(id)
+		if err == nil && !released {
 			res.Note = "not held"
 			return res
 		}
-		if err := d.queue.Release(id); err != nil {
-			res.Error = err.Error()
-			return res
-		}
 	case control.CmdDelete:
-		if err := d.jc.RemoveWait(wctx, id); err != nil {
-			res.Error = err.Error()
-			return res
-		}
-		if err := d.queue.Delete(id); err != nil {
-			if env.Held {
-				d.jc.NoteHeld(env) // still held on disk: summarize keeps counting it
-			}
-			res.Error = err.Error()
-			return res
-		}
-		// [inf] A deletion is logged K (removed without a notice) with the reason.
-		d.logPending(env, "K", deleteReason)
+		err = d.jc.Delete(wctx, id, deleteReason)
 	case control.CmdReturn:
-		n, err := d.jc.Return(wctx, id, returnReason)
-		if err != nil {
-			res.Error = err.Error()
-			return res
+		var n int
+		n, err = d.jc.Return(wctx, id, returnReason)
+		if err == nil {
+			res.Note = fmt.Sprintf("%d recipient(s) returned", n)
 		}
-		res.Note = fmt.Sprintf("%d recipient(s) returned", n)
+	}
+	if errors.Is(err, queue.ErrNotFound) {
+		res.Error = "no such message"
+		return res
+	}
+	if err != nil {
+		res.Error = err.Error()
+		return res
 	}
 	d.log.Info("message "+cmd+" by the postmaster", "id", id)
 	return res
-}
-
-func (d *Daemon) logPending(env *queue.Envelope, code, diag string) {
-	for _, r := range env.Rcpts {
-		if r.State == queue.Pending {
-			d.mlog.Log(maillog.Record{Source: r.Channel, Code: code, Size: env.Size, From: env.From, ORCPT: r.ORCPT,
-				To: r.Addr, ID: env.ID, MessageID: env.MessageID, Diag: diag})
-		}
-	}
 }
 
 func (d *Daemon) delayedEntries(channel string) int {
@@ -457,9 +426,14 @@ func (d *Daemon) delayedEntries(channel string) int {
 	return 0
 }
 
+// runPoll is how often qm run looks at the channel's state and its transcripts;
+// outcomes are streamed as they come.
+const runPoll = 200 * time.Millisecond
+
 // runChannel is qm run: every entry of the channel is made ready now, ignoring
-// backoff, and the channel's D/Q/R/K lines of mail.log are streamed until its work
-// is done or the bound passes.
+// backoff, and the job controller's outcomes for the channel (its D, Q, R and K
+// records, in mail.log's layout) are streamed with the dialogue of the connections
+// the channel opens, until its work is done or the bound passes.
 func (d *Daemon) runChannel(ctx context.Context, req *control.Request, w *control.Writer) {
 	if !d.knownChannel(req.Channel, w) {
 		return
@@ -476,7 +450,9 @@ func (d *Daemon) runChannel(ctx context.Context, req *control.Request, w *contro
 	}
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	tail := newLogTail(filepath.Join(d.opts.DataDir, "mail.log"))
+	// Subscribed before anything is made ready, so that no outcome of the run is missed.
+	sub := d.jc.Subscribe(ch, jobctl.DefaultOutcomeBuffer)
+	defer sub.Close()
 	// While the command watches, the channel's SMTP client writes a transcript of
 	// each connection it opens, and the command streams it: the product's `qm run`
 	// shows the delivery dialogue on the terminal. (A cached connection opened before
@@ -484,95 +460,142 @@ func (d *Daemon) runChannel(ctx context.Context, req *control.Request, w *contro
 	flag := d.runDebug(ch)
 	flag.n.Add(1)
 	defer flag.n.Add(-1)
-	dialogue := newDialogueTail(filepath.Join(d.opts.DataDir, "log"), ch+"_master.log-")
-	d.dropIdleConnections(ch)
-	res := control.RunResult{Channel: ch, Made: d.delayedEntries(ch)}
-	d.jc.RunNow(ch)
-
-	emit := func() bool {
-		for _, line := range dialogue.read() {
-			if w.Event("  "+line) != nil {
-				return false
-			}
-		}
-		for _, line := range tail.read() {
-			f := strings.Fields(line)
-			if len(f) < 4 || f[2] != ch || !isCode(f[3]) {
-				continue
-			}
-			switch f[3][0] {
-			case 'D':
-				res.Delivered++
-			case 'Q':
-				res.Requeued++
-			case 'R', 'K':
-				res.Returned++
-			default:
-				continue
-			}
-			if w.Event(line) != nil {
-				return false
-			}
-		}
-		return true
+	run := &channelRun{
+		d: d, w: w, sub: sub,
+		dialogue: newDialogueTail(filepath.Join(d.opts.DataDir, "log"), ch+"_master.log-"),
+		res:      control.RunResult{Channel: ch},
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
+	d.dropIdleConnections(ch)
+	run.res.Made = d.delayedEntries(ch)
+	d.jc.RunNow(ch)
+	if !run.watch(ctx, bound) {
+		return // the client went away
+	}
+	if lost := sub.Lost(); lost > 0 {
+		run.res.Lost = lost
+		d.log.Warn("qm run fell behind; outcomes not shown", "channel", ch, "lost", lost)
+	}
+	w.Result(run.res, "")
+}
+
+// channelRun is one qm run's streaming state.
+type channelRun struct {
+	d        *Daemon
+	w        *control.Writer
+	sub      *jobctl.Subscription
+	dialogue *dialogueTail
+	res      control.RunResult
+}
+
+// watch streams until the channel's work is done, the client goes away (false)
+// or ctx ends, and sets res.Reason and res.Left.
+func (r *channelRun) watch(ctx context.Context, bound time.Duration) bool {
+	tick := time.NewTicker(runPoll)
 	defer tick.Stop()
 	idleSince := time.Now()
 	for {
-		if !emit() {
-			return // the client went away
+		if !r.stream(nil) {
+			return false
 		}
-		snap := d.jc.Snapshot()
-		ci, _ := snap.Channel(ch)
-		inFlight := 0
-		for _, j := range snap.Jobs {
-			if j.Channel == ch {
-				inFlight++
-			}
+		if reason := r.workDone(&idleSince); reason != "" {
+			// Every outcome of the finished work was published before the work
+			// left the schedule's active state: what is buffered is all of it.
+			r.res.Reason = reason
+			return r.stream(nil)
 		}
-		res.Left = ci.Ready + ci.Delayed + ci.Active
-		if ci.Ready == 0 && ci.Active == 0 && inFlight == 0 {
-			res.Reason = "no work left that can be attempted now"
-			break
+		if !r.streamUntil(tick.C, ctx.Done()) {
+			return false
 		}
-		if ci.Jobs > 0 || inFlight > 0 {
-			idleSince = time.Now()
-		} else if time.Since(idleSince) > 2*time.Second {
-			res.Reason = "no job runs for the channel (no delivery program, or its pool is full)"
-			break
-		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			if ctx.Err() == context.DeadlineExceeded {
-				res.Reason = fmt.Sprintf("stopped watching after %s; delivery goes on", bound)
+				r.res.Reason = fmt.Sprintf("stopped watching after %s; delivery goes on", bound)
 			} else {
-				res.Reason = "interrupted"
+				r.res.Reason = "interrupted"
 			}
-			emit()
-			w.Result(res, "")
-			return
-		case <-tick.C:
+			return r.stream(nil)
 		}
 	}
-	// mail.log is flushed every 100ms: give the last lines time to arrive.
-	time.Sleep(300 * time.Millisecond)
-	emit()
-	w.Result(res, "")
 }
 
-// isCode tells a mail.log action code (D, Q, R, K, W, H, possibly with modifiers)
-// from a destination channel name in the fourth field of an enqueue line.
-func isCode(s string) bool {
-	if s == "" || len(s) > 4 {
-		return false
+// streamUntil streams outcomes as they come until next or done fires. It returns
+// false when the client went away.
+func (r *channelRun) streamUntil(next <-chan time.Time, done <-chan struct{}) bool {
+	for {
+		select {
+		case o := <-r.sub.Outcomes():
+			if !r.stream(&o) {
+				return false
+			}
+		case <-next:
+			return true
+		case <-done:
+			return true
+		}
 	}
-	for _, r := range s {
-		if r < 'A' || r > 'Z' {
+}
+
+// workDone tells why watching may stop ("" to go on): nothing of the channel is
+// ready or being delivered, or no job has run for it for a while. It sets res.Left.
+func (r *channelRun) workDone(idleSince *time.Time) string {
+	ch := r.res.Channel
+	snap := r.d.jc.Snapshot()
+	ci, _ := snap.Channel(ch)
+	inFlight := 0
+	for _, j := range snap.Jobs {
+		if j.Channel == ch {
+			inFlight++
+		}
+	}
+	r.res.Left = ci.Ready + ci.Delayed + ci.Active
+	if ci.Ready == 0 && ci.Active == 0 && inFlight == 0 {
+		return "no work left that can be attempted now"
+	}
+	if ci.Jobs > 0 || inFlight > 0 {
+		*idleSince = time.Now()
+	} else if time.Since(*idleSince) > 2*time.Second {
+		return "no job runs for the channel (no delivery program, or its pool is full)"
+	}
+	return ""
+}
+
+// stream sends the new dialogue lines, then first (when not nil) and every outcome
+// already buffered, as mail.log lines, counting them. It returns false when the
+// client went away.
+func (r *channelRun) stream(first *jobctl.Outcome) bool {
+	for _, line := range r.dialogue.read() {
+		if r.w.Event("  "+line) != nil {
 			return false
 		}
 	}
-	return true
+	if first != nil && !r.send(*first) {
+		return false
+	}
+	for {
+		select {
+		case o := <-r.sub.Outcomes():
+			if !r.send(o) {
+				return false
+			}
+		default:
+			return true
+		}
+	}
+}
+
+// send streams one outcome and counts it; qm run shows deliveries, requeues and
+// returns, not delay notices or the postmaster's holds.
+func (r *channelRun) send(o jobctl.Outcome) bool {
+	switch o.Code {
+	case maillog.CodeDelivered:
+		r.res.Delivered++
+	case maillog.CodeRequeued:
+		r.res.Requeued++
+	case maillog.CodeReturned, maillog.CodeReturnedNoNotice:
+		r.res.Returned++
+	default:
+		return true
+	}
+	return r.w.Event(r.d.mlog.Line(o.Record)) == nil
 }
 
 // dropIdleConnections makes a channel's program forget its cached connections, so
@@ -620,19 +643,12 @@ func (t *dialogueTail) read() []string {
 	return lines
 }
 
-// logTail reads the lines appended to a file since it was created.
+// logTail reads the lines appended to a file since the last read (from its start
+// the first time): one debug transcript.
 type logTail struct {
 	path string
 	off  int64
 	part string
-}
-
-func newLogTail(path string) *logTail {
-	t := &logTail{path: path}
-	if fi, err := os.Stat(path); err == nil {
-		t.off = fi.Size()
-	}
-	return t
 }
 
 func (t *logTail) read() []string {

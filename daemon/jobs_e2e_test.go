@@ -266,7 +266,15 @@ func TestJobsNeverAnsweringDestination(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Give the remote's silence 300 ms, counted from the attempt's start (or
+	// until the attempt ends, which is the failure looked for), then read
+	// everything logged so far.
+	awaitCondition(5*time.Second, func() bool {
+		jobs := d.Jobs().Snapshot().Jobs
+		i := slices.IndexFunc(jobs, func(j jobctl.JobInfo) bool { return j.ID == id })
+		return i < 0 || time.Since(jobs[i].Since) >= 300*time.Millisecond
+	})
+	syncMailLog(t, d)
 	if b, _ := os.ReadFile(filepath.Join(data, "mail.log")); regexp.MustCompile(` tcp_local [DRQ] `).Match(b) {
 		t.Fatalf("a result was recorded while the remote said nothing:\n%s", b)
 	}
@@ -304,7 +312,12 @@ func TestJobsStopStartWhileSending(t *testing.T) {
 	for i := range during {
 		c.Send("me@localhost", []string{fmt.Sprintf("b%d@remote.example", i)}, []byte("Subject: during\r\n\r\nx\r\n"))
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Stopped means no job: once the channel has none and all the new mail is
+	// ready in its index, nothing can reach the remote.
+	awaitCondition(5*time.Second, func() bool {
+		ch := channelInfo(d, "tcp_local")
+		return ch.Jobs == 0 && ch.Ready == during
+	})
 	if got := remote.Count(); got != before {
 		t.Fatalf("remote got %d messages while tcp_local was stopped, want %d", got, before)
 	}
@@ -316,7 +329,15 @@ func TestJobsStopStartWhileSending(t *testing.T) {
 	c.Cmd("QUIT", "221")
 	stopDaemon(t, d)
 	d = startDaemonAt(t, cfg, data)
-	time.Sleep(300 * time.Millisecond)
+	// The start-up walk indexes the queue and starts jobs as it goes: once it is
+	// over with all the mail ready and no job, the stop has held.
+	loadCtx, cancelLoad := context.WithTimeout(context.Background(), 10*time.Second)
+	d.Jobs().WaitLoaded(loadCtx)
+	cancelLoad()
+	awaitCondition(5*time.Second, func() bool {
+		ch := channelInfo(d, "tcp_local")
+		return ch.Jobs == 0 && ch.Ready == during
+	})
 	if got := remote.Count(); got != before {
 		t.Fatalf("remote got %d messages after a restart with tcp_local stopped, want %d", got, before)
 	}
@@ -344,6 +365,30 @@ func TestJobsStopStartWhileSending(t *testing.T) {
 	}
 	if len(seen) != before+during+5 {
 		t.Errorf("%d distinct recipients delivered, want %d", len(seen), before+during+5)
+	}
+}
+
+// awaitCondition waits until cond holds or within passes, and says which. Tests
+// use it where a timeout is not a failure in itself: the assertions after it say
+// what went wrong.
+func awaitCondition(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// syncMailLog waits (bounded) until everything logged so far is in mail.log.
+func syncMailLog(t *testing.T, d *Daemon) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.mlog.Sync(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -478,7 +523,9 @@ func TestJobsDeadHostBacklogInSameChannel(t *testing.T) {
 		}
 		c.Send("me@localhost", to, []byte("Subject: dead\r\n\r\nx\r\n"))
 	}
-	time.Sleep(200 * time.Millisecond)
+	// The live mail goes out once the dead host holds jobs: the two of its first
+	// concurrency window, each on a connection that never answers.
+	awaitCondition(5*time.Second, func() bool { return bh.accepted() >= 2 })
 	var lat []time.Duration
 	for i := range live {
 		sent := time.Now()

@@ -1,7 +1,8 @@
 package jobctl
 
-// Operator actions on single messages (qm hold, delete, return) and the received
-// counter. Added by the control-socket work.
+// Operator actions on single messages (qm hold, release, delete, return) and the
+// received counter. Each action's order of queue and schedule operations lives
+// here, so that the control socket's handler only dispatches.
 
 import (
 	"context"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/dsn"
+	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/queue"
 )
 
@@ -105,6 +107,10 @@ func (c *Controller) Return(ctx context.Context, id, diag string) (int, error) {
 	if diag == "" {
 		diag = "returned by the postmaster"
 	}
+	// An unknown id is reported as such, also before Run has started.
+	if _, err := c.q.Get(id); err != nil {
+		return 0, err
+	}
 	// Notices are submitted with Run's delivery context, which Run sets under mu:
 	// seeing started under mu orders that write before our use.
 	c.mu.Lock()
@@ -139,10 +145,7 @@ func (c *Controller) Return(ctx context.Context, id, diag string) (int, error) {
 	byChan := map[string][]outcome{}
 	var order []string
 	for k, r := range rs {
-		code := "R"
-		if !wanted[k] {
-			code = "K"
-		}
+		code := maillog.ReturnCode(wanted[k])
 		updates = append(updates, queue.Update{Rcpt: r.idx, State: queue.Returned, Attempts: r.attempts, LastError: diag})
 		ch := env.Rcpts[r.idx].Channel
 		if _, ok := byChan[ch]; !ok {
@@ -162,4 +165,112 @@ func (c *Controller) Return(ctx context.Context, id, diag string) (int, error) {
 	}
 	c.mu.Unlock()
 	return len(rs), nil
+}
+
+// HoldResult tells what Hold did besides succeeding.
+type HoldResult struct {
+	// AlreadyHeld: the message was held before and nothing changed; Reason is
+	// that earlier hold's reason.
+	AlreadyHeld bool
+	Reason      string
+	// InFlight is set when the message is held on disk but an attempt that was in
+	// progress did not end within the caller's context: it may still deliver.
+	InFlight error
+}
+
+// operatorQueue is the queue's OperatorQueue side, or an error saying it has none.
+func (c *Controller) operatorQueue() (OperatorQueue, error) {
+	oq, ok := c.q.(OperatorQueue)
+	if !ok {
+		return nil, errors.New("jobctl: the queue cannot hold, release or delete messages")
+	}
+	return oq, nil
+}
+
+// Hold holds a message (qm hold) and logs its pending recipients H with reason.
+// The hold is made durable first, then the message is taken out of the schedule
+// (waiting, bounded by ctx, for an attempt in flight): if the attempt outlives the
+// wait, the message stays held on disk, the next restart honours it, and
+// HoldResult.InFlight says so. Errors of the queue are returned as they are (the
+// caller reports them with the message id); an unknown id is queue.ErrNotFound.
+func (c *Controller) Hold(ctx context.Context, id, reason string) (HoldResult, error) {
+	oq, err := c.operatorQueue()
+	if err != nil {
+		return HoldResult{}, err
+	}
+	env, err := c.q.Get(id)
+	if err != nil {
+		return HoldResult{}, err
+	}
+	if env.Held {
+		return HoldResult{AlreadyHeld: true, Reason: env.HeldReason}, nil
+	}
+	if err := oq.Hold(id, reason); err != nil {
+		return HoldResult{}, err
+	}
+	var res HoldResult
+	if err := c.RemoveWait(ctx, id); err != nil {
+		res.InFlight = err
+	} else {
+		held := *env
+		held.Held, held.HeldReason = true, reason
+		c.NoteHeld(&held)
+	}
+	c.logPendingRecipients(env, maillog.CodeHeld, reason)
+	return res, nil
+}
+
+// Release releases a held message (qm release); the queue hands it back to Add
+// (OnCommit). It reports false, doing nothing, for a message that is not held.
+func (c *Controller) Release(id string) (released bool, err error) {
+	oq, err := c.operatorQueue()
+	if err != nil {
+		return false, err
+	}
+	env, err := c.q.Get(id)
+	if err != nil {
+		return false, err
+	}
+	if !env.Held {
+		return false, nil
+	}
+	return true, oq.Release(id)
+}
+
+// Delete removes a message without a notice (qm delete) and logs its pending
+// recipients K with reason. It takes the message out of the schedule first
+// (waiting, bounded by ctx, for an attempt in flight, which would otherwise go on
+// delivering a deleted message), then deletes it from the queue; when that fails
+// a held message is counted as held again, since it still is on disk.
+func (c *Controller) Delete(ctx context.Context, id, reason string) error {
+	oq, err := c.operatorQueue()
+	if err != nil {
+		return err
+	}
+	env, err := c.q.Get(id)
+	if err != nil {
+		return err
+	}
+	if err := c.RemoveWait(ctx, id); err != nil {
+		return err
+	}
+	if err := oq.Delete(id); err != nil {
+		if env.Held {
+			c.NoteHeld(env)
+		}
+		return err
+	}
+	c.logPendingRecipients(env, maillog.CodeReturnedNoNotice, reason)
+	return nil
+}
+
+// logPendingRecipients logs every pending recipient of env with code and reason,
+// each under its own channel, and publishes the records.
+func (c *Controller) logPendingRecipients(env *queue.Envelope, code, reason string) {
+	t := c.now()
+	for i, r := range env.Rcpts {
+		if r.State == queue.Pending {
+			c.logRecord(outcomeRecord(t, r.Channel, env, outcome{i, code, reason}))
+		}
+	}
 }

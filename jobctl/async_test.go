@@ -1,6 +1,7 @@
 package jobctl
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -71,7 +72,7 @@ func TestDeliveredRecordedWithoutWaiting(t *testing.T) {
 	if _, err := h.q.Get(id1); err != nil {
 		t.Fatalf("first message left the queue before its commit: %v", err)
 	}
-	time.Sleep(150 * time.Millisecond) // maillog flushes every 100 ms
+	syncLog(t, ml) // what was logged so far is in the file
 	if b, _ := os.ReadFile(filepath.Join(dir, "mail.log")); strings.Contains(string(b), " D ") {
 		t.Errorf("D logged before the result was durable:\n%s", b)
 	}
@@ -113,5 +114,15 @@ func TestDeliveredRecordedWithoutWaiting(t *testing.T) {
 	s := h.c.Snapshot()
 	if ci, _ := s.Channel("tcp_local"); ci.Counters.Delivered != 3 {
 		t.Errorf("counters %+v", ci.Counters)
+	}
+}
+
+// syncLog waits (bounded) until everything logged to ml is in its file.
+func syncLog(t *testing.T, ml *maillog.Logger) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ml.Sync(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

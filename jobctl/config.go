@@ -40,6 +40,16 @@ type NoticeRecorder interface {
 	SetNotices(id string, n int) error
 }
 
+// OperatorQueue is implemented by a queue on which the postmaster's qm hold,
+// release and delete act (queue.Queue does). Hold, Release and Delete need it.
+type OperatorQueue interface {
+	Hold(id, reason string) error
+	Release(id string) error
+	Delete(id string) error
+}
+
+var _ OperatorQueue = (*queue.Queue)(nil)
+
 // Class is a delivery priority class; it indexes per-class settings.
 type Class int
 

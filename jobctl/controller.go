@@ -22,7 +22,8 @@ type Controller struct {
 	hold  *HoldList
 	mlog  *maillog.Logger
 	log   *slog.Logger
-	err   error // from New, returned by Run
+	err   error       // from New, returned by Run
+	subs  subscribers // who receives the outcomes in process (subscribe.go)
 
 	mu       sync.Mutex
 	cfg      Config

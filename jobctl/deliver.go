@@ -134,206 +134,6 @@ func (c *Controller) callProgram(j *job, m *channels.Message) (res []channels.Re
 	return j.prog.Deliver(c.dctx, m)
 }
 
-// outcome of one recipient, for logging after the durable update.
-type outcome struct {
-	rcpt int
-	code string // D, Q, R, K
-	diag string
-}
-
-// record stores the results of an attempt durably, logs them, and puts what is
-// left back into the index. Order matters: the notice for failed recipients is
-// submitted before they are marked Returned, and the Update (with the next
-// attempt time) is durable before the item becomes eligible again, so a crash
-// repeats at worst a notice, never loses one, and never retries early.
-func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []int, results []channels.Result) {
-	now := c.now()
-	c.mu.Lock()
-	expired := it.m.expired
-	cfg := ch.cfg
-	c.mu.Unlock()
-	class := ClassOf(env.Priority)
-
-	var (
-		updates   []queue.Update
-		outs      []outcome
-		failed    []noticeRcpt
-		keep      []int32
-		nextAt    time.Time
-		delivered bool
-		connFail  = true
-		lastErr   string
-	)
-	for k, i := range idx {
-		r := env.Rcpts[i]
-		res := results[k]
-		diag := res.Reply
-		if diag == "" && res.Err != nil {
-			diag = res.Err.Error()
-		}
-		switch {
-		case res.Err == nil:
-			delivered, connFail = true, false
-			updates = append(updates, queue.Update{Rcpt: i, State: queue.Delivered, Attempts: r.Attempts + 1, LastError: diag})
-			outs = append(outs, outcome{i, "D", diag})
-		case res.Err.Temporary() && !expired:
-			if res.Remote != "" && !strings.HasPrefix(res.Err.Enhanced, "4.4.") {
-				connFail = false
-			}
-			attempts := r.Attempts + 1
-			na := now.Add(cfg.RetryDelay(class, attempts))
-			if nextAt.IsZero() || na.Before(nextAt) {
-				nextAt = na
-			}
-			updates = append(updates, queue.Update{Rcpt: i, State: queue.Pending, Attempts: attempts, NextAttempt: na, LastError: diag})
-			outs = append(outs, outcome{i, "Q", diag})
-			keep = append(keep, int32(i))
-			lastErr = diag
-		default:
-			connFail = false
-			st := res.Err.Enhanced
-			if res.Err.Temporary() { // expired while this attempt ran
-				st = "5.4.7"
-			}
-			failed = append(failed, noticeRcpt{idx: i, status: st, diag: diag, remote: res.Remote, attempts: r.Attempts + 1})
-			lastErr = diag
-		}
-	}
-	if len(failed) > 0 {
-		wanted, err := c.sendNotice(env, failed, dsn.Failed, time.Time{})
-		for k, f := range failed {
-			if err != nil {
-				// The notice could not be queued: keep the recipient and try again
-				// later rather than dropping it silently.
-				na := now.Add(retryNotice)
-				if nextAt.IsZero() || na.Before(nextAt) {
-					nextAt = na
-				}
-				updates = append(updates, queue.Update{Rcpt: f.idx, State: queue.Pending, Attempts: f.attempts, NextAttempt: na, LastError: f.diag})
-				outs = append(outs, outcome{f.idx, "Q", "notice not sent: " + err.Error()})
-				keep = append(keep, int32(f.idx))
-				continue
-			}
-			code := "R"
-			if !wanted[k] {
-				code = "K"
-			}
-			updates = append(updates, queue.Update{Rcpt: f.idx, State: queue.Returned, Attempts: f.attempts, LastError: f.diag})
-			outs = append(outs, outcome{f.idx, code, f.diag})
-		}
-	}
-	if au, ok := c.q.(AsyncUpdater); ok && delivered && len(keep) == 0 && len(failed) == 0 {
-		c.recordDelivered(au, ch, it, env, updates, outs)
-		return
-	}
-	if err := c.q.Update(env.ID, updates); err != nil {
-		// Delivered recipients may be delivered again after a restart; that is
-		// the price of a failing disk, and better than losing mail.
-		c.log.Error("record delivery results", "id", env.ID, "channel", ch.name, "err", err)
-	}
-	c.logOutcomes(ch.name, env, outs)
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, o := range outs {
-		switch o.code {
-		case "D":
-			ch.ctr.Delivered++
-		case "Q":
-			ch.ctr.Requeued++
-		default:
-			ch.ctr.Returned++
-		}
-	}
-	h := it.h
-	h.active--
-	if lastErr != "" {
-		h.lastErr = lastErr
-	}
-	if delivered {
-		h.suspect = false
-	}
-	if connFail {
-		h.window = 1
-	} else {
-		c.hostAnswered(h)
-	}
-	if len(keep) == 0 {
-		c.dropItem(it)
-	} else {
-		c.setItemRcpts(it, keep)
-		c.delayLocked(it, nextAt.UnixNano())
-		if it.m.expired && !expired && c.msgs[it.m.id] == it.m {
-			// The last notice age passed while we were delivering: let the
-			// notice processor return the rest now.
-			it.m.nat = now.UnixNano()
-			if it.m.nidx >= 0 {
-				c.noticeH.fix(int(it.m.nidx))
-			} else {
-				c.noticeH.push(it.m)
-			}
-		}
-		if connFail && len(keep) == len(idx) {
-			// Nobody answered: the host, not this message, is the problem.
-			// Everything queued for it waits out the same backoff.
-			// The host waits the channel's first interval at most: a message on
-			// its seventh retry must not hold back mail that never tried.
-			h.suspect = true
-			c.blockHost(h, min(nextAt.UnixNano(), now.Add(cfg.RetryDelay(class, 1)).UnixNano()))
-		}
-	}
-	c.ringAdd(h)
-	c.maybeDropHost(h)
-	c.kickLocked()
-}
-
-// recordDelivered is record's fast path, for an attempt where every recipient was
-// delivered: the job does not wait for the commit of its results but goes on with
-// its next message at once; the Update joins the next group commit. Nothing can go
-// wrong by not waiting: a delivered recipient is never scheduled again in this
-// process, and a crash before the commit redelivers it after restart (a duplicate,
-// never a loss). Until the commit the item stays active, so qm hold/delete/return
-// (Remove) waits for it as for an attempt in flight, the D lines are written only
-// once the result is durable, and Run does not return before it is.
-func (c *Controller) recordDelivered(au AsyncUpdater, ch *chanState, it *item, env *queue.Envelope, updates []queue.Update, outs []outcome) {
-	c.mu.Lock()
-	ch.ctr.Delivered += int64(len(outs))
-	h := it.h
-	h.active--
-	h.suspect = false
-	c.hostAnswered(h)
-	c.wg.Add(1) // the job's own count is still held: no race with shutdown's Wait
-	c.ringAdd(h)
-	c.kickLocked()
-	c.mu.Unlock()
-	au.UpdateAsync(env.ID, updates, func(err error) {
-		defer c.wg.Done()
-		if err != nil {
-			c.log.Error("record delivery results", "id", env.ID, "channel", ch.name, "err", err)
-		}
-		c.logOutcomes(ch.name, env, outs)
-		c.mu.Lock()
-		c.dropItem(it)
-		c.ringAdd(h)
-		c.maybeDropHost(h)
-		c.mu.Unlock()
-	})
-}
-
-func (c *Controller) logOutcomes(source string, env *queue.Envelope, outs []outcome) {
-	if c.mlog == nil {
-		return
-	}
-	t := c.now()
-	for _, o := range outs {
-		r := env.Rcpts[o.rcpt]
-		c.mlog.Log(maillog.Record{
-			Time: t, Source: source, Code: o.code, Size: env.Size, From: env.From,
-			ORCPT: r.ORCPT, To: r.Addr, ID: env.ID, MessageID: env.MessageID, Diag: o.diag,
-		})
-	}
-}
-
 // noticeRcpt is one recipient to report in a notice.
 type noticeRcpt struct {
 	idx      int
@@ -535,7 +335,7 @@ func (c *Controller) runNotice(ctx context.Context, t *noticeTask) {
 	var outs []outcome
 	for k, r := range rs {
 		if wanted[k] {
-			outs = append(outs, outcome{r.idx, "W", "delay notice sent: " + r.diag})
+			outs = append(outs, outcome{r.idx, maillog.CodeDelayNoticeSent, "delay notice sent: " + r.diag})
 		}
 	}
 	c.logOutcomes(t.source, env, outs)
@@ -584,12 +384,8 @@ func (c *Controller) returnExpired(t *noticeTask, env *queue.Envelope) {
 			return
 		}
 		for k, r := range rs {
-			code := "R"
-			if !wanted[k] {
-				code = "K"
-			}
 			updates = append(updates, queue.Update{Rcpt: r.idx, State: queue.Returned, Attempts: r.attempts, LastError: r.diag})
-			outs = append(outs, outcome{r.idx, code, r.diag})
+			outs = append(outs, outcome{r.idx, maillog.ReturnCode(wanted[k]), r.diag})
 		}
 		if err := c.q.Update(env.ID, updates); err != nil {
 			c.log.Error("record returned recipients", "id", env.ID, "err", err)

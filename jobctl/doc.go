@@ -1,13 +1,16 @@
 // Package jobctl is the job controller: the only scheduler. It keeps an in-memory
 // index of the queue's pending work, starts and feeds channel jobs within the
 // maxjobs / pool / threaddepth limits, records every delivery result durably in the
-// queue, writes the D/Q/R/K/W lines of mail.log, sends delay and failure notices
-// (through package dsn and a Submit hook), keeps the persistent hold list of
-// stopped channels (qm stop/start), and answers qm's questions (Snapshot).
+// queue, writes the D/Q/R/K/W lines of mail.log and publishes the same outcomes in
+// process (Subscribe), sends delay and failure notices (through package dsn and a
+// Submit hook), keeps the persistent hold list of stopped channels (qm stop/start),
+// carries out the postmaster's actions on one message in the right order (qm hold,
+// release, delete, return: admin.go), and answers qm's questions (Snapshot).
 //
 // It owns the hold-list file and nothing else on disk. It must not deliver (that
 // is channels), store messages (that is queue: it only calls Get, Content, Walk,
-// Update), rewrite addresses or talk SMTP; it never imports smtpserver or mtad.
+// Update, and Hold, Release, Delete for the postmaster), rewrite addresses or talk
+// SMTP; it never imports smtpserver or mtad.
 //
 // # How it works
 //
@@ -67,6 +70,21 @@
 // when the attempt ends. Notices have the empty envelope sender; a message with
 // the empty sender gets no delay notice and its failure notice goes to the
 // postmaster, and a failed notice to the postmaster is dropped: no loops.
+//
+// Outcomes. Every line the controller writes to mail.log (D, Q, R, K, W, and the
+// H and K of qm hold and delete) is also offered to the subscriptions of its
+// channel (Subscribe): qm run streams them instead of reading mail.log back. The
+// outcome of an attempt is published before its work leaves the active state, so
+// a subscriber that sees the channel's work done in a Snapshot has every outcome
+// of it in its buffer. Publishing never blocks: a subscription has a bounded buffer,
+// and what does not fit is dropped and counted (Subscription.Lost), so a slow
+// subscriber loses outcomes rather than slowing delivery.
+//
+// Operator actions. qm hold makes the hold durable in the queue, then takes the
+// message out of the schedule (waiting, bounded, for an attempt in flight), then
+// logs H; qm delete takes it out of the schedule first, then deletes it, then logs
+// K; qm return submits the failure notice before marking the recipients Returned,
+// like a permanent failure.
 //
 // Windows. An item whose class is outside its channel's delivery window when a job
 // reaches it is parked in the delayed heap until the window opens.

@@ -132,6 +132,40 @@ func (q *memQueue) SetNotices(id string, n int) error {
 	return nil
 }
 
+// Hold, Release and Delete are the OperatorQueue side (qm hold, release, delete).
+func (q *memQueue) Hold(id, reason string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.envs[id]
+	if e == nil {
+		return queue.ErrNotFound
+	}
+	e.Held, e.HeldReason = true, reason
+	return nil
+}
+
+func (q *memQueue) Release(id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.envs[id]
+	if e == nil {
+		return queue.ErrNotFound
+	}
+	e.Held, e.HeldReason = false, ""
+	return nil
+}
+
+func (q *memQueue) Delete(id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.envs[id] == nil {
+		return queue.ErrNotFound
+	}
+	delete(q.envs, id)
+	delete(q.content, id)
+	return nil
+}
+
 func (q *memQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -1,28 +1,8 @@
-// Package maillog writes mail.log, the one-line-per-recipient-per-event record that
-// administrators grep: E (enqueued), D (delivered), Q (requeued), R (returned),
-// J (rejected in SMTP), K (returned without notice, NOTIFY=NEVER), W (delay warning),
-// H (held) and the connection records O/C/X when connection logging is on.
-//
-// A line is:
-//
-//	dd-Mon-yyyy hh:mm:ss.cc SOURCE [DEST] CODE SIZE FROM ORCPT TO ID [MESSAGE-ID] [CONN] [DIAG]
-//
-// SIZE is in blocks of 1024 bytes (rounded up), FROM is "<>" for the empty sender
-// (LOG_FORMAT=2 style, so the field count never changes), ORCPT is "type;address"
-// ("rfc822;" + TO when the client gave none), ID is the queue id, MESSAGE-ID appears
-// when LOG_MESSAGE_ID=1, and DIAG is the free-text diagnostic, last, because it may
-// contain spaces. DEST is present on enqueue-side lines (E, J) and absent on dequeue
-// lines (D, Q, R, K, W, H). CONN is the connection's source ("helo ([ip])") when
-// LOG_CONNECTION bit 1 is on; the connection records O/C/X/Y have their own layout
-// (see ConnRecord), and debug.go writes the per-session debug transcripts.
-//
-// It owns the file and its reopening for logrotate; it must not decide what is logged.
-// Writes are asynchronous through one writer goroutine so that a slow disk never
-// holds an SMTP reply; nothing here is fsynced (the queue is the durable record).
 package maillog
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -36,7 +16,7 @@ type Record struct {
 	Time      time.Time // zero: now
 	Source    string    // source channel (enqueue lines) or the channel dequeuing
 	Dest      string    // destination channel; only on enqueue-side lines (E, J)
-	Code      string    // E, D, Q, R, J, K, W, H, O, C, X, possibly with modifiers (EE, DE)
+	Code      string    // an action code (CodeDelivered ...), possibly with modifiers (EE, DE)
 	Size      int64     // bytes
 	From      string    // envelope sender, "" for <>
 	ORCPT     string    // "rfc822;addr" or ""
@@ -66,8 +46,15 @@ type Logger struct {
 	sendMu  sync.RWMutex
 	stopped bool // guarded by sendMu
 
-	lines chan []byte
+	lines chan entry
 	done  chan struct{}
+}
+
+// entry is what the writer goroutine receives: a line to write, or (synced set) a
+// request to flush everything before it and then close synced.
+type entry struct {
+	line   []byte
+	synced chan struct{}
 }
 
 // Options for Open.
@@ -86,7 +73,7 @@ func Open(path string, opts Options) (*Logger, error) {
 		logMessageID: opts.LogMessageID,
 		f:            f,
 		w:            bufio.NewWriterSize(f, 64<<10),
-		lines:        make(chan []byte, 4096),
+		lines:        make(chan entry, 4096),
 		done:         make(chan struct{}),
 	}
 	go l.run()
@@ -95,10 +82,13 @@ func Open(path string, opts Options) (*Logger, error) {
 
 // Discard is a Logger that writes nowhere, for tests and tools.
 func Discard() *Logger {
-	l := &Logger{lines: make(chan []byte, 64), done: make(chan struct{})}
+	l := &Logger{lines: make(chan entry, 64), done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
-		for range l.lines {
+		for e := range l.lines {
+			if e.synced != nil {
+				close(e.synced)
+			}
 		}
 	}()
 	return l
@@ -110,14 +100,19 @@ func (l *Logger) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case b, ok := <-l.lines:
+		case e, ok := <-l.lines:
 			if !ok {
 				l.flush()
 				return
 			}
+			if e.synced != nil {
+				l.flush()
+				close(e.synced)
+				continue
+			}
 			l.mu.Lock()
 			if l.w != nil {
-				l.w.Write(b)
+				l.w.Write(e.line)
 			}
 			l.mu.Unlock()
 		case <-tick.C:
@@ -147,8 +142,49 @@ func (l *Logger) send(b []byte) {
 	l.sendMu.RLock()
 	defer l.sendMu.RUnlock()
 	if !l.stopped {
-		l.lines <- b
+		l.lines <- entry{line: b}
 	}
+}
+
+// Sync returns once every record logged before it was called is written to the
+// file (not fsynced), or when ctx ends first, with ctx's error. It is for tests and
+// tools that read mail.log right after something was logged, so that they need not
+// guess the writer's flush interval. After Close it returns at once: Close wrote
+// everything.
+func (l *Logger) Sync(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	synced := make(chan struct{})
+	l.sendMu.RLock()
+	if l.stopped {
+		l.sendMu.RUnlock()
+		return nil
+	}
+	select {
+	case l.lines <- entry{synced: synced}:
+		l.sendMu.RUnlock()
+	case <-ctx.Done():
+		l.sendMu.RUnlock()
+		return fmt.Errorf("mail.log sync: %w", ctx.Err())
+	}
+	select {
+	case <-synced:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("mail.log sync: %w", ctx.Err())
+	}
+}
+
+// Line is r as Log would write it to the file, without the line end: for showing
+// a record elsewhere (qm run streams the outcomes of the job controller) in the
+// very layout administrators know from mail.log.
+func (l *Logger) Line(r Record) string {
+	if l == nil {
+		l = &Logger{} // the layout without LOG_MESSAGE_ID
+	}
+	b := l.format(r)
+	return string(b[:len(b)-1])
 }
 
 func (l *Logger) format(r Record) []byte {

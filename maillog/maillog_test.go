@@ -1,8 +1,11 @@
 package maillog
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,4 +79,69 @@ func fileSize(p string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// TestSyncWritesWhatWasLogged: Sync returns only once the records logged before it
+// are in the file, without waiting for the writer's periodic flush; after Close it
+// returns at once; a cancelled context ends it.
+func TestSyncWritesWhatWasLogged(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "mail.log")
+	l, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range 3 {
+		l.Log(Record{Source: "tcp_local", Code: CodeDelivered, To: "a@b", ID: strconv.Itoa(i)})
+		if err := l.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); strings.Count(string(b), " tcp_local D ") != i+1 {
+			t.Fatalf("after Sync %d: %q", i, b)
+		}
+	}
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	l.Log(Record{Source: "tcp_local", Code: CodeRequeued, To: "a@b", ID: "q"})
+	if err := l.Sync(done); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("Sync with a cancelled context: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(ctx); err != nil {
+		t.Errorf("Sync after Close: %v", err)
+	}
+	if err := Discard().Sync(ctx); err != nil {
+		t.Errorf("Sync of Discard: %v", err)
+	}
+	var nilLog *Logger
+	if err := nilLog.Sync(ctx); err != nil {
+		t.Errorf("Sync of nil: %v", err)
+	}
+}
+
+// TestLineIsTheFileLine: Line gives the line Log writes, without its end, with
+// the logger's LOG_MESSAGE_ID setting.
+func TestLineIsTheFileLine(t *testing.T) {
+	ts := time.Date(2024, 3, 4, 8, 55, 1, 200_000_000, time.UTC)
+	r := Record{Time: ts, Source: "tcp_local", Code: CodeRequeued, Size: 1, To: "bob@example.net", ID: "0a1b2c",
+		MessageID: "<a1@x>", Diag: "smtp;451 4.3.0 later"}
+	for _, msgid := range []bool{false, true} {
+		l := &Logger{logMessageID: msgid}
+		if got, want := l.Line(r)+"\n", string(l.format(r)); got != want {
+			t.Errorf("LogMessageID=%v: Line %q, file %q", msgid, got, want)
+		}
+	}
+	var nilLog *Logger
+	if got := nilLog.Line(r); strings.Contains(got, "<a1@x>") || !strings.HasSuffix(got, " 0a1b2c smtp;451 4.3.0 later") {
+		t.Errorf("nil Logger's line: %q", got)
+	}
+}
+
+func TestReturnCode(t *testing.T) {
+	if ReturnCode(true) != "R" || ReturnCode(false) != "K" {
+		t.Errorf("ReturnCode: %q %q", ReturnCode(true), ReturnCode(false))
+	}
 }

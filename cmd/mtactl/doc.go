@@ -8,9 +8,10 @@
 // rewriting or matching itself.
 //
 // main.go is a small dispatcher: global flags, then one command looked up in
-// commands(). Each command group lives in its own file (cnbuild.go, test.go,
-// version.go, qm.go, admin.go, passwd.go); a new group adds a file and one line to
-// commands().
+// commands(). Each command group lives in its own file: cnbuild.go, test.go,
+// version.go, qm.go (with qm_print.go, the text forms of its reports), admin.go
+// (reload, log -reopen, counters, process, cache), purge.go, passwd.go and
+// sendmail.go. A new group adds a file and one line to commands().
 //
 // Commands:
 //

@@ -414,6 +414,10 @@ func qmRun(a *app, name string, args []string) int {
 	fmt.Fprintf(a.stdout, "%s: %s delivered, %s requeued, %s returned; %s left: %s\n", res.Channel,
 		plural(res.Delivered, "recipient"), plural(res.Requeued, "recipient"), plural(res.Returned, "recipient"),
 		plural(res.Left, "entry", "entries"), res.Reason)
+	if res.Lost > 0 {
+		fmt.Fprintf(a.stderr, "mtactl qm run: %s not shown (this command fell behind); mail.log has them\n",
+			plural(int(res.Lost), "outcome"))
+	}
 	return 0
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"mtad.dev/mta/control"
 	"mtad.dev/mta/daemon"
+	"mtad.dev/mta/jobctl"
 	"mtad.dev/mta/queue"
 )
 
@@ -498,23 +500,8 @@ func TestOffline(t *testing.T) {
 // TestRunShowsOutcomes: qm run attempts a channel's deferred mail now and streams
 // the mail.log lines of what happened.
 func TestRunShowsOutcomes(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close() // nothing listens there: every attempt fails temporarily
-	cfg := t.TempDir()
-	os.WriteFile(filepath.Join(cfg, "imta.cnf"), []byte(fmt.Sprintf(`.                $U%%$H@tcp-daemon
-
-l
-localhost
-
-tcp_local smtp nomx single_sys daemon 127.0.0.1 port %d
-tcp-daemon
-`, port)), 0o644)
 	data := dataDir(t)
-	d, _ := startMTAD(t, data, cfg)
+	d, _ := startMTAD(t, data, deferringConfig(t))
 	sendMail(t, d, "me@localhost", []string{"you@remote.example"}, "deferred")
 	waitFor(t, "a first Q", func() bool { return strings.Contains(mailLog(data), " tcp_local Q ") })
 	out, errs, rc := mtactl(t, data, time.Now(), "qm", "run", "-timeout=10s", "tcp_local")
@@ -532,6 +519,46 @@ tcp-daemon
 	out = mustMtactl(t, data, "qm", "submit", "tcp_local")
 	if !strings.HasPrefix(out, "tcp_local: submitted; ") {
 		t.Errorf("submit: %q", out)
+	}
+}
+
+// deferringConfig is a configuration whose tcp_local relays everything to a
+// loopback port nothing listens on: every attempt fails temporarily.
+func deferringConfig(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cfg := t.TempDir()
+	os.WriteFile(filepath.Join(cfg, "imta.cnf"), []byte(fmt.Sprintf(`.                $U%%$H@tcp-daemon
+
+l
+localhost
+
+tcp_local smtp nomx single_sys daemon 127.0.0.1 port %d
+tcp-daemon
+`, port)), 0o644)
+	return cfg
+}
+
+// TestRunDoesNotReadMailLog: qm run learns the outcomes from the job controller,
+// not from mail.log: with the file moved away (logrotate before its reopen), the
+// outcome still shows and is counted.
+func TestRunDoesNotReadMailLog(t *testing.T) {
+	data := dataDir(t)
+	d, _ := startMTAD(t, data, deferringConfig(t))
+	sendMail(t, d, "me@localhost", []string{"you@remote.example"}, "deferred")
+	waitFor(t, "a first Q", func() bool { return strings.Contains(mailLog(data), " tcp_local Q ") })
+	if err := os.Rename(filepath.Join(data, "mail.log"), filepath.Join(data, "mail.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, rc := mtactl(t, data, time.Now(), "qm", "run", "-timeout=10s", "tcp_local")
+	if rc != 0 || !regexp.MustCompile(`(?m)^\S+ \S+ tcp_local Q 1 me@localhost rfc822;you@remote.example you@remote.example \S+ .*$`).MatchString(out) ||
+		!strings.Contains(out, "1 recipient requeued") {
+		t.Errorf("run: %d\n%s%s", rc, out, errs)
 	}
 }
 
@@ -641,7 +668,35 @@ tcp-daemon
 			t.Logf("qm run output:\n%s", out)
 			return
 		}
-		time.Sleep(time.Second) // let the cached connection expire or be dropped
+		// qm run drops the channel's idle connections before it starts, and a
+		// connection a delivery still uses is not idle: wait until none does.
+		waitFor(t, "no tcp_local delivery in flight", func() bool {
+			return !slices.ContainsFunc(d.Jobs().Snapshot().Jobs, func(j jobctl.JobInfo) bool { return j.Channel == "tcp_local" })
+		})
 	}
 	t.Errorf("qm run shows no dialogue:\n%s", out)
+}
+
+// TestRunReportsLostOutcomes: when mtad could not stream every outcome (the
+// command fell behind), qm run prints what it got, the usual summary on stdout,
+// and says on stderr how many outcomes it did not show.
+func TestRunReportsLostOutcomes(t *testing.T) {
+	data := dataDir(t)
+	srv, err := control.Listen(filepath.Join(data, control.SocketName), func(ctx context.Context, req *control.Request, w *control.Writer) {
+		w.Event("07-Dec-2026 05:37:26.07 tcp_local D 1 a@x rfc822;b@y b@y ID1 smtp;250 ok")
+		w.Result(control.RunResult{Channel: req.Channel, Delivered: 1, Reason: "no work left that can be attempted now", Lost: 3}, "")
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-served })
+	out, errs, rc := mtactl(t, data, time.Now(), "qm", "run", "tcp_local")
+	if rc != 0 || !strings.HasPrefix(out, "07-Dec-2026 05:37:26.07 tcp_local D 1 ") ||
+		!strings.Contains(out, "tcp_local: 1 recipient delivered, 0 recipients requeued, 0 recipients returned; 0 entries left") ||
+		errs != "mtactl qm run: 3 outcomes not shown (this command fell behind); mail.log has them\n" {
+		t.Errorf("run: %d\n%s--- stderr\n%s", rc, out, errs)
+	}
 }

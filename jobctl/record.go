@@ -1,0 +1,259 @@
+package jobctl
+
+import (
+	"strings"
+	"time"
+
+	"mtad.dev/mta/channels"
+	"mtad.dev/mta/dsn"
+	"mtad.dev/mta/maillog"
+	"mtad.dev/mta/queue"
+)
+
+// outcome of one recipient, for logging after the durable update.
+type outcome struct {
+	rcpt int
+	code string // a maillog action code: D, Q, R, K, W, H
+	diag string
+}
+
+// attemptPlan is what the results of one delivery attempt mean for the queue, the
+// log and the schedule, decided before anything is written (classifyResults).
+type attemptPlan struct {
+	updates []queue.Update // the durable changes, one per recipient settled so far
+	outs    []outcome      // the mail.log lines, written once updates are durable
+	// failed are the permanent failures: they need a failure notice before they
+	// can be marked Returned (settleFailed adds their updates and lines).
+	failed []noticeRcpt
+	keep   []int32   // recipients that stay queued in the item
+	nextAt time.Time // the earliest next attempt of keep; zero when keep is empty
+	// delivered: some recipient was delivered (the host answered, and is no
+	// longer suspect).
+	delivered bool
+	// connFail: no server answered for any recipient, so the host rather than the
+	// message is the problem (see reschedule).
+	connFail bool
+	lastErr  string // the host's new last error; "" keeps the previous one
+}
+
+// classifyResults sorts an attempt's results (results[k] is for recipient idx[k]
+// of env) into a plan. It is pure: now, expired (the message's last notice age
+// passed before the attempt) and the channel's retry intervals for the message's
+// class are given.
+func classifyResults(env *queue.Envelope, idx []int, results []channels.Result, now time.Time, expired bool,
+	cfg *Channel, class Class) attemptPlan {
+	p := attemptPlan{connFail: true}
+	for k, i := range idx {
+		r := env.Rcpts[i]
+		res := results[k]
+		diag := res.Reply
+		if diag == "" && res.Err != nil {
+			diag = res.Err.Error()
+		}
+		switch {
+		case res.Err == nil:
+			p.delivered, p.connFail = true, false
+			p.updates = append(p.updates, queue.Update{Rcpt: i, State: queue.Delivered, Attempts: r.Attempts + 1, LastError: diag})
+			p.outs = append(p.outs, outcome{i, maillog.CodeDelivered, diag})
+		case res.Err.Temporary() && !expired:
+			if res.Remote != "" && !strings.HasPrefix(res.Err.Enhanced, "4.4.") {
+				p.connFail = false
+			}
+			attempts := r.Attempts + 1
+			na := now.Add(cfg.RetryDelay(class, attempts))
+			p.requeue(i, attempts, na, diag, diag)
+			p.lastErr = diag
+		default:
+			p.connFail = false
+			st := res.Err.Enhanced
+			if res.Err.Temporary() { // expired while this attempt ran
+				st = "5.4.7"
+			}
+			p.failed = append(p.failed, noticeRcpt{idx: i, status: st, diag: diag, remote: res.Remote, attempts: r.Attempts + 1})
+			p.lastErr = diag
+		}
+	}
+	return p
+}
+
+// requeue plans recipient i to stay queued until at, logged Q with logDiag.
+func (p *attemptPlan) requeue(i, attempts int, at time.Time, lastErr, logDiag string) {
+	if p.nextAt.IsZero() || at.Before(p.nextAt) {
+		p.nextAt = at
+	}
+	p.updates = append(p.updates, queue.Update{Rcpt: i, State: queue.Pending, Attempts: attempts, NextAttempt: at, LastError: lastErr})
+	p.outs = append(p.outs, outcome{i, maillog.CodeRequeued, logDiag})
+	p.keep = append(p.keep, int32(i))
+}
+
+// settleFailed plans the permanent failures once their notice was submitted
+// (noticeErr nil): Returned, logged R, or K for those NOTIFY left out of the
+// notice (wanted[k] false). A notice that could not be submitted keeps them
+// queued for retryNotice rather than dropping them silently.
+func (p *attemptPlan) settleFailed(wanted []bool, noticeErr error, now time.Time) {
+	for k, f := range p.failed {
+		if noticeErr != nil {
+			p.requeue(f.idx, f.attempts, now.Add(retryNotice), f.diag, "notice not sent: "+noticeErr.Error())
+			continue
+		}
+		p.updates = append(p.updates, queue.Update{Rcpt: f.idx, State: queue.Returned, Attempts: f.attempts, LastError: f.diag})
+		p.outs = append(p.outs, outcome{f.idx, maillog.ReturnCode(wanted[k]), f.diag})
+	}
+}
+
+// allDelivered: every recipient of the attempt was delivered, so nothing of the
+// item stays queued (record's fast path).
+func (p *attemptPlan) allDelivered() bool {
+	return p.delivered && len(p.keep) == 0 && len(p.failed) == 0
+}
+
+// record stores the results of an attempt durably, logs them, and puts what is
+// left back into the index. Order matters, and the steps below keep it: the
+// notice for failed recipients is submitted before they are marked Returned, and
+// the Update (with the next attempt time) is durable before the item becomes
+// eligible again, so a crash repeats at worst a notice, never loses one, and never
+// retries early.
+func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []int, results []channels.Result) {
+	now := c.now()
+	c.mu.Lock()
+	expired := it.m.expired
+	cfg := ch.cfg
+	c.mu.Unlock()
+	class := ClassOf(env.Priority)
+	p := classifyResults(env, idx, results, now, expired, &cfg, class)
+
+	// 1. The failure notice first; only then are its recipients planned Returned.
+	if len(p.failed) > 0 {
+		wanted, err := c.sendNotice(env, p.failed, dsn.Failed, time.Time{})
+		p.settleFailed(wanted, err, now)
+	}
+	if au, ok := c.q.(AsyncUpdater); ok && p.allDelivered() {
+		c.recordDelivered(au, ch, it, env, p.updates, p.outs)
+		return
+	}
+	// 2. The results durable (and logged) ...
+	if err := c.q.Update(env.ID, p.updates); err != nil {
+		// Delivered recipients may be delivered again after a restart; that is
+		// the price of a failing disk, and better than losing mail.
+		c.log.Error("record delivery results", "id", env.ID, "channel", ch.name, "err", err)
+	}
+	c.logOutcomes(ch.name, env, p.outs)
+	// 3. ... before what is left becomes eligible again.
+	c.reschedule(ch, it, &p, len(idx), expired, now, cfg.RetryDelay(class, 1))
+}
+
+// reschedule applies an attempt's plan to the in-memory schedule once its Update
+// is durable: counters, the host's state, and the item dropped (nothing left) or
+// delayed to its next attempt. attempted is the number of recipients the attempt
+// had; hostBackoff bounds how long a host that did not answer is backed off.
+func (c *Controller) reschedule(ch *chanState, it *item, p *attemptPlan, attempted int, expired bool, now time.Time, hostBackoff time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range p.outs {
+		switch o.code {
+		case maillog.CodeDelivered:
+			ch.ctr.Delivered++
+		case maillog.CodeRequeued:
+			ch.ctr.Requeued++
+		default:
+			ch.ctr.Returned++
+		}
+	}
+	h := it.h
+	h.active--
+	if p.lastErr != "" {
+		h.lastErr = p.lastErr
+	}
+	if p.delivered {
+		h.suspect = false
+	}
+	if p.connFail {
+		h.window = 1
+	} else {
+		c.hostAnswered(h)
+	}
+	if len(p.keep) == 0 {
+		c.dropItem(it)
+	} else {
+		c.setItemRcpts(it, p.keep)
+		c.delayLocked(it, p.nextAt.UnixNano())
+		if it.m.expired && !expired && c.msgs[it.m.id] == it.m {
+			// The last notice age passed while we were delivering: let the
+			// notice processor return the rest now.
+			it.m.nat = now.UnixNano()
+			if it.m.nidx >= 0 {
+				c.noticeH.fix(int(it.m.nidx))
+			} else {
+				c.noticeH.push(it.m)
+			}
+		}
+		if p.connFail && len(p.keep) == attempted {
+			// Nobody answered: the host, not this message, is the problem.
+			// Everything queued for it waits out the same backoff.
+			// The host waits the channel's first interval at most: a message on
+			// its seventh retry must not hold back mail that never tried.
+			h.suspect = true
+			c.blockHost(h, min(p.nextAt.UnixNano(), now.Add(hostBackoff).UnixNano()))
+		}
+	}
+	c.ringAdd(h)
+	c.maybeDropHost(h)
+	c.kickLocked()
+}
+
+// recordDelivered is record's fast path, for an attempt where every recipient was
+// delivered: the job does not wait for the commit of its results but goes on with
+// its next message at once; the Update joins the next group commit. Nothing can go
+// wrong by not waiting: a delivered recipient is never scheduled again in this
+// process, and a crash before the commit redelivers it after restart (a duplicate,
+// never a loss). Until the commit the item stays active, so qm hold/delete/return
+// (Remove) waits for it as for an attempt in flight, the D lines are written only
+// once the result is durable, and Run does not return before it is.
+func (c *Controller) recordDelivered(au AsyncUpdater, ch *chanState, it *item, env *queue.Envelope, updates []queue.Update, outs []outcome) {
+	c.mu.Lock()
+	ch.ctr.Delivered += int64(len(outs))
+	h := it.h
+	h.active--
+	h.suspect = false
+	c.hostAnswered(h)
+	c.wg.Add(1) // the job's own count is still held: no race with shutdown's Wait
+	c.ringAdd(h)
+	c.kickLocked()
+	c.mu.Unlock()
+	au.UpdateAsync(env.ID, updates, func(err error) {
+		defer c.wg.Done()
+		if err != nil {
+			c.log.Error("record delivery results", "id", env.ID, "channel", ch.name, "err", err)
+		}
+		c.logOutcomes(ch.name, env, outs)
+		c.mu.Lock()
+		c.dropItem(it)
+		c.ringAdd(h)
+		c.maybeDropHost(h)
+		c.mu.Unlock()
+	})
+}
+
+// logOutcomes writes the outcomes' mail.log lines, all from source (the channel),
+// and publishes them to the subscribers (subscribe.go).
+func (c *Controller) logOutcomes(source string, env *queue.Envelope, outs []outcome) {
+	t := c.now()
+	for _, o := range outs {
+		c.logRecord(outcomeRecord(t, source, env, o))
+	}
+}
+
+// outcomeRecord is the mail.log record of one recipient's outcome.
+func outcomeRecord(t time.Time, source string, env *queue.Envelope, o outcome) maillog.Record {
+	r := env.Rcpts[o.rcpt]
+	return maillog.Record{
+		Time: t, Source: source, Code: o.code, Size: env.Size, From: env.From,
+		ORCPT: r.ORCPT, To: r.Addr, ID: env.ID, MessageID: env.MessageID, Diag: o.diag,
+	}
+}
+
+// logRecord writes one mail.log record (when there is a mail log) and publishes it.
+func (c *Controller) logRecord(r maillog.Record) {
+	c.mlog.Log(r)
+	c.publish(r)
+}

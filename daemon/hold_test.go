@@ -65,7 +65,7 @@ func release(t *testing.T, d *Daemon, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if r := d.act(ctx, control.CmdRelease, id); r.Error != "" || r.Note != "" {
+	if r := d.runMessageCommand(ctx, control.CmdRelease, id); r.Error != "" || r.Note != "" {
 		t.Fatalf("release %s: %+v", id, r)
 	}
 }
@@ -104,7 +104,7 @@ func TestHoldChannelReleaseFollowsNewRules(t *testing.T) {
 	}
 	stored.Close()
 	// Held means held: nothing reaches the sink while the rules still say hold.
-	time.Sleep(200 * time.Millisecond)
+	channelsIdle(t, d, "hold", "tcp_local")
 	if n := s.len(); n != 0 {
 		t.Fatalf("sink got %d messages while held", n)
 	}

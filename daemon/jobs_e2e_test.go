@@ -392,6 +392,22 @@ func syncMailLog(t *testing.T, d *Daemon) {
 	}
 }
 
+// channelsIdle waits until the channels have nothing queued that could be
+// delivered and no job at work: what a wrong delivery would have needed has
+// then had its chance.
+func channelsIdle(t *testing.T, d *Daemon, names ...string) {
+	t.Helper()
+	waitFor(t, "channels "+strings.Join(names, ", ")+" idle", func() bool {
+		for _, n := range names {
+			ci := channelInfo(d, n)
+			if ci.Ready+ci.Delayed+ci.Active > 0 || ci.Jobs > ci.IdleJobs {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func channelInfo(d *Daemon, name string) jobctl.ChannelInfo {
 	for _, c := range d.Jobs().Snapshot().Channels {
 		if c.Name == name {

@@ -344,7 +344,13 @@ func TestReloadUnchangedAndTextEdits(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cfg, "mappings"), []byte("! nothing\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // 10 debounce periods
+	// The watcher sees events in order: once it has dealt with a file written
+	// after the edits, and no reload waits, the edits had their chance.
+	marker := filepath.Join(cfg, "zz-edits-done")
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the watcher to deal with the edits", func() bool { return d.watchSettled(marker) })
 	if info := d.ImageInfo(); info.ReloadsUnchanged != 2 || info.ReloadsOK != 0 || info.ReloadsFailed != 0 {
 		t.Errorf("a text edit caused a reload: %+v", info)
 	}

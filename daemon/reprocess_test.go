@@ -340,10 +340,10 @@ func TestOwnerBounceE2E(t *testing.T) {
 			t.Errorf("owner's notice lacks %q:\n%s", want, dsn)
 		}
 	}
-	// The poster gets nothing: give the job controller time to have sent a wrong
-	// notice, bounded, then look.
+	// The poster gets nothing: once the job controller has returned gone@ and
+	// delivered what that queued, a wrong notice would be in the mailbox.
 	waitLogMatch(t, data, 10*time.Second, ` tcp_local R .*gone@remote.example`)
-	time.Sleep(200 * time.Millisecond)
+	channelsIdle(t, d, "l", "tcp_local") // the R's notice was queued before R was logged
 	if ents, _ := os.ReadDir(filepath.Join(data, "mailboxes", "poster", "new")); len(ents) != 0 {
 		t.Errorf("the poster got %d messages", len(ents))
 	}

@@ -75,6 +75,12 @@ type hotState struct {
 	hooksOnce sync.Once
 	hooks     *metrics.Hooks // see metricsHooks
 
+	// The watcher's progress, so that a caller can tell "nothing happened" from
+	// "not looked at yet": the last file it was told about (once dealt with) and
+	// whether a reload is waiting for its debounce.
+	watchLast     atomic.Pointer[string]
+	reloadPending atomic.Bool
+
 	mu          sync.Mutex // guards the fields below
 	info        ImageInfo
 	registry    prometheus.Gatherer
@@ -293,6 +299,13 @@ func (d *Daemon) startWatcher(ctx context.Context) error {
 	return nil
 }
 
+// watchSettled reports whether the watcher has dealt with the event for path and
+// no reload waits for its debounce.
+func (d *Daemon) watchSettled(path string) bool {
+	last := d.hot.watchLast.Load()
+	return last != nil && *last == path && !d.hot.reloadPending.Load()
+}
+
 func (d *Daemon) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 	defer w.Close()
 	debounce := d.opts.ReloadDebounce
@@ -311,16 +324,17 @@ func (d *Daemon) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			if filepath.Base(ev.Name) != compiler.ImageName {
-				continue
+			if filepath.Base(ev.Name) == compiler.ImageName {
+				switch {
+				case ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write):
+					d.hot.reloadPending.Store(true)
+					timer.Reset(debounce)
+				case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+					d.log.Warn("compiled.image was removed; the configuration in force stays until a new image is built",
+						"config", d.opts.ConfigDir)
+				}
 			}
-			switch {
-			case ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write):
-				timer.Reset(debounce)
-			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
-				d.log.Warn("compiled.image was removed; the configuration in force stays until a new image is built",
-					"config", d.opts.ConfigDir)
-			}
+			d.hot.watchLast.Store(&ev.Name)
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
@@ -328,6 +342,7 @@ func (d *Daemon) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 			d.log.Warn("configuration watcher", "config", d.opts.ConfigDir, "err", err)
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				// events were lost: look at the image; an unchanged one is a no-op
+				d.hot.reloadPending.Store(true)
 				timer.Reset(debounce)
 			}
 		case <-timer.C:
@@ -335,6 +350,7 @@ func (d *Daemon) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 				return
 			}
 			_ = d.reload("watch", d.loadImageFile) // logs its own outcome
+			d.hot.reloadPending.Store(false)
 		}
 	}
 }

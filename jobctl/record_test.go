@@ -16,7 +16,7 @@ import (
 // good, which stay in the item, and whether the host, not the message, failed.
 func TestClassifyResults(t *testing.T) {
 	now := t0
-	cfg := &Channel{Backoff: [3][]time.Duration{nil, {10 * time.Minute, 20 * time.Minute, 40 * time.Minute}, nil}}
+	cfg := &Channel{Backoff: [3]Backoff{{}, BackoffOf(10*time.Minute, 20*time.Minute, 40*time.Minute), {}}}
 	ok := channels.Result{Remote: "mx.example", Reply: "smtp;250 2.0.0 ok"}
 	answered451 := channels.Result{Remote: "mx.example", Err: status.New(451, "4.2.0", "mailbox busy"), Reply: "smtp;451 4.2.0 mailbox busy"}
 	refused := channels.Result{Err: status.New(451, "4.4.1", "connection refused")}

@@ -17,7 +17,7 @@ type rewriteCall struct {
 	lower []byte // the spec, lower-cased once
 	probe []byte // tag + probe text
 	key   []byte // a lower-cased host name being looked up
-	// curU, curSpec are the user and spec being probed, for shape to reuse. They
+	// curU, curSpec are the user and spec being probed, for splitTemplateResult to reuse. They
 	// are kept here rather than read from the templateInputs: escape analysis would
 	// then let its *address escape, one allocation per rewrite.
 	curU, curSpec string
@@ -110,6 +110,10 @@ const (
 	outOnlyErr         // a $?-only rule: look the spec up as it is
 	outFallback        // A%B@localhost / B!A@localhost: hand to the local host, no more specs
 	outError           // err is set
+
+	// outAgain marks an A%B template result: the address is rewritten again with
+	// B as its spec. It never leaves tryRule, which makes it outApplied.
+	outAgain = -1
 )
 
 type outcome struct {
@@ -123,8 +127,8 @@ type outcome struct {
 	// unmatchedLiteral: a domain literal no probe matched (not even "."); it is
 	// dropped when the address has more specs.
 	unmatchedLiteral bool
-	// he is routing's channel-table entry when heKnown (shape looked it up
-	// already); heFound says whether there is one.
+	// he is routing's channel-table entry when heKnown (splitTemplateResult
+	// looked it up already); heFound says whether there is one.
 	he               hostEntry
 	heKnown, heFound bool
 }
@@ -551,7 +555,7 @@ func (call *rewriteCall) tryProbe(in *templateInputs) (ok, again bool) {
 	return false, false
 }
 
-// tryRule expands one candidate's template and shapes the result, which it
+// tryRule expands one candidate's template and splits the result, which it
 // leaves in call.win when the candidate wins. (The outcome is large: passing it
 // back by value through every failing probe cost more than the probes.)
 func (call *rewriteCall) tryRule(r *rule, in *templateInputs) (won, again bool) {
@@ -586,8 +590,8 @@ func (call *rewriteCall) tryRule(r *rule, in *templateInputs) (won, again bool) 
 		call.win = outcome{kind: outOnlyErr, src: r.src}
 		return true, false
 	}
-	shaped, why := call.shape(call.curU, call.curSpec)
-	if !shaped {
+	split, why := call.splitTemplateResult(call.curU, call.curSpec)
+	if !split {
 		if call.trace {
 			call.step(2, r.src, "probe "+strconv.Quote(string(call.probe))+": rule "+r.src+" failed: "+why)
 		}
@@ -598,7 +602,7 @@ func (call *rewriteCall) tryRule(r *rule, in *templateInputs) (won, again bool) 
 	if call.trace {
 		form := "A%B@C"
 		switch {
-		case o.kind == -1:
+		case o.kind == outAgain:
 			form = "A%B (rewrite again)"
 		case o.route != "":
 			form = "route inserted"
@@ -606,7 +610,7 @@ func (call *rewriteCall) tryRule(r *rule, in *templateInputs) (won, again bool) 
 		call.step(2, r.src, "probe "+strconv.Quote(string(call.probe))+": rule "+r.src+" matched ("+form+"): user "+
 			strconv.Quote(o.local)+" host "+strconv.Quote(o.host)+routeNote(*o)+tagNote(effects.tag))
 	}
-	again = o.kind == -1
+	again = o.kind == outAgain
 	if again {
 		o.kind = outApplied
 	}
@@ -624,118 +628,128 @@ func routeNote(o outcome) string {
 	return s
 }
 
-// shape splits the expansion at its template-level separators into the forms
-// A%B, A@B, A%B@C, A@B@C and A@B@C@D, into call.win. kind -1 marks A%B.
+// span is a byte range of the template expansion; lo < 0 when absent.
+type span struct{ lo, hi int }
+
+var noSpan = span{-1, -1}
+
+// splitTemplateResult splits the expansion at its template-level separators into
+// the local part, host, route and routing host of the forms A%B, A@B, A%B@C,
+// A@B@C and A@B@C@D, into call.win. An A%B result has kind outAgain.
 //
 // The parts are cut from call.out, which the next candidate overwrites, so they must
 // become strings. Most are text we already hold as strings: the user and the spec
 // ($U%$D), and a routing host spelt as the channel table spells it. Those are
 // reused, and the expansion is copied (once) only for parts that are new text;
 // the routing host's channel-table entry is kept for rewrite, which needs it next.
-func (call *rewriteCall) shape(u, spec string) (bool, string) {
+func (call *rewriteCall) splitTemplateResult(u, spec string) (bool, string) {
 	out := call.out
-	// Parts separated by '@' are out[pb[i]:pb[i+1]]; the last '%' of the first
-	// part splits A from B.
-	var pb [6]int
-	np := 0
-	pct := -1
+	// The parts separated by '@' are out[cuts[i]:cuts[i+1]] for i < nparts; the
+	// last '%' of the first part, at pct, splits A from B.
+	var cuts [6]int
+	ats, pct := 0, -1
 	for _, s := range call.seps {
 		if !s.at {
-			if np == 0 {
+			if ats == 0 {
 				pct = int(s.pos)
 				continue
 			}
 			return false, "% after @ in template result"
 		}
-		if np >= 4 {
+		if ats >= 4 {
 			return false, "more than three @ in template result"
 		}
-		np++
-		pb[np] = int(s.pos)
+		ats++
+		cuts[ats] = int(s.pos)
 	}
-	np++
-	pb[np] = len(out)
-	// Byte ranges of the outcome's strings; routing < 0 when absent.
-	var localLo, localHi, hostLo, hostHi int
-	routeLo, routeHi, routingLo, routingHi := -1, -1, -1, -1
+	nparts := ats + 1
+	cuts[nparts] = len(out)
+	var local, host span
+	route, routing := noSpan, noSpan
 	o := &call.win
 	*o = outcome{}
-	first := 1 // first part after A@B / A%B
+	first := 1 // the first part after A@B / A%B
 	if pct >= 0 {
-		localLo, localHi, hostLo, hostHi = 0, pct, pct, pb[1]
-		if np == 1 {
-			hostHi = len(out)
-			o.kind = -1
+		local, host = span{0, pct}, span{pct, cuts[1]}
+		if nparts == 1 {
+			host.hi = len(out)
+			o.kind = outAgain
 		}
 	} else {
-		if np < 2 {
+		if nparts < 2 {
 			return false, "no host in template result"
 		}
-		localLo, localHi, hostLo, hostHi = 0, pb[1], pb[1], pb[2]
+		local, host = span{0, cuts[1]}, span{cuts[1], cuts[2]}
 		first = 2
 	}
-	if o.kind != -1 {
-		switch rest := np - first; rest {
+	if o.kind != outAgain {
+		switch rest := nparts - first; rest {
 		case 0:
-			routingLo, routingHi = hostLo, hostHi
+			routing = host
 		case 1:
-			routingLo, routingHi = pb[first], pb[first+1]
+			routing = span{cuts[first], cuts[first+1]}
 			if pct < 0 {
-				routeLo, routeHi = routingLo, routingHi
+				route = routing
 			}
 		case 2:
-			routeLo, routeHi = pb[first], pb[first+1]
-			routingLo, routingHi = pb[first+1], pb[first+2]
+			route = span{cuts[first], cuts[first+1]}
+			routing = span{cuts[first+1], cuts[first+2]}
 		default:
 			return false, "too many @ in template result"
 		}
-		if routingLo == routingHi {
+		if routing.lo == routing.hi {
 			return false, "empty routing host"
 		}
 	}
 	full, copied := "", false
-	str := func(lo, hi int, known string) string {
-		if string(out[lo:hi]) == known {
+	text := func(s span, known string) string {
+		if string(out[s.lo:s.hi]) == known {
 			return known
 		}
 		if !copied {
 			full, copied = string(out), true
 		}
-		return full[lo:hi]
+		return full[s.lo:s.hi]
 	}
-	o.local = str(localLo, localHi, u)
-	o.host = str(hostLo, hostHi, spec)
-	if routingLo >= 0 {
+	o.local = text(local, u)
+	o.host = text(host, spec)
+	if routing.lo >= 0 {
 		known := ""
-		if routingLo == hostLo && routingHi == hostHi {
+		if routing == host {
 			known = o.host
 		} else {
-			key := out[routingLo:routingHi]
-			for _, c := range key {
-				if c >= 'A' && c <= 'Z' {
-					call.key = call.key[:0]
-					for _, c := range out[routingLo:routingHi] {
-						call.key = append(call.key, lowerByte(c))
-					}
-					key = call.key
-					break
-				}
-			}
-			if e, ok := call.rs.hosts[string(key)]; ok {
-				o.he, o.heFound = e, true
-				known = call.rs.channelName(e.ch, out[routingLo:routingHi])
-			}
+			o.he, o.heFound, known = call.channelHost(out[routing.lo:routing.hi])
 		}
-		o.routing = str(routingLo, routingHi, known)
+		o.routing = text(routing, known)
 		o.heKnown = true
 		if !o.heFound && known != "" {
 			o.he, o.heFound = call.lookupHost(o.routing)
 		}
 	}
-	if routeLo >= 0 {
-		o.route = str(routeLo, routeHi, o.routing)
+	if route.lo >= 0 {
+		o.route = text(route, o.routing)
 	}
 	return true, ""
+}
+
+// channelHost looks the host name b up in the channel table, case-insensitively.
+// spelt is the name as the channel table spells it when that is exactly b, else "".
+func (call *rewriteCall) channelHost(b []byte) (e hostEntry, found bool, spelt string) {
+	key := b
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			call.key = call.key[:0]
+			for _, c := range b {
+				call.key = append(call.key, lowerByte(c))
+			}
+			key = call.key
+			break
+		}
+	}
+	if e, found = call.rs.hosts[string(key)]; found {
+		spelt = call.rs.channelName(e.ch, b)
+	}
+	return e, found, spelt
 }
 
 // channelName returns the name of channel ch's host table that is spelt exactly

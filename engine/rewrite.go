@@ -166,7 +166,7 @@ func (call *rewriteCall) rewrite() Result {
 		}
 		return Result{Err: perr}
 	}
-	bop := call.srcCh >= 0 && rs.channels[call.srcCh].BangOverPercent
+	bangOverPercent := call.srcCh >= 0 && rs.channels[call.srcCh].BangOverPercent
 	if len(a.route) == 0 && !a.hasDomain && !hasMoreSpecs(a.local) {
 		// A bare local part belongs to the local host.
 		if rs.opts.LocalHost == "" {
@@ -191,94 +191,111 @@ func (call *rewriteCall) rewrite() Result {
 			}
 			return Result{Err: e}
 		}
-		var spec, u, rest string
-		var loc uint8
-		switch {
-		case len(a.route) > 0:
-			spec, u, loc = a.route[0], a.local, locRoute
-		case a.hasDomain:
-			spec, u, loc = a.domain, a.local, locAt
-		default:
-			var ok bool
-			spec, u, loc, ok = localSpec(a.local, bop)
-			if !ok {
-				return Result{Err: call.unknownHost("no host in address")}
-			}
-			rest = u
-			if spec == "" || u == "" {
-				return Result{Err: badSyntax("empty host or user around %q or %q", "%", "!")}
-			}
-			if e := checkDomain(spec); e != nil {
-				return Result{Err: e}
-			}
+		spec, err := call.nextSpec(&a, bangOverPercent)
+		if err != nil {
+			return Result{Err: err}
 		}
 		if call.trace {
-			call.step(1, "", "spec "+strconv.Quote(spec)+" ("+locName(loc)+"), user "+strconv.Quote(u)+tagNote(call.tag))
+			call.step(1, "", "spec "+strconv.Quote(spec.host)+" ("+locName(spec.loc)+"), user "+strconv.Quote(spec.user)+tagNote(call.tag))
 		}
-		more := false
-		switch loc {
-		case locRoute:
-			more = true
-		case locAt:
-			more = hasMoreSpecs(a.local)
-		default:
-			more = hasMoreSpecs(rest)
-		}
-		out := call.rewriteSpec(spec, u, loc, &a)
-		if out.unmatchedLiteral && more {
+		out := call.rewriteSpec(spec.host, spec.user, spec.loc, &a)
+		if out.unmatchedLiteral && spec.more {
 			// A domain literal nothing matched is dropped and rewriting goes on
-			// with the next part of the address (§2.3).
+			// with the next part of the address, as the product's documentation
+			// says.
 			if call.trace {
-				call.step(1, "", "literal "+strconv.Quote(spec)+" matched nothing: dropped, re-extracting")
+				call.step(1, "", "literal "+strconv.Quote(spec.host)+" matched nothing: dropped, re-extracting")
 			}
-			a.drop(loc, rest)
+			a.drop(spec.loc, spec.rest)
 			continue
 		}
-		if out.kind == outError {
-			return Result{Err: out.err, Rule: out.src}
+		if res, done := call.route(&a, &spec, &out); done {
+			return res
 		}
-		if out.kind == outOnlyErr {
-			e, ok := call.lookupHost(spec)
-			if !ok {
-				return Result{Err: call.unknownHost("host " + spec + " is not in the channel table"), Rule: out.src}
-			}
-			return call.result(&a, e, spec, out.src)
-		}
-		e, ok := out.he, out.heFound
-		if !out.heKnown {
-			e, ok = call.lookupHost(out.routing)
-		}
-		if !ok {
-			if call.trace {
-				call.step(1, "", "routing host "+strconv.Quote(out.routing)+": no channel")
-			}
-			return Result{Err: call.unknownHost("routing host " + out.routing + " is not in the channel table"), Rule: out.src}
-		}
-		c := &rs.channels[e.ch]
-		if call.trace {
-			call.step(1, c.Src, "routing host "+strconv.Quote(out.routing)+" -> channel "+c.Name)
-		}
-		if (c.Local || c.RouteLocal) && more && out.kind != outFallback {
-			// Local or routelocal with specs left: the rewrite is discarded and the
-			// spec deleted, so routes through this host disappear.
-			a.drop(loc, rest)
-			if call.trace {
-				call.step(1, c.Src, "channel "+c.Name+" is local/routelocal and more specs remain: spec "+strconv.Quote(spec)+" dropped, re-extracting")
-			}
-			continue
-		}
-		switch loc {
-		case locRoute:
-			a.route[0] = out.host
-		default:
-			a.domain, a.hasDomain = out.host, true
-		}
-		a.local = out.local
-		if out.route != "" {
-			a.route = append([]string{out.route}, a.route...)
-		}
-		return call.result(&a, e, out.routing, out.src)
 	}
+}
+
+// hostSpec is the host specification of the address that rewrite works on next.
+type hostSpec struct {
+	host string // the spec itself
+	user string // the local part that goes with it
+	loc  uint8  // where it was found: locRoute, locAt, locPercent or locBang
+	rest string // for a % or ! spec, what remains of the local part without it
+	more bool   // the address has more specs after this one
+}
+
+// nextSpec extracts the spec to rewrite next: the first host of the source route,
+// else the domain, else a % or ! host of the local part (localSpec says which;
+// bangOverPercent is the source channel's choice between the two).
+func (call *rewriteCall) nextSpec(a *address, bangOverPercent bool) (hostSpec, *status.Status) {
+	switch {
+	case len(a.route) > 0:
+		return hostSpec{host: a.route[0], user: a.local, loc: locRoute, more: true}, nil
+	case a.hasDomain:
+		return hostSpec{host: a.domain, user: a.local, loc: locAt, more: hasMoreSpecs(a.local)}, nil
+	}
+	host, user, loc, ok := localSpec(a.local, bangOverPercent)
+	if !ok {
+		return hostSpec{}, call.unknownHost("no host in address")
+	}
+	if host == "" || user == "" {
+		return hostSpec{}, badSyntax("empty host or user around %q or %q", "%", "!")
+	}
+	if err := checkDomain(host); err != nil {
+		return hostSpec{}, err
+	}
+	return hostSpec{host: host, user: user, loc: loc, rest: user, more: hasMoreSpecs(user)}, nil
+}
+
+// route applies out, the outcome of rewriting spec, to the address a. done is
+// set with the final Result: the address routed to a channel, or refused. done
+// is false when the spec was dropped (a local or routelocal channel with more
+// specs left) and rewriting goes on with the next spec.
+func (call *rewriteCall) route(a *address, spec *hostSpec, out *outcome) (res Result, done bool) {
+	switch out.kind {
+	case outError:
+		return Result{Err: out.err, Rule: out.src}, true
+	case outOnlyErr:
+		e, ok := call.lookupHost(spec.host)
+		if !ok {
+			return Result{Err: call.unknownHost("host " + spec.host + " is not in the channel table"), Rule: out.src}, true
+		}
+		return call.result(a, e, spec.host, out.src), true
+	}
+	e, ok := out.he, out.heFound
+	if !out.heKnown {
+		e, ok = call.lookupHost(out.routing)
+	}
+	if !ok {
+		if call.trace {
+			call.step(1, "", "routing host "+strconv.Quote(out.routing)+": no channel")
+		}
+		return Result{Err: call.unknownHost("routing host " + out.routing + " is not in the channel table"), Rule: out.src}, true
+	}
+	c := &call.rs.channels[e.ch]
+	if call.trace {
+		call.step(1, c.Src, "routing host "+strconv.Quote(out.routing)+" -> channel "+c.Name)
+	}
+	if (c.Local || c.RouteLocal) && spec.more && out.kind != outFallback {
+		// Local or routelocal with specs left: the rewrite is discarded and the
+		// spec deleted, so routes through this host disappear.
+		a.drop(spec.loc, spec.rest)
+		if call.trace {
+			call.step(1, c.Src, "channel "+c.Name+" is local/routelocal and more specs remain: spec "+strconv.Quote(spec.host)+" dropped, re-extracting")
+		}
+		return Result{}, false
+	}
+	switch spec.loc {
+	case locRoute:
+		a.route[0] = out.host
+	default:
+		a.domain, a.hasDomain = out.host, true
+	}
+	a.local = out.local
+	if out.route != "" {
+		a.route = append([]string{out.route}, a.route...)
+	}
+	return call.result(a, e, out.routing, out.src), true
 }
 
 // drop deletes the spec just extracted at loc; rest is what remains of the local

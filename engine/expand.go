@@ -194,11 +194,9 @@ func (call *rewriteCall) expand(ops []op, in *templateInputs, effects *templateE
 			}
 			s, ok := label(src, int(o.n), o.kind == opHLabelR || o.kind == opDLabelR)
 			if !ok {
-				if call.trace {
-					return false, "$" + labelChar[o.kind] +
-						strconv.Itoa(int(o.n)) + ": no such label in " + strconv.Quote(src)
-				}
-				return false, ""
+				return call.fail(func() string {
+					return "$" + labelChar[o.kind] + strconv.Itoa(int(o.n)) + ": no such label in " + strconv.Quote(src)
+				})
 			}
 			call.appendCased(s)
 		case opAddrChar:
@@ -210,10 +208,7 @@ func (call *rewriteCall) expand(ops []op, in *templateInputs, effects *templateE
 			} else if int(o.n) < len(in.cur) {
 				call.appendCased(in.cur[o.n : o.n+1])
 			} else {
-				if call.trace {
-					return false, "$" + strconv.Itoa(int(o.n)) + "A: the address is shorter"
-				}
-				return false, ""
+				return call.fail(func() string { return "$" + strconv.Itoa(int(o.n)) + "A: the address is shorter" })
 			}
 		case opHostComp:
 			if o.n < 0 {
@@ -221,10 +216,7 @@ func (call *rewriteCall) expand(ops []op, in *templateInputs, effects *templateE
 			} else if s, ok := label(in.spec, int(o.n), false); ok {
 				call.appendCased(s)
 			} else {
-				if call.trace {
-					return false, "$" + strconv.Itoa(int(o.n)) + "X: no such host component"
-				}
-				return false, ""
+				return call.fail(func() string { return "$" + strconv.Itoa(int(o.n)) + "X: no such host component" })
 			}
 		case opLower, opUpper, opOrigCase:
 			call.caseMode = o.kind
@@ -258,56 +250,13 @@ func (call *rewriteCall) expand(ops []op, in *templateInputs, effects *templateE
 		case opCondLoc:
 			effects.locMask |= uint8(o.n)
 		case opCondM, opCondN, opCond1M, opCond1N:
-			if !call.srcRules {
-				continue // norules on the source channel: source checks ignored
-			}
-			switch o.kind {
-			case opCondM:
-				effects.mSeen = true
-				if strings.EqualFold(o.s, call.srcName) {
-					effects.mHit = true
-				} else if call.trace && effects.mWhy == "" {
-					effects.mWhy = "$M" + o.s + " (source channel is " + call.srcName + ")"
-				}
-			case opCondN:
-				if strings.EqualFold(o.s, call.srcName) && !effects.chanFail {
-					effects.chanFail = true
-					if call.trace {
-						effects.chanWhy = "$N" + o.s + " (source channel is " + call.srcName + ")"
-					}
-				}
-			case opCond1M:
-				if !isReprocessing(call.srcName) && !effects.chanFail {
-					effects.chanFail = true
-					if call.trace {
-						effects.chanWhy = "$1M (source channel " + call.srcName + " is not a reprocessing channel)"
-					}
-				}
-			case opCond1N:
-				if isReprocessing(call.srcName) && !effects.chanFail {
-					effects.chanFail = true
-					if call.trace {
-						effects.chanWhy = "$1N (source channel " + call.srcName + " is a reprocessing channel)"
-					}
-				}
+			if call.srcRules { // norules on the source channel: source checks ignored
+				call.checkSourceChannel(o, effects)
 			}
 		case opCondQ, opCondC:
 			// Ignored while rewriting the envelope To: that rewrite picks the destination.
-			if call.req.Kind == EnvelopeTo || !call.dstRules {
-				continue
-			}
-			if o.kind == opCondQ {
-				effects.qSeen = true
-				if strings.EqualFold(o.s, call.req.DestChannel) {
-					effects.qHit = true
-				} else if call.trace && effects.qWhy == "" {
-					effects.qWhy = "$Q" + o.s + " (destination channel is " + call.req.DestChannel + ")"
-				}
-			} else if strings.EqualFold(o.s, call.req.DestChannel) && !effects.chanFail {
-				effects.chanFail = true
-				if call.trace {
-					effects.chanWhy = "$C" + o.s + " (destination channel is " + call.req.DestChannel + ")"
-				}
+			if call.req.Kind != EnvelopeTo && call.dstRules {
+				call.checkDestChannel(o, effects)
 			}
 		case opCheck:
 			if effects.pendingFail() {
@@ -329,6 +278,75 @@ func (call *rewriteCall) expand(ops []op, in *templateInputs, effects *templateE
 	return true, ""
 }
 
+// fail is expand's answer for a failing candidate. The reason only ever appears
+// in the trace, so it is built only when tracing: reason is not called otherwise,
+// and the fast path neither formats nor allocates. Two things that look simpler
+// cost an allocation per rewrite: a fail(format, args ...any) boxes its
+// arguments before it can look at call.trace, and fmt inside reason makes escape
+// analysis move the templateInputs' address to the heap (it cannot tell that
+// reason runs only when tracing), so reasons are built by concatenation.
+func (call *rewriteCall) fail(reason func() string) (bool, string) {
+	if !call.trace {
+		return false, ""
+	}
+	return false, reason()
+}
+
+// checkSourceChannel notes a source channel condition ($Mchannel, $Nchannel, $1M,
+// $1N) in effects: they stay pending until the end of the template or a $1~.
+func (call *rewriteCall) checkSourceChannel(o *op, effects *templateEffects) {
+	src := call.srcName
+	switch o.kind {
+	case opCondM:
+		effects.mSeen = true
+		if strings.EqualFold(o.s, src) {
+			effects.mHit = true
+		} else if call.trace && effects.mWhy == "" {
+			effects.mWhy = "$M" + o.s + " (source channel is " + src + ")"
+		}
+	case opCondN:
+		if strings.EqualFold(o.s, src) && !effects.chanFail {
+			effects.chanFail = true
+			if call.trace {
+				effects.chanWhy = "$N" + o.s + " (source channel is " + src + ")"
+			}
+		}
+	case opCond1M:
+		if !isReprocessing(src) && !effects.chanFail {
+			effects.chanFail = true
+			if call.trace {
+				effects.chanWhy = "$1M (source channel " + src + " is not a reprocessing channel)"
+			}
+		}
+	case opCond1N:
+		if isReprocessing(src) && !effects.chanFail {
+			effects.chanFail = true
+			if call.trace {
+				effects.chanWhy = "$1N (source channel " + src + " is a reprocessing channel)"
+			}
+		}
+	}
+}
+
+// checkDestChannel notes a destination channel condition ($Qchannel, $Cchannel) in
+// effects: they stay pending until the end of the template or a $1~.
+func (call *rewriteCall) checkDestChannel(o *op, effects *templateEffects) {
+	dst := call.req.DestChannel
+	if o.kind == opCondQ {
+		effects.qSeen = true
+		if strings.EqualFold(o.s, dst) {
+			effects.qHit = true
+		} else if call.trace && effects.qWhy == "" {
+			effects.qWhy = "$Q" + o.s + " (destination channel is " + dst + ")"
+		}
+	} else if strings.EqualFold(o.s, dst) && !effects.chanFail {
+		effects.chanFail = true
+		if call.trace {
+			effects.chanWhy = "$C" + o.s + " (destination channel is " + dst + ")"
+		}
+	}
+}
+
 // expandArg expands argument ops and returns their text, leaving call.out as it was.
 func (call *rewriteCall) expandArg(ops []op, in *templateInputs, effects *templateEffects, depth int) (string, bool, string) {
 	mark := len(call.out)
@@ -344,21 +362,23 @@ func (call *rewriteCall) expandMap(o *op, in *templateInputs, effects *templateE
 		return false, why
 	}
 	if call.rs.mappings == nil {
-		return false, "${" + o.s + "," + arg + "}: no mapping tables loaded"
+		return call.fail(func() string { return "${" + o.s + "," + arg + "}: no mapping tables loaded" })
 	}
 	r, found := call.rs.mappings.Map(o.s, arg, 0, call.rs.env)
 	if !found {
-		return false, "${" + o.s + "," + arg + "}: no mapping table " + o.s
+		return call.fail(func() string { return "${" + o.s + "," + arg + "}: no mapping table " + o.s })
 	}
 	if !r.Matched || !r.Flags.Has('Y') {
-		return false, "${" + o.s + "," + arg + "}: result did not set $Y"
+		return call.fail(func() string { return "${" + o.s + "," + arg + "}: result did not set $Y" })
 	}
 	if call.trace {
 		call.step(2, r.Src, "${"+o.s+","+arg+"} -> "+strconv.Quote(r.Output))
 	}
 	ops, err := parseOps(r.Output, false, 0)
 	if err != nil {
-		return false, "${" + o.s + "," + arg + "}: result " + strconv.Quote(r.Output) + ": " + err.Error()
+		return call.fail(func() string {
+			return "${" + o.s + "," + arg + "}: result " + strconv.Quote(r.Output) + ": " + err.Error()
+		})
 	}
 	return call.expand(ops, in, effects, false, depth+1)
 }
@@ -370,10 +390,10 @@ func (call *rewriteCall) expandGeneral(o *op, in *templateInputs, effects *templ
 	}
 	v, found := call.rs.genTmpl[strings.ToLower(key)]
 	if !found {
-		return false, "$(" + key + "): not in the general database"
+		return call.fail(func() string { return "$(" + key + "): not in the general database" })
 	}
 	if v.err != nil {
-		return false, "$(" + key + "): " + v.err.Error()
+		return call.fail(func() string { return "$(" + key + "): " + v.err.Error() })
 	}
 	if call.trace {
 		call.step(2, "", "$("+key+") -> "+strconv.Quote(call.rs.general[strings.ToLower(key)]))

@@ -231,21 +231,9 @@ func (call *rewriteCall) expand(ops []op, in *templateInputs, effects *templateE
 			if ok, why := call.expandGeneral(o, in, effects, depth); !ok {
 				return false, why
 			}
-		case opCondEnv:
-			if k := call.req.Kind; k != EnvelopeTo && k != EnvelopeFrom {
-				return false, "$E: not an envelope address"
-			}
-		case opCondHdr:
-			if k := call.req.Kind; k != HeaderTo && k != HeaderFrom {
-				return false, "$B: not a header address"
-			}
-		case opCondFwd:
-			if k := call.req.Kind; k != EnvelopeTo && k != HeaderTo {
-				return false, "$F: not a forward-pointing address"
-			}
-		case opCondBack:
-			if k := call.req.Kind; k != EnvelopeFrom && k != HeaderFrom {
-				return false, "$R: not a backward-pointing address"
+		case opCondEnv, opCondHdr, opCondFwd, opCondBack:
+			if why := call.kindConditionFails(o.kind); why != "" {
+				return false, why
 			}
 		case opCondLoc:
 			effects.locMask |= uint8(o.n)
@@ -290,6 +278,32 @@ func (call *rewriteCall) fail(reason func() string) (bool, string) {
 		return false, ""
 	}
 	return false, reason()
+}
+
+// kindConditionFails checks a $E $B $F or $R condition against the kind of
+// address being rewritten. It returns why the candidate fails, or "" when the
+// condition holds.
+func (call *rewriteCall) kindConditionFails(cond opKind) string {
+	k := call.req.Kind
+	switch cond {
+	case opCondEnv:
+		if k != EnvelopeTo && k != EnvelopeFrom {
+			return "$E: not an envelope address"
+		}
+	case opCondHdr:
+		if k != HeaderTo && k != HeaderFrom {
+			return "$B: not a header address"
+		}
+	case opCondFwd:
+		if k != EnvelopeTo && k != HeaderTo {
+			return "$F: not a forward-pointing address"
+		}
+	case opCondBack:
+		if k != EnvelopeFrom && k != HeaderFrom {
+			return "$R: not a backward-pointing address"
+		}
+	}
+	return ""
 }
 
 // checkSourceChannel notes a source channel condition ($Mchannel, $Nchannel, $1M,

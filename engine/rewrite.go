@@ -153,6 +153,9 @@ func (rs *RuleSet) Rewrite(req Request) Result {
 	return res
 }
 
+// rewrite rewrites and routes call.req's address: it takes the address's host
+// specifications one at a time (nextSpec), rewrites each (rewriteSpec) and applies
+// the outcome (route), until a spec routes the address to a channel or refuses it.
 func (call *rewriteCall) rewrite() Result {
 	rs := call.rs
 	req := &call.req

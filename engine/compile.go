@@ -61,7 +61,7 @@ type RuleSet struct {
 	hasAny    bool // a $* rule exists (any tag)
 	hasProper bool // some host line has a proper name
 
-	pool   sync.Pool // *state
+	pool   sync.Pool // *rewriteCall
 	random atomic.Uint64
 }
 

@@ -7,9 +7,9 @@ import (
 	"mtad.dev/mta/status"
 )
 
-// state is the scratch space of one Rewrite call, pooled per RuleSet so that the
+// rewriteCall is the scratch space of one Rewrite call, pooled per RuleSet so that the
 // probe path reuses its buffers.
-type state struct {
+type rewriteCall struct {
 	rs    *RuleSet
 	req   Request // a copy: a pointer would make every Request escape
 	trace bool
@@ -17,9 +17,9 @@ type state struct {
 	lower []byte // the spec, lower-cased once
 	probe []byte // tag + probe text
 	key   []byte // a lower-cased host name being looked up
-	// curU, curSpec are the user and spec being probed, for shape to reuse. They
-	// are kept here rather than read from the mctx: escape analysis would then
-	// let the mctx's *address escape, one allocation per rewrite.
+	// curU, curSpec are the user and spec being probed, for splitTemplateResult to reuse. They
+	// are kept here rather than read from the templateInputs: escape analysis would
+	// then let its *address escape, one allocation per rewrite.
 	curU, curSpec string
 	win           outcome // the winning candidate's outcome (tryRule)
 	out           []byte  // template expansion
@@ -37,43 +37,43 @@ type state struct {
 	dstRules bool
 }
 
-func (rs *RuleSet) getState(req *Request) *state {
-	st, _ := rs.pool.Get().(*state)
-	if st == nil {
-		st = &state{}
+func (rs *RuleSet) getCall(req *Request) *rewriteCall {
+	call, _ := rs.pool.Get().(*rewriteCall)
+	if call == nil {
+		call = &rewriteCall{}
 	}
-	st.rs, st.req, st.trace = rs, *req, req.Trace
-	st.tag, st.errText, st.errCode, st.errSet = "", "", 0, false
-	st.steps = nil
-	st.srcName, st.srcCh, st.srcRules, st.dstRules = req.SourceChannel, -1, true, true
+	call.rs, call.req, call.trace = rs, *req, req.Trace
+	call.tag, call.errText, call.errCode, call.errSet = "", "", 0, false
+	call.steps = nil
+	call.srcName, call.srcCh, call.srcRules, call.dstRules = req.SourceChannel, -1, true, true
 	switch {
-	case st.srcName == "" && rs.local >= 0:
+	case call.srcName == "" && rs.local >= 0:
 		// The common case needs no name lookup: the local channel is known.
-		st.srcName, st.srcCh = rs.channels[rs.local].Name, rs.local
-		st.srcRules = rs.channels[rs.local].Rules
+		call.srcName, call.srcCh = rs.channels[rs.local].Name, rs.local
+		call.srcRules = rs.channels[rs.local].Rules
 	default:
-		if st.srcName == "" {
-			st.srcName = "l"
+		if call.srcName == "" {
+			call.srcName = "l"
 		}
-		if i, ok := rs.lookupName(st.srcName); ok {
-			st.srcCh = i
-			st.srcRules = rs.channels[i].Rules
+		if i, ok := rs.lookupName(call.srcName); ok {
+			call.srcCh = i
+			call.srcRules = rs.channels[i].Rules
 		}
 	}
 	if req.DestChannel != "" {
 		if i, ok := rs.lookupName(req.DestChannel); ok {
-			st.dstRules = rs.channels[i].Rules
+			call.dstRules = rs.channels[i].Rules
 		}
 	}
-	return st
+	return call
 }
 
-func (rs *RuleSet) putState(st *state) {
-	st.rs, st.req, st.steps, st.curU, st.curSpec, st.win = nil, Request{}, nil, "", "", outcome{}
-	if cap(st.out) > 4096 {
-		st.out = nil
+func (rs *RuleSet) putCall(call *rewriteCall) {
+	call.rs, call.req, call.steps, call.curU, call.curSpec, call.win = nil, Request{}, nil, "", "", outcome{}
+	if cap(call.out) > 4096 {
+		call.out = nil
 	}
-	rs.pool.Put(st)
+	rs.pool.Put(call)
 }
 
 // lookupName finds a channel by name without allocating for the common case of a
@@ -87,9 +87,9 @@ func (rs *RuleSet) lookupName(name string) (int, bool) {
 }
 
 // lookupHost finds the channel owning a host name, case-insensitively.
-func (st *state) lookupHost(h string) (hostEntry, bool) {
-	st.probe = appendLower(st.probe[:0], h)
-	e, ok := st.rs.hosts[string(st.probe)]
+func (call *rewriteCall) lookupHost(h string) (hostEntry, bool) {
+	call.probe = appendLower(call.probe[:0], h)
+	e, ok := call.rs.hosts[string(call.probe)]
 	return e, ok
 }
 
@@ -100,8 +100,8 @@ func appendLower(b []byte, s string) []byte {
 	return b
 }
 
-func (st *state) step(depth int, src, text string) {
-	st.steps = append(st.steps, TraceStep{Depth: depth, Src: src, Text: text})
+func (call *rewriteCall) step(depth int, src, text string) {
+	call.steps = append(call.steps, TraceStep{Depth: depth, Src: src, Text: text})
 }
 
 // outcome kinds of one spec's rewrite.
@@ -110,6 +110,10 @@ const (
 	outOnlyErr         // a $?-only rule: look the spec up as it is
 	outFallback        // A%B@localhost / B!A@localhost: hand to the local host, no more specs
 	outError           // err is set
+
+	// outAgain marks an A%B template result: the address is rewritten again with
+	// B as its spec. It never leaves tryRule, which makes it outApplied.
+	outAgain = -1
 )
 
 type outcome struct {
@@ -123,8 +127,8 @@ type outcome struct {
 	// unmatchedLiteral: a domain literal no probe matched (not even "."); it is
 	// dropped when the address has more specs.
 	unmatchedLiteral bool
-	// he is routing's channel-table entry when heKnown (shape looked it up
-	// already); heFound says whether there is one.
+	// he is routing's channel-table entry when heKnown (splitTemplateResult
+	// looked it up already); heFound says whether there is one.
 	he               hostEntry
 	heKnown, heFound bool
 }
@@ -140,37 +144,40 @@ func kindName(k Kind) string {
 
 // Rewrite rewrites and routes one address.
 func (rs *RuleSet) Rewrite(req Request) Result {
-	st := rs.getState(&req)
-	res := st.rewrite()
-	if st.trace {
-		res.Trace = st.steps
+	call := rs.getCall(&req)
+	res := call.rewrite()
+	if call.trace {
+		res.Trace = call.steps
 	}
-	rs.putState(st)
+	rs.putCall(call)
 	return res
 }
 
-func (st *state) rewrite() Result {
-	rs := st.rs
-	req := &st.req
-	if st.trace {
-		st.step(0, "", "address "+strconv.Quote(req.Address)+" ("+kindName(req.Kind)+", source channel "+st.srcName+")")
+// rewrite rewrites and routes call.req's address: it takes the address's host
+// specifications one at a time (nextSpec), rewrites each (rewriteSpec) and applies
+// the outcome (route), until a spec routes the address to a channel or refuses it.
+func (call *rewriteCall) rewrite() Result {
+	rs := call.rs
+	req := &call.req
+	if call.trace {
+		call.step(0, "", "address "+strconv.Quote(req.Address)+" ("+kindName(req.Kind)+", source channel "+call.srcName+")")
 	}
 	a, perr := parseAddress(req.Address)
 	if perr != nil {
-		if st.trace {
-			st.step(0, "", "rejected: "+perr.Error())
+		if call.trace {
+			call.step(0, "", "rejected: "+perr.Error())
 		}
 		return Result{Err: perr}
 	}
-	bop := st.srcCh >= 0 && rs.channels[st.srcCh].BangOverPercent
+	bangOverPercent := call.srcCh >= 0 && rs.channels[call.srcCh].BangOverPercent
 	if len(a.route) == 0 && !a.hasDomain && !hasMoreSpecs(a.local) {
 		// A bare local part belongs to the local host.
 		if rs.opts.LocalHost == "" {
-			return Result{Err: st.unknownHost("no local host for bare local part")}
+			return Result{Err: call.unknownHost("no local host for bare local part")}
 		}
 		a.domain, a.hasDomain = rs.opts.LocalHost, true
-		if st.trace {
-			st.step(1, "", "bare local part: host is the local host "+strconv.Quote(a.domain))
+		if call.trace {
+			call.step(1, "", "bare local part: host is the local host "+strconv.Quote(a.domain))
 		}
 	}
 	if len(a.route) > 0 {
@@ -182,99 +189,116 @@ func (st *state) rewrite() Result {
 			// Each pass consumes one spec of the address itself, so this is the
 			// address's fault, not the configuration's: permanent.
 			e := &status.Status{Code: 554, Enhanced: "5.4.6", Text: "routing loop: more than " + strconv.Itoa(limit) + " host specifications in address"}
-			if st.trace {
-				st.step(0, "", "rejected: "+e.Error())
+			if call.trace {
+				call.step(0, "", "rejected: "+e.Error())
 			}
 			return Result{Err: e}
 		}
-		var spec, u, rest string
-		var loc uint8
-		switch {
-		case len(a.route) > 0:
-			spec, u, loc = a.route[0], a.local, locRoute
-		case a.hasDomain:
-			spec, u, loc = a.domain, a.local, locAt
-		default:
-			var ok bool
-			spec, u, loc, ok = localSpec(a.local, bop)
-			if !ok {
-				return Result{Err: st.unknownHost("no host in address")}
-			}
-			rest = u
-			if spec == "" || u == "" {
-				return Result{Err: badSyntax("empty host or user around %q or %q", "%", "!")}
-			}
-			if e := checkDomain(spec); e != nil {
-				return Result{Err: e}
-			}
+		spec, err := call.nextSpec(&a, bangOverPercent)
+		if err != nil {
+			return Result{Err: err}
 		}
-		if st.trace {
-			st.step(1, "", "spec "+strconv.Quote(spec)+" ("+locName(loc)+"), user "+strconv.Quote(u)+tagNote(st.tag))
+		if call.trace {
+			call.step(1, "", "spec "+strconv.Quote(spec.host)+" ("+locName(spec.loc)+"), user "+strconv.Quote(spec.user)+tagNote(call.tag))
 		}
-		more := false
-		switch loc {
-		case locRoute:
-			more = true
-		case locAt:
-			more = hasMoreSpecs(a.local)
-		default:
-			more = hasMoreSpecs(rest)
-		}
-		out := st.rewriteSpec(spec, u, loc, &a)
-		if out.unmatchedLiteral && more {
+		out := call.rewriteSpec(spec.host, spec.user, spec.loc, &a)
+		if out.unmatchedLiteral && spec.more {
 			// A domain literal nothing matched is dropped and rewriting goes on
-			// with the next part of the address (§2.3).
-			if st.trace {
-				st.step(1, "", "literal "+strconv.Quote(spec)+" matched nothing: dropped, re-extracting")
+			// with the next part of the address, as the product's documentation
+			// says.
+			if call.trace {
+				call.step(1, "", "literal "+strconv.Quote(spec.host)+" matched nothing: dropped, re-extracting")
 			}
-			a.drop(loc, rest)
+			a.drop(spec.loc, spec.rest)
 			continue
 		}
-		if out.kind == outError {
-			return Result{Err: out.err, Rule: out.src}
+		if res, done := call.route(&a, &spec, &out); done {
+			return res
 		}
-		if out.kind == outOnlyErr {
-			e, ok := st.lookupHost(spec)
-			if !ok {
-				return Result{Err: st.unknownHost("host " + spec + " is not in the channel table"), Rule: out.src}
-			}
-			return st.result(&a, e, spec, out.src)
-		}
-		e, ok := out.he, out.heFound
-		if !out.heKnown {
-			e, ok = st.lookupHost(out.routing)
-		}
-		if !ok {
-			if st.trace {
-				st.step(1, "", "routing host "+strconv.Quote(out.routing)+": no channel")
-			}
-			return Result{Err: st.unknownHost("routing host " + out.routing + " is not in the channel table"), Rule: out.src}
-		}
-		c := &rs.channels[e.ch]
-		if st.trace {
-			st.step(1, c.Src, "routing host "+strconv.Quote(out.routing)+" -> channel "+c.Name)
-		}
-		if (c.Local || c.RouteLocal) && more && out.kind != outFallback {
-			// Local or routelocal with specs left: the rewrite is discarded and the
-			// spec deleted, so routes through this host disappear.
-			a.drop(loc, rest)
-			if st.trace {
-				st.step(1, c.Src, "channel "+c.Name+" is local/routelocal and more specs remain: spec "+strconv.Quote(spec)+" dropped, re-extracting")
-			}
-			continue
-		}
-		switch loc {
-		case locRoute:
-			a.route[0] = out.host
-		default:
-			a.domain, a.hasDomain = out.host, true
-		}
-		a.local = out.local
-		if out.route != "" {
-			a.route = append([]string{out.route}, a.route...)
-		}
-		return st.result(&a, e, out.routing, out.src)
 	}
+}
+
+// hostSpec is the host specification of the address that rewrite works on next.
+type hostSpec struct {
+	host string // the spec itself
+	user string // the local part that goes with it
+	loc  uint8  // where it was found: locRoute, locAt, locPercent or locBang
+	rest string // for a % or ! spec, what remains of the local part without it
+	more bool   // the address has more specs after this one
+}
+
+// nextSpec extracts the spec to rewrite next: the first host of the source route,
+// else the domain, else a % or ! host of the local part (localSpec says which;
+// bangOverPercent is the source channel's choice between the two).
+func (call *rewriteCall) nextSpec(a *address, bangOverPercent bool) (hostSpec, *status.Status) {
+	switch {
+	case len(a.route) > 0:
+		return hostSpec{host: a.route[0], user: a.local, loc: locRoute, more: true}, nil
+	case a.hasDomain:
+		return hostSpec{host: a.domain, user: a.local, loc: locAt, more: hasMoreSpecs(a.local)}, nil
+	}
+	host, user, loc, ok := localSpec(a.local, bangOverPercent)
+	if !ok {
+		return hostSpec{}, call.unknownHost("no host in address")
+	}
+	if host == "" || user == "" {
+		return hostSpec{}, badSyntax("empty host or user around %q or %q", "%", "!")
+	}
+	if err := checkDomain(host); err != nil {
+		return hostSpec{}, err
+	}
+	return hostSpec{host: host, user: user, loc: loc, rest: user, more: hasMoreSpecs(user)}, nil
+}
+
+// route applies out, the outcome of rewriting spec, to the address a. done is
+// set with the final Result: the address routed to a channel, or refused. done
+// is false when the spec was dropped (a local or routelocal channel with more
+// specs left) and rewriting goes on with the next spec.
+func (call *rewriteCall) route(a *address, spec *hostSpec, out *outcome) (res Result, done bool) {
+	switch out.kind {
+	case outError:
+		return Result{Err: out.err, Rule: out.src}, true
+	case outOnlyErr:
+		e, ok := call.lookupHost(spec.host)
+		if !ok {
+			return Result{Err: call.unknownHost("host " + spec.host + " is not in the channel table"), Rule: out.src}, true
+		}
+		return call.result(a, e, spec.host, out.src), true
+	}
+	e, ok := out.he, out.heFound
+	if !out.heKnown {
+		e, ok = call.lookupHost(out.routing)
+	}
+	if !ok {
+		if call.trace {
+			call.step(1, "", "routing host "+strconv.Quote(out.routing)+": no channel")
+		}
+		return Result{Err: call.unknownHost("routing host " + out.routing + " is not in the channel table"), Rule: out.src}, true
+	}
+	c := &call.rs.channels[e.ch]
+	if call.trace {
+		call.step(1, c.Src, "routing host "+strconv.Quote(out.routing)+" -> channel "+c.Name)
+	}
+	if (c.Local || c.RouteLocal) && spec.more && out.kind != outFallback {
+		// Local or routelocal with specs left: the rewrite is discarded and the
+		// spec deleted, so routes through this host disappear.
+		a.drop(spec.loc, spec.rest)
+		if call.trace {
+			call.step(1, c.Src, "channel "+c.Name+" is local/routelocal and more specs remain: spec "+strconv.Quote(spec.host)+" dropped, re-extracting")
+		}
+		return Result{}, false
+	}
+	switch spec.loc {
+	case locRoute:
+		a.route[0] = out.host
+	default:
+		a.domain, a.hasDomain = out.host, true
+	}
+	a.local = out.local
+	if out.route != "" {
+		a.route = append([]string{out.route}, a.route...)
+	}
+	return call.result(a, e, out.routing, out.src), true
 }
 
 // drop deletes the spec just extracted at loc; rest is what remains of the local
@@ -298,39 +322,39 @@ func tagNote(tag string) string {
 }
 
 // result builds the Result for an address routed to a channel.
-func (st *state) result(a *address, e hostEntry, routing, src string) Result {
-	c := &st.rs.channels[e.ch]
-	if st.req.Kind == EnvelopeTo && a.hasDomain && st.rs.hasProper {
+func (call *rewriteCall) result(a *address, e hostEntry, routing, src string) Result {
+	c := &call.rs.channels[e.ch]
+	if call.req.Kind == EnvelopeTo && a.hasDomain && call.rs.hasProper {
 		// A host line's proper name replaces the host of envelope To addresses.
-		if he, ok := st.lookupHost(a.domain); ok && he.proper != "" && he.ch == e.ch {
-			if st.trace {
-				st.step(1, c.Src, "host "+strconv.Quote(a.domain)+" has proper name "+strconv.Quote(he.proper))
+		if he, ok := call.lookupHost(a.domain); ok && he.proper != "" && he.ch == e.ch {
+			if call.trace {
+				call.step(1, c.Src, "host "+strconv.Quote(a.domain)+" has proper name "+strconv.Quote(he.proper))
 			}
 			a.domain = he.proper
 		}
 	}
-	full := a.formatReuse(st.req.Address)
+	full := a.formatReuse(call.req.Address)
 	local := full[len(full)-len(a.local)-len(a.domain)-1 : len(full)-len(a.domain)-1]
 	host := full[len(full)-len(a.domain):]
 	if !a.hasDomain {
 		local, host = full[len(full)-len(a.local):], ""
 	}
-	if st.trace {
-		st.step(0, src, "result "+strconv.Quote(full)+" channel "+c.Name)
+	if call.trace {
+		call.step(0, src, "result "+strconv.Quote(full)+" channel "+c.Name)
 	}
 	return Result{Address: full, Channel: c.Name, Official: routing, Mailbox: local, Host: host, Rule: src}
 }
 
 // unknownHost is the error for an unroutable address: the sticky $? text if a rule
 // set one, else the configured unknown-host text (5.1.2).
-func (st *state) unknownHost(detail string) *status.Status {
-	text, code := st.rs.opts.UnknownHostText, int32(0)
-	if st.errSet {
-		text, code = st.errText, st.errCode
+func (call *rewriteCall) unknownHost(detail string) *status.Status {
+	text, code := call.rs.opts.UnknownHostText, int32(0)
+	if call.errSet {
+		text, code = call.errText, call.errCode
 	}
 	s := statusFor(code, text)
-	if st.trace {
-		st.step(0, "", "rejected: "+s.Error()+" ("+detail+")")
+	if call.trace {
+		call.step(0, "", "rejected: "+s.Error()+" ("+detail+")")
 	}
 	return s
 }
@@ -350,22 +374,22 @@ func statusFor(code int32, text string) *status.Status {
 	return &status.Status{Code: smtp, Enhanced: enh, Text: text}
 }
 
-func (st *state) loopError(detail string) *status.Status {
+func (call *rewriteCall) loopError(detail string) *status.Status {
 	s := &status.Status{Code: 451, Enhanced: "4.4.6", Text: "rewrite loop: " + detail}
-	if st.trace {
-		st.step(0, "", "rejected: "+s.Error())
+	if call.trace {
+		call.step(0, "", "rejected: "+s.Error())
 	}
 	return s
 }
 
 // rewriteSpec rewrites one spec, following A%B passes.
-func (st *state) rewriteSpec(spec, u string, loc uint8, a *address) outcome {
+func (call *rewriteCall) rewriteSpec(spec, u string, loc uint8, a *address) outcome {
 	first := true
 	for pass := 0; ; pass++ {
-		if pass > st.rs.opts.MaxRewritePasses {
-			return outcome{kind: outError, err: st.loopError("more than " + strconv.Itoa(st.rs.opts.MaxRewritePasses) + " A%B passes, last spec " + spec)}
+		if pass > call.rs.opts.MaxRewritePasses {
+			return outcome{kind: outError, err: call.loopError("more than " + strconv.Itoa(call.rs.opts.MaxRewritePasses) + " A%B passes, last spec " + spec)}
 		}
-		out, again, newU, newSpec := st.probeSpec(spec, u, loc, a, first)
+		out, again, newU, newSpec := call.probeSpec(spec, u, loc, a, first)
 		if !again {
 			return out
 		}
@@ -373,53 +397,53 @@ func (st *state) rewriteSpec(spec, u string, loc uint8, a *address) outcome {
 		if newSpec == "" {
 			return outcome{kind: outError, err: badSyntax("rule %s produced an empty host", out.src), src: out.src}
 		}
-		if st.trace {
-			st.step(1, out.src, "A%B pass "+strconv.Itoa(pass+1)+": rewrite again with spec "+strconv.Quote(newSpec)+", user "+strconv.Quote(newU)+tagNote(st.tag))
+		if call.trace {
+			call.step(1, out.src, "A%B pass "+strconv.Itoa(pass+1)+": rewrite again with spec "+strconv.Quote(newSpec)+", user "+strconv.Quote(newU)+tagNote(call.tag))
 		}
 		spec, u = newSpec, newU
 	}
 }
 
 // probeSpec runs the probe order on one spec. again is set for an A%B template.
-func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) (out outcome, again bool, newU, newSpec string) {
-	rs := st.rs
-	st.lower = appendLower(st.lower[:0], spec)
-	st.curU, st.curSpec = u, spec
-	m := mctx{u: u, spec: spec, loc: loc, addr: a}
-	try := func(probe string, mm *mctx) (bool, bool) {
-		st.probe = append(append(st.probe[:0], st.tag...), probe...)
-		return st.tryProbe(mm)
+func (call *rewriteCall) probeSpec(spec, u string, loc uint8, a *address, withAny bool) (out outcome, again bool, newU, newSpec string) {
+	rs := call.rs
+	call.lower = appendLower(call.lower[:0], spec)
+	call.curU, call.curSpec = u, spec
+	in := templateInputs{u: u, spec: spec, loc: loc, addr: a}
+	try := func(probe string, in *templateInputs) (bool, bool) {
+		call.probe = append(append(call.probe[:0], call.tag...), probe...)
+		return call.tryProbe(in)
 	}
 	// 1. $* (not on A%B repeat passes).
 	if withAny && rs.hasAny {
-		m.h, m.d, m.l = spec, "", ""
-		if ok, ag := try(patAny, &m); ok {
-			return st.winner(ag)
+		in.h, in.d, in.l = spec, "", ""
+		if ok, ag := try(patAny, &in); ok {
+			return call.winner(ag)
 		}
 	}
 	// 2. exact.
-	m.h, m.d, m.l = "", spec, ""
-	st.probe = append(append(st.probe[:0], st.tag...), st.lower...)
-	if ok, ag := st.tryProbe(&m); ok {
-		return st.winner(ag)
+	in.h, in.d, in.l = "", spec, ""
+	call.probe = append(append(call.probe[:0], call.tag...), call.lower...)
+	if ok, ag := call.tryProbe(&in); ok {
+		return call.winner(ag)
 	}
 	// 3. channel table. [inf] It is consulted whatever the tag: the tag is
 	// prepended to rule patterns, and a channel host name is not a pattern.
-	if _, ok := rs.hosts[string(st.lower)]; ok {
-		if st.trace {
-			st.step(2, "", "channel table: "+strconv.Quote(spec)+" is a channel host")
+	if _, ok := rs.hosts[string(call.lower)]; ok {
+		if call.trace {
+			call.step(2, "", "channel table: "+strconv.Quote(spec)+" is a channel host")
 		}
 		return outcome{kind: outApplied, local: u, host: spec, routing: spec}, false, "", ""
-	} else if st.trace {
-		st.step(2, "", "channel table: "+strconv.Quote(spec)+" is not a channel host")
+	} else if call.trace {
+		call.step(2, "", "channel table: "+strconv.Quote(spec)+" is not a channel host")
 	}
 	// 4. generalisation.
 	if len(spec) > 1 && spec[0] == '[' {
-		if ok, ag := st.probeLiteral(spec, &m); ok {
-			return st.winner(ag)
+		if ok, ag := call.probeLiteral(spec, &in); ok {
+			return call.winner(ag)
 		}
 	} else {
-		lw := st.lower
+		lw := call.lower
 		n := 1 + strings.Count(spec, ".")
 		pos := 0 // start of label k in spec
 		for k := 1; k <= n; k++ {
@@ -429,36 +453,36 @@ func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) 
 				pos = len(spec) + 1
 			}
 			// s2: k left-most labels turned into '*'.
-			st.probe = append(st.probe[:0], st.tag...)
+			call.probe = append(call.probe[:0], call.tag...)
 			for j := 0; j < k; j++ {
 				if j > 0 {
-					st.probe = append(st.probe, '.')
+					call.probe = append(call.probe, '.')
 				}
-				st.probe = append(st.probe, '*')
+				call.probe = append(call.probe, '*')
 			}
 			if k < n {
-				st.probe = append(st.probe, '.')
-				st.probe = append(st.probe, lw[pos:]...)
-				m.h, m.d = spec[:pos-1], spec[pos-1:]
+				call.probe = append(call.probe, '.')
+				call.probe = append(call.probe, lw[pos:]...)
+				in.h, in.d = spec[:pos-1], spec[pos-1:]
 			} else {
-				m.h, m.d = spec, ""
+				in.h, in.d = spec, ""
 			}
-			if ok, ag := st.tryProbe(&m); ok {
-				return st.winner(ag)
+			if ok, ag := call.tryProbe(&in); ok {
+				return call.winner(ag)
 			}
 			// s1: first labels dropped, leading dot kept; "." last.
-			st.probe = append(st.probe[:0], st.tag...)
+			call.probe = append(call.probe[:0], call.tag...)
 			if k < n {
-				st.probe = append(st.probe, lw[pos-1:]...)
-				m.h, m.d = spec[:pos-1], spec[pos-1:]
+				call.probe = append(call.probe, lw[pos-1:]...)
+				in.h, in.d = spec[:pos-1], spec[pos-1:]
 			} else {
 				// "." is reached only when the spec is not a channel host: the
 				// channel-table probe above would have routed it.
-				st.probe = append(st.probe, '.')
-				m.h, m.d = spec, "."
+				call.probe = append(call.probe, '.')
+				in.h, in.d = spec, "."
 			}
-			if ok, ag := st.tryProbe(&m); ok {
-				return st.winner(ag)
+			if ok, ag := call.tryProbe(&in); ok {
+				return call.winner(ag)
 			}
 		}
 	}
@@ -468,9 +492,9 @@ func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) 
 		if loc == locBang {
 			pat, sep = patBang, "!"
 		}
-		m.h, m.d, m.l = spec, "", ""
-		if ok, ag := try(pat, &m); ok {
-			return st.winner(ag)
+		in.h, in.d, in.l = spec, "", ""
+		if ok, ag := try(pat, &in); ok {
+			return call.winner(ag)
 		}
 		// [inf] Without a $% / $! rule the address goes to the local host whole:
 		// A%B@localhost, B!A@localhost.
@@ -478,135 +502,135 @@ func (st *state) probeSpec(spec, u string, loc uint8, a *address, withAny bool) 
 		if loc == locBang {
 			local = spec + sep + u
 		}
-		if st.trace {
-			st.step(2, "", "no rule: handed to the local host as "+strconv.Quote(local+"@"+rs.opts.LocalHost))
+		if call.trace {
+			call.step(2, "", "no rule: handed to the local host as "+strconv.Quote(local+"@"+rs.opts.LocalHost))
 		}
 		return outcome{kind: outFallback, local: local, host: rs.opts.LocalHost, routing: rs.opts.LocalHost}, false, "", ""
 	}
-	if st.trace {
-		st.step(2, "", "no rule matched: "+strconv.Quote(spec)+" is the routing host")
+	if call.trace {
+		call.step(2, "", "no rule matched: "+strconv.Quote(spec)+" is the routing host")
 	}
 	return outcome{kind: outApplied, local: u, host: spec, routing: spec, unmatchedLiteral: spec[0] == '['}, false, "", ""
 }
 
-// winner is probeSpec's return for the candidate that won (st.win).
-func (st *state) winner(again bool) (outcome, bool, string, string) {
-	o := st.win
+// winner is probeSpec's return for the candidate that won (call.win).
+func (call *rewriteCall) winner(again bool) (outcome, bool, string, string) {
+	o := call.win
 	return o, again, o.local, o.host
 }
 
 // probeLiteral runs the domain-literal probes: [a.b.c.d], [a.b.c.], ... [],
 // [*.*.*.*], then ".".
-func (st *state) probeLiteral(spec string, m *mctx) (ok, again bool) {
+func (call *rewriteCall) probeLiteral(spec string, in *templateInputs) (ok, again bool) {
 	content := spec[1 : len(spec)-1]
-	lc := st.lower[1 : len(st.lower)-1]
+	lc := call.lower[1 : len(call.lower)-1]
 	n := 1 + strings.Count(content, ".")
 	// Right-most elements removed one at a time: cut = end of the kept prefix.
 	cut := len(content)
 	for k := n - 1; k >= 1; k-- {
 		cut = strings.LastIndexByte(content[:cut], '.')
-		st.probe = append(append(append(st.probe[:0], st.tag...), '['), lc[:cut+1]...)
-		st.probe = append(st.probe, ']')
-		m.h, m.d, m.l = "", spec, content[cut+1:]
-		if ok, ag := st.tryProbe(m); ok {
+		call.probe = append(append(append(call.probe[:0], call.tag...), '['), lc[:cut+1]...)
+		call.probe = append(call.probe, ']')
+		in.h, in.d, in.l = "", spec, content[cut+1:]
+		if ok, ag := call.tryProbe(in); ok {
 			return ok, ag
 		}
 	}
-	m.h, m.d, m.l = "", spec, content
-	st.probe = append(append(st.probe[:0], st.tag...), "[]"...)
-	if ok, ag := st.tryProbe(m); ok {
+	in.h, in.d, in.l = "", spec, content
+	call.probe = append(append(call.probe[:0], call.tag...), "[]"...)
+	if ok, ag := call.tryProbe(in); ok {
 		return ok, ag
 	}
-	st.probe = append(append(st.probe[:0], st.tag...), '[')
+	call.probe = append(append(call.probe[:0], call.tag...), '[')
 	for j := 0; j < n; j++ {
 		if j > 0 {
-			st.probe = append(st.probe, '.')
+			call.probe = append(call.probe, '.')
 		}
-		st.probe = append(st.probe, '*')
+		call.probe = append(call.probe, '*')
 	}
-	st.probe = append(st.probe, ']')
-	if ok, ag := st.tryProbe(m); ok {
+	call.probe = append(call.probe, ']')
+	if ok, ag := call.tryProbe(in); ok {
 		return ok, ag
 	}
-	m.h, m.d = spec, "."
-	st.probe = append(append(st.probe[:0], st.tag...), '.')
-	return st.tryProbe(m)
+	in.h, in.d = spec, "."
+	call.probe = append(append(call.probe[:0], call.tag...), '.')
+	return call.tryProbe(in)
 }
 
-// tryProbe tries every rule whose pattern is st.probe, in file order. ok reports
-// a winner (its outcome is in st.win); again that its template was A%B.
-func (st *state) tryProbe(m *mctx) (ok, again bool) {
-	i, found := st.rs.byKey[string(st.probe)]
+// tryProbe tries every rule whose pattern is call.probe, in file order. ok reports
+// a winner (its outcome is in call.win); again that its template was A%B.
+func (call *rewriteCall) tryProbe(in *templateInputs) (ok, again bool) {
+	i, found := call.rs.byKey[string(call.probe)]
 	if !found {
-		if st.trace {
-			st.step(2, "", "probe "+strconv.Quote(string(st.probe))+": no rule")
+		if call.trace {
+			call.step(2, "", "probe "+strconv.Quote(string(call.probe))+": no rule")
 		}
 		return false, false
 	}
-	for ; i >= 0; i = st.rs.next[i] {
-		if won, ag := st.tryRule(&st.rs.rules[i], m); won {
+	for ; i >= 0; i = call.rs.next[i] {
+		if won, ag := call.tryRule(&call.rs.rules[i], in); won {
 			return true, ag
 		}
 	}
 	return false, false
 }
 
-// tryRule expands one candidate's template and shapes the result, which it
-// leaves in st.win when the candidate wins. (The outcome is large: passing it
+// tryRule expands one candidate's template and splits the result, which it
+// leaves in call.win when the candidate wins. (The outcome is large: passing it
 // back by value through every failing probe cost more than the probes.)
-func (st *state) tryRule(r *rule, m *mctx) (won, again bool) {
-	st.out, st.seps, st.caseMode = st.out[:0], st.seps[:0], opOrigCase
-	var ex expansion
-	ok, why := st.expand(r.tmpl.ops, m, &ex, false, 0)
-	if ok && ex.locMask != 0 && ex.locMask&m.loc == 0 {
+func (call *rewriteCall) tryRule(r *rule, in *templateInputs) (won, again bool) {
+	call.out, call.seps, call.caseMode = call.out[:0], call.seps[:0], opOrigCase
+	var effects templateEffects
+	ok, why := call.expand(r.tmpl.ops, in, &effects, false, 0)
+	if ok && effects.locMask != 0 && effects.locMask&in.loc == 0 {
 		ok = false
-		if st.trace {
-			why = "location condition (spec is " + locName(m.loc) + ")"
+		if call.trace {
+			why = "location condition (spec is " + locName(in.loc) + ")"
 		}
 	}
-	if ok && !ex.stopped && ex.pendingFail() {
-		ok, why = false, ex.pendingWhy()
+	if ok && !effects.stopped && effects.pendingFail() {
+		ok, why = false, effects.pendingWhy()
 	}
 	if !ok {
-		if st.trace {
-			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" failed: "+why)
+		if call.trace {
+			call.step(2, r.src, "probe "+strconv.Quote(string(call.probe))+": rule "+r.src+" failed: "+why)
 		}
 		return false, false
 	}
-	if ex.tagSet {
-		st.tag = ex.tag
+	if effects.tagSet {
+		call.tag = effects.tag
 	}
-	if ex.errSet {
-		st.errText, st.errCode, st.errSet = ex.errText, ex.errCode, true
+	if effects.errSet {
+		call.errText, call.errCode, call.errSet = effects.errText, effects.errCode, true
 	}
-	if len(st.seps) == 0 && len(st.out) == 0 && ex.errSet {
-		if st.trace {
-			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" matched: $? only, host looked up as it is")
+	if len(call.seps) == 0 && len(call.out) == 0 && effects.errSet {
+		if call.trace {
+			call.step(2, r.src, "probe "+strconv.Quote(string(call.probe))+": rule "+r.src+" matched: $? only, host looked up as it is")
 		}
-		st.win = outcome{kind: outOnlyErr, src: r.src}
+		call.win = outcome{kind: outOnlyErr, src: r.src}
 		return true, false
 	}
-	shaped, why := st.shape(st.curU, st.curSpec)
-	if !shaped {
-		if st.trace {
-			st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" failed: "+why)
+	split, why := call.splitTemplateResult(call.curU, call.curSpec)
+	if !split {
+		if call.trace {
+			call.step(2, r.src, "probe "+strconv.Quote(string(call.probe))+": rule "+r.src+" failed: "+why)
 		}
 		return false, false
 	}
-	o := &st.win
+	o := &call.win
 	o.src = r.src
-	if st.trace {
+	if call.trace {
 		form := "A%B@C"
 		switch {
-		case o.kind == -1:
+		case o.kind == outAgain:
 			form = "A%B (rewrite again)"
 		case o.route != "":
 			form = "route inserted"
 		}
-		st.step(2, r.src, "probe "+strconv.Quote(string(st.probe))+": rule "+r.src+" matched ("+form+"): user "+
-			strconv.Quote(o.local)+" host "+strconv.Quote(o.host)+routeNote(*o)+tagNote(ex.tag))
+		call.step(2, r.src, "probe "+strconv.Quote(string(call.probe))+": rule "+r.src+" matched ("+form+"): user "+
+			strconv.Quote(o.local)+" host "+strconv.Quote(o.host)+routeNote(*o)+tagNote(effects.tag))
 	}
-	again = o.kind == -1
+	again = o.kind == outAgain
 	if again {
 		o.kind = outApplied
 	}
@@ -624,118 +648,128 @@ func routeNote(o outcome) string {
 	return s
 }
 
-// shape splits the expansion at its template-level separators into the forms
-// A%B, A@B, A%B@C, A@B@C and A@B@C@D, into st.win. kind -1 marks A%B.
+// span is a byte range of the template expansion; lo < 0 when absent.
+type span struct{ lo, hi int }
+
+var noSpan = span{-1, -1}
+
+// splitTemplateResult splits the expansion at its template-level separators into
+// the local part, host, route and routing host of the forms A%B, A@B, A%B@C,
+// A@B@C and A@B@C@D, into call.win. An A%B result has kind outAgain.
 //
-// The parts are cut from st.out, which the next candidate overwrites, so they must
+// The parts are cut from call.out, which the next candidate overwrites, so they must
 // become strings. Most are text we already hold as strings: the user and the spec
 // ($U%$D), and a routing host spelt as the channel table spells it. Those are
 // reused, and the expansion is copied (once) only for parts that are new text;
 // the routing host's channel-table entry is kept for rewrite, which needs it next.
-func (st *state) shape(u, spec string) (bool, string) {
-	out := st.out
-	// Parts separated by '@' are out[pb[i]:pb[i+1]]; the last '%' of the first
-	// part splits A from B.
-	var pb [6]int
-	np := 0
-	pct := -1
-	for _, s := range st.seps {
+func (call *rewriteCall) splitTemplateResult(u, spec string) (bool, string) {
+	out := call.out
+	// The parts separated by '@' are out[cuts[i]:cuts[i+1]] for i < nparts; the
+	// last '%' of the first part, at pct, splits A from B.
+	var cuts [6]int
+	ats, pct := 0, -1
+	for _, s := range call.seps {
 		if !s.at {
-			if np == 0 {
+			if ats == 0 {
 				pct = int(s.pos)
 				continue
 			}
 			return false, "% after @ in template result"
 		}
-		if np >= 4 {
+		if ats >= 4 {
 			return false, "more than three @ in template result"
 		}
-		np++
-		pb[np] = int(s.pos)
+		ats++
+		cuts[ats] = int(s.pos)
 	}
-	np++
-	pb[np] = len(out)
-	// Byte ranges of the outcome's strings; routing < 0 when absent.
-	var localLo, localHi, hostLo, hostHi int
-	routeLo, routeHi, routingLo, routingHi := -1, -1, -1, -1
-	o := &st.win
+	nparts := ats + 1
+	cuts[nparts] = len(out)
+	var local, host span
+	route, routing := noSpan, noSpan
+	o := &call.win
 	*o = outcome{}
-	first := 1 // first part after A@B / A%B
+	first := 1 // the first part after A@B / A%B
 	if pct >= 0 {
-		localLo, localHi, hostLo, hostHi = 0, pct, pct, pb[1]
-		if np == 1 {
-			hostHi = len(out)
-			o.kind = -1
+		local, host = span{0, pct}, span{pct, cuts[1]}
+		if nparts == 1 {
+			host.hi = len(out)
+			o.kind = outAgain
 		}
 	} else {
-		if np < 2 {
+		if nparts < 2 {
 			return false, "no host in template result"
 		}
-		localLo, localHi, hostLo, hostHi = 0, pb[1], pb[1], pb[2]
+		local, host = span{0, cuts[1]}, span{cuts[1], cuts[2]}
 		first = 2
 	}
-	if o.kind != -1 {
-		switch rest := np - first; rest {
+	if o.kind != outAgain {
+		switch rest := nparts - first; rest {
 		case 0:
-			routingLo, routingHi = hostLo, hostHi
+			routing = host
 		case 1:
-			routingLo, routingHi = pb[first], pb[first+1]
+			routing = span{cuts[first], cuts[first+1]}
 			if pct < 0 {
-				routeLo, routeHi = routingLo, routingHi
+				route = routing
 			}
 		case 2:
-			routeLo, routeHi = pb[first], pb[first+1]
-			routingLo, routingHi = pb[first+1], pb[first+2]
+			route = span{cuts[first], cuts[first+1]}
+			routing = span{cuts[first+1], cuts[first+2]}
 		default:
 			return false, "too many @ in template result"
 		}
-		if routingLo == routingHi {
+		if routing.lo == routing.hi {
 			return false, "empty routing host"
 		}
 	}
 	full, copied := "", false
-	str := func(lo, hi int, known string) string {
-		if string(out[lo:hi]) == known {
+	text := func(s span, known string) string {
+		if string(out[s.lo:s.hi]) == known {
 			return known
 		}
 		if !copied {
 			full, copied = string(out), true
 		}
-		return full[lo:hi]
+		return full[s.lo:s.hi]
 	}
-	o.local = str(localLo, localHi, u)
-	o.host = str(hostLo, hostHi, spec)
-	if routingLo >= 0 {
+	o.local = text(local, u)
+	o.host = text(host, spec)
+	if routing.lo >= 0 {
 		known := ""
-		if routingLo == hostLo && routingHi == hostHi {
+		if routing == host {
 			known = o.host
 		} else {
-			key := out[routingLo:routingHi]
-			for _, c := range key {
-				if c >= 'A' && c <= 'Z' {
-					st.key = st.key[:0]
-					for _, c := range out[routingLo:routingHi] {
-						st.key = append(st.key, lowerByte(c))
-					}
-					key = st.key
-					break
-				}
-			}
-			if e, ok := st.rs.hosts[string(key)]; ok {
-				o.he, o.heFound = e, true
-				known = st.rs.channelName(e.ch, out[routingLo:routingHi])
-			}
+			o.he, o.heFound, known = call.channelHost(out[routing.lo:routing.hi])
 		}
-		o.routing = str(routingLo, routingHi, known)
+		o.routing = text(routing, known)
 		o.heKnown = true
 		if !o.heFound && known != "" {
-			o.he, o.heFound = st.lookupHost(o.routing)
+			o.he, o.heFound = call.lookupHost(o.routing)
 		}
 	}
-	if routeLo >= 0 {
-		o.route = str(routeLo, routeHi, o.routing)
+	if route.lo >= 0 {
+		o.route = text(route, o.routing)
 	}
 	return true, ""
+}
+
+// channelHost looks the host name b up in the channel table, case-insensitively.
+// spelt is the name as the channel table spells it when that is exactly b, else "".
+func (call *rewriteCall) channelHost(b []byte) (e hostEntry, found bool, spelt string) {
+	key := b
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			call.key = call.key[:0]
+			for _, c := range b {
+				call.key = append(call.key, lowerByte(c))
+			}
+			key = call.key
+			break
+		}
+	}
+	if e, found = call.rs.hosts[string(key)]; found {
+		spelt = call.rs.channelName(e.ch, b)
+	}
+	return e, found, spelt
 }
 
 // channelName returns the name of channel ch's host table that is spelt exactly

@@ -157,13 +157,40 @@ func findClose(t string, start int, open, close byte) int {
 
 const maxTemplateNesting = 8
 
-// Lookup tables for the sequences that share a parsing shape (read-only).
+// Lookup tables for the sequences that share a parsing shape (read-only). Letters
+// are accepted in either case: the tables are indexed by the upper-case letter.
 var (
 	labelOps   = [256]opKind{'&': opHLabelL, '!': opHLabelR, '*': opDLabelL, '#': opDLabelR}
 	channelOps = [256]opKind{'M': opCondM, 'N': opCondN, 'Q': opCondQ, 'C': opCondC, 'T': opTag}
 	labelChar  = [...]string{opHLabelL: "&", opHLabelR: "!", opDLabelL: "*", opDLabelR: "#"}
+
+	// plainOps are the sequences with neither a number before nor an argument
+	// after. The location conditions carry their location bit in n. The
+	// documentation gives $A and $X a second meaning without a number (the whole
+	// address, the whole host); we chose the location conditions there, so the
+	// substitutions need their number ($0A, $0X ...).
+	plainOps = [256]op{
+		'U': {kind: opU}, 'D': {kind: opD}, 'H': {kind: opH}, 'L': {kind: opL},
+		'\\': {kind: opLower}, '^': {kind: opUpper}, '_': {kind: opOrigCase},
+		'W': {kind: opRandom},
+		'E': {kind: opCondEnv}, 'B': {kind: opCondHdr}, 'F': {kind: opCondFwd}, 'R': {kind: opCondBack},
+		'S': {kind: opCondLoc, n: locRoute}, 'A': {kind: opCondLoc, n: locAt},
+		'P': {kind: opCondLoc, n: locPercent}, 'X': {kind: opCondLoc, n: locBang},
+	}
+
+	// unsupportedOps are the product's sequences we refuse, with the error for each.
+	unsupportedOps = [256]string{
+		'[': "$[...] site callouts are not supported",
+		']': "$]...[ LDAP lookups are not supported",
+		'V': "$V directory domain checks are not supported",
+		'Z': "$Z directory domain checks are not supported",
+		'.': "$. LDAP failure text is not supported",
+	}
 )
 
+// parseOps is the lexer of the template language: it turns template text into
+// ops. inValue is set for general-database values (see parseTemplate); depth
+// counts the ${..} and $(..) around t.
 func parseOps(t string, inValue bool, depth int) ([]op, error) {
 	if depth > maxTemplateNesting {
 		return nil, errors.New("template nesting too deep")
@@ -212,108 +239,39 @@ func parseOps(t string, inValue bool, depth int) ([]op, error) {
 		if j >= len(t) {
 			return nil, fmt.Errorf("incomplete substitution $%s", digits)
 		}
-		n := int32(-1)
-		if digits != "" && len(digits) <= 7 {
-			v, _ := strconv.Atoi(digits)
-			n = int32(v)
-		} else if digits != "" {
-			return nil, fmt.Errorf("number too long in $%s", digits)
-		}
 		c = t[j]
 		i = j + 1
 		if digits != "" {
-			switch c {
-			case 'U', 'u':
-				switch n {
-				case 0:
-					ops = append(ops, op{kind: opU0})
-				case 1:
-					ops = append(ops, op{kind: opU1})
-				default:
-					return nil, fmt.Errorf("$%sU: only $0U and $1U exist", digits)
-				}
-			case 'D', 'd':
-				ops = append(ops, op{kind: opD, n: n})
-			case 'H', 'h':
-				ops = append(ops, op{kind: opH, n: n})
-			case 'A', 'a':
-				ops = append(ops, op{kind: opAddrChar, n: n})
-			case 'X', 'x':
-				ops = append(ops, op{kind: opHostComp, n: n})
-			case 'M', 'm':
-				if n != 1 {
-					return nil, fmt.Errorf("$%sM: only $1M exists", digits)
-				}
-				ops = append(ops, op{kind: opCond1M})
-			case 'N', 'n':
-				if n != 1 {
-					return nil, fmt.Errorf("$%sN: only $1N exists", digits)
-				}
-				ops = append(ops, op{kind: opCond1N})
-			case '~':
-				if n != 1 {
-					return nil, fmt.Errorf("$%s~: only $1~ exists", digits)
-				}
-				ops = append(ops, op{kind: opCheck})
-			case '?':
-				if len(digits) != 7 {
-					return nil, fmt.Errorf("$%s?: the status must have seven digits (x00y00z)", digits)
-				}
-				text, k := errText(t, i)
-				ops = append(ops, op{kind: opErr, n: n, s: text})
-				i = k
-			default:
-				return nil, fmt.Errorf("unknown substitution $%s%c", digits, c)
+			o, next, err := numberedOp(t, i, digits, c)
+			if err != nil {
+				return nil, err
 			}
+			ops = append(ops, o)
+			i = next
 			continue
+		}
+		if o := plainOps[upper(c)]; o.kind != 0 {
+			ops = append(ops, o)
+			continue
+		}
+		if why := unsupportedOps[upper(c)]; why != "" {
+			if c == '[' && strings.IndexByte(t[i:], ']') < 0 || c == ']' && strings.IndexByte(t[i:], '[') < 0 {
+				return nil, fmt.Errorf("unterminated $%c", c)
+			}
+			return nil, errors.New(why)
 		}
 		switch c {
 		case '$', '%', '@':
 			lit(string(c))
-		case 'U', 'u':
-			ops = append(ops, op{kind: opU})
-		case 'D', 'd':
-			ops = append(ops, op{kind: opD, n: 0})
-		case 'H', 'h':
-			ops = append(ops, op{kind: opH, n: 0})
-		case 'L', 'l':
-			ops = append(ops, op{kind: opL})
 		case '&', '!', '*', '#':
 			if i >= len(t) || t[i] < '0' || t[i] > '9' {
 				return nil, fmt.Errorf("$%c needs a label number 0-9", c)
 			}
-			k := labelOps[c]
-			ops = append(ops, op{kind: k, n: int32(t[i] - '0')})
+			ops = append(ops, op{kind: labelOps[c], n: int32(t[i] - '0')})
 			i++
-		case '\\':
-			ops = append(ops, op{kind: opLower})
-		case '^':
-			ops = append(ops, op{kind: opUpper})
-		case '_':
-			ops = append(ops, op{kind: opOrigCase})
 		case '=':
 			// $= quotes following material for an LDAP filter. We do no LDAP
 			// lookups in rules, so it has nothing to quote for: accepted, no effect.
-		case 'W', 'w':
-			ops = append(ops, op{kind: opRandom})
-		case 'E', 'e':
-			ops = append(ops, op{kind: opCondEnv})
-		case 'B', 'b':
-			ops = append(ops, op{kind: opCondHdr})
-		case 'F', 'f':
-			ops = append(ops, op{kind: opCondFwd})
-		case 'R', 'r':
-			ops = append(ops, op{kind: opCondBack})
-		// [inf] $A and $X without a number are the location conditions; the
-		// substitutions need their number ($0A, $0X ...).
-		case 'S', 's':
-			ops = append(ops, op{kind: opCondLoc, n: locRoute})
-		case 'A', 'a':
-			ops = append(ops, op{kind: opCondLoc, n: locAt})
-		case 'P', 'p':
-			ops = append(ops, op{kind: opCondLoc, n: locPercent})
-		case 'X', 'x':
-			ops = append(ops, op{kind: opCondLoc, n: locBang})
 		case 'M', 'm', 'N', 'n', 'Q', 'q', 'C', 'c', 'T', 't':
 			k := i
 			for k < len(t) && t[k] != '@' && t[k] != '%' && t[k] != ' ' && t[k] != '\t' && !isArgEnd(t, k) {
@@ -330,60 +288,108 @@ func parseOps(t string, inValue bool, depth int) ([]op, error) {
 			text, k := errText(t, i)
 			ops = append(ops, op{kind: opErr, n: 0, s: text})
 			i = k
-		case '{':
-			k := findClose(t, i, '{', '}')
-			if k < 0 {
-				return nil, errors.New("unterminated ${")
-			}
-			body := t[i:k]
-			comma := strings.IndexByte(body, ',')
-			if comma <= 0 {
-				return nil, fmt.Errorf("${%s}: expected ${mapping,argument}", body)
-			}
-			sub, err := parseOps(body[comma+1:], inValue, depth+1)
+		case '{', '(':
+			o, next, err := substitutionOp(t, i, c, inValue, depth)
 			if err != nil {
 				return nil, err
 			}
-			ops = append(ops, op{kind: opMap, s: body[:comma], sub: sub})
-			i = k + 1
-		case '(':
-			k := findClose(t, i, '(', ')')
-			if k < 0 {
-				return nil, errors.New("unterminated $(")
+			if o.kind == opLit {
+				lit(o.s)
+			} else {
+				ops = append(ops, o)
 			}
-			if inValue {
-				// General-database values are not rescanned for $(...).
-				lit(t[i-2 : k+1])
-				i = k + 1
-				continue
-			}
-			sub, err := parseOps(t[i:k], inValue, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			ops = append(ops, op{kind: opGeneral, sub: sub})
-			i = k + 1
-		case '[':
-			if strings.IndexByte(t[i:], ']') < 0 {
-				return nil, errors.New("unterminated $[")
-			}
-			return nil, errors.New("$[...] site callouts are not supported")
-		case ']':
-			if strings.IndexByte(t[i:], '[') < 0 {
-				return nil, errors.New("unterminated $]")
-			}
-			return nil, errors.New("$]...[ LDAP lookups are not supported")
-		case 'V', 'v':
-			return nil, errors.New("$V directory domain checks are not supported")
-		case 'Z', 'z':
-			return nil, errors.New("$Z directory domain checks are not supported")
-		case '.':
-			return nil, errors.New("$. LDAP failure text is not supported")
+			i = next
 		default:
 			return nil, fmt.Errorf("unknown substitution $%c", c)
 		}
 	}
 	return ops, nil
+}
+
+// substitutionOp parses the ${mapping,argument} (open is '{') or $(key) (open is
+// '(') whose body starts at t[i], and returns the op and the offset just after
+// the closing bracket. In a general-database value $(key) is not rescanned: the
+// op is then the literal text of the sequence.
+func substitutionOp(t string, i int, open byte, inValue bool, depth int) (op, int, error) {
+	if open == '{' {
+		k := findClose(t, i, '{', '}')
+		if k < 0 {
+			return op{}, 0, errors.New("unterminated ${")
+		}
+		body := t[i:k]
+		comma := strings.IndexByte(body, ',')
+		if comma <= 0 {
+			return op{}, 0, fmt.Errorf("${%s}: expected ${mapping,argument}", body)
+		}
+		sub, err := parseOps(body[comma+1:], inValue, depth+1)
+		if err != nil {
+			return op{}, 0, err
+		}
+		return op{kind: opMap, s: body[:comma], sub: sub}, k + 1, nil
+	}
+	k := findClose(t, i, '(', ')')
+	if k < 0 {
+		return op{}, 0, errors.New("unterminated $(")
+	}
+	if inValue {
+		return op{kind: opLit, s: t[i-2 : k+1]}, k + 1, nil
+	}
+	sub, err := parseOps(t[i:k], inValue, depth+1)
+	if err != nil {
+		return op{}, 0, err
+	}
+	return op{kind: opGeneral, sub: sub}, k + 1, nil
+}
+
+// numberedOp parses a sequence with a decimal argument: digits, then the
+// character c at t[i-1]. It returns the op and the offset just after the
+// sequence.
+func numberedOp(t string, i int, digits string, c byte) (op, int, error) {
+	if len(digits) > 7 {
+		return op{}, 0, fmt.Errorf("number too long in $%s", digits)
+	}
+	v, _ := strconv.Atoi(digits)
+	n := int32(v)
+	switch c {
+	case 'U', 'u':
+		switch n {
+		case 0:
+			return op{kind: opU0}, i, nil
+		case 1:
+			return op{kind: opU1}, i, nil
+		}
+		return op{}, 0, fmt.Errorf("$%sU: only $0U and $1U exist", digits)
+	case 'D', 'd':
+		return op{kind: opD, n: n}, i, nil
+	case 'H', 'h':
+		return op{kind: opH, n: n}, i, nil
+	case 'A', 'a':
+		return op{kind: opAddrChar, n: n}, i, nil
+	case 'X', 'x':
+		return op{kind: opHostComp, n: n}, i, nil
+	case 'M', 'm':
+		if n != 1 {
+			return op{}, 0, fmt.Errorf("$%sM: only $1M exists", digits)
+		}
+		return op{kind: opCond1M}, i, nil
+	case 'N', 'n':
+		if n != 1 {
+			return op{}, 0, fmt.Errorf("$%sN: only $1N exists", digits)
+		}
+		return op{kind: opCond1N}, i, nil
+	case '~':
+		if n != 1 {
+			return op{}, 0, fmt.Errorf("$%s~: only $1~ exists", digits)
+		}
+		return op{kind: opCheck}, i, nil
+	case '?':
+		if len(digits) != 7 {
+			return op{}, 0, fmt.Errorf("$%s?: the status must have seven digits (x00y00z)", digits)
+		}
+		text, k := errText(t, i)
+		return op{kind: opErr, n: n, s: text}, k, nil
+	}
+	return op{}, 0, fmt.Errorf("unknown substitution $%s%c", digits, c)
 }
 
 // errText returns the $? text starting at i: it runs to the next channel control

@@ -143,144 +143,171 @@ func compilePattern(p string, pat *Pattern) error {
 	if len(p) > MaxPatternLen {
 		return fmt.Errorf("pattern too long: %d characters (maximum %d)", len(p), MaxPatternLen)
 	}
-	var items []item
-	var lit, data []byte
-	flush := func() {
-		if len(lit) > 0 {
-			items = append(items, item{kind: kLit, off: uint32(len(data)), end: uint32(len(data) + len(lit))})
-			data = append(data, lit...)
-			lit = lit[:0]
-		}
-	}
-	save, lazy := true, false
-	pendingMod := false // a $_ $@ $^ waits for its wildcard
-	nsave := 0
-	add := func(it item, payload string) {
-		flush()
-		if payload != "" {
-			it.off = uint32(len(data))
-			data = append(data, payload...)
-			it.end = uint32(len(data))
-		}
-		it.save, it.lazy = save, lazy
-		if it.kind == kBack {
-			// A back-match repeats text; it is not itself numbered. [inf]
-			it.save, it.lazy = false, false
-		}
-		if it.save {
-			nsave++
-		}
-		items = append(items, it)
-		save, lazy, pendingMod = true, false, false
-	}
+	c := patternCompiler{src: p, save: true}
 	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch c {
+		switch p[i] {
 		case '*':
-			add(item{kind: kAny}, "")
-			continue
+			c.add(item{kind: kAny}, "")
 		case '%':
-			add(item{kind: kOne}, "")
-			continue
+			c.add(item{kind: kOne}, "")
 		case '$':
-		default:
-			if pendingMod {
-				return fmt.Errorf("$_, $@ and $^ must be followed by a wildcard, glob or IP matcher (found %q at offset %d)", p[i:i+1], i)
-			}
-			lit = append(lit, lower(c))
-			continue
-		}
-		// $-sequence
-		if i+1 >= len(p) {
-			return errors.New("pattern ends with a lone $")
-		}
-		i++
-		c = p[i]
-		switch {
-		case c == '*' || c == '%' || c == '$' || c == ' ' || c == '\t':
-			if pendingMod {
-				return fmt.Errorf("$_, $@ and $^ must be followed by a wildcard, glob or IP matcher (found $%c at offset %d)", c, i-1)
-			}
-			lit = append(lit, c)
-		case c == '_':
-			lazy, pendingMod = true, true
-		case c == '@':
-			save, pendingMod = false, true
-		case c == '^':
-			save, pendingMod = true, true
-		case c >= '0' && c <= '9':
-			n := int(c - '0')
-			if i+1 >= len(p) || p[i+1] != '*' {
-				return fmt.Errorf("back-match $%d at offset %d must be written $%d*", n, i-1, n)
-			}
-			if n >= nsave {
-				return fmt.Errorf("back-match $%d* at offset %d refers to a wildcard not saved before it (%d saved so far)", n, i-1, nsave)
-			}
-			i++
-			add(item{kind: kBack, n: uint8(n)}, "")
-		case c == '[':
-			open := i + 1
-			cls, end, err := parseClass(p, open)
+			last, err := c.dollar(i)
 			if err != nil {
 				return err
 			}
-			i = end // at ']'
-			k, err := globKind(p, i+1)
-			if err != nil {
-				return fmt.Errorf("bad glob $[%s]: %w", p[open:i], err)
-			}
-			i++
-			add(item{kind: k}, classString(cls))
-		case c == '(' || c == '<':
-			closer := byte(')')
-			if c == '<' {
-				closer = '>'
-			}
-			end := strings.IndexByte(p[i+1:], closer)
-			if end < 0 {
-				return fmt.Errorf("unterminated $%c IP matcher at offset %d", c, i-1)
-			}
-			spec := p[i+1 : i+1+end]
-			it, payload, err := parseIP4(spec, c == '<')
-			if err != nil {
-				return fmt.Errorf("bad IP prefix $%c%s%c: %w", c, spec, closer, err)
-			}
-			i += 1 + end
-			add(it, payload)
-		case c == '{':
-			end := strings.IndexByte(p[i+1:], '}')
-			if end < 0 {
-				return fmt.Errorf("unterminated ${ IP matcher at offset %d", i-1)
-			}
-			spec := p[i+1 : i+1+end]
-			it, payload, err := parseIP6(spec)
-			if err != nil {
-				return fmt.Errorf("bad IP prefix ${%s}: %w", spec, err)
-			}
-			i += 1 + end
-			add(it, payload)
-		case isLetter(c):
-			cls, ok := namedClass(c)
-			if !ok {
-				return fmt.Errorf("bad glob $%c at offset %d: unknown class (use $A $B $D $H $O $S $T $X or $[...])", c, i-1)
-			}
-			k, err := globKind(p, i+1)
-			if err != nil {
-				return fmt.Errorf("bad glob $%c at offset %d: %w", c, i-1, err)
-			}
-			i++
-			add(item{kind: k}, classString(cls))
+			i = last
 		default:
-			return fmt.Errorf("invalid $%c sequence in pattern at offset %d", c, i-1)
+			if c.pendingMod {
+				return fmt.Errorf("$_, $@ and $^ must be followed by a wildcard, glob or IP matcher (found %q at offset %d)", p[i:i+1], i)
+			}
+			c.lit = append(c.lit, lower(p[i]))
 		}
 	}
-	if pendingMod {
+	if c.pendingMod {
 		return errors.New("pattern ends with $_, $@ or $^ that modifies no wildcard")
 	}
-	flush()
-	pat.items, pat.data = items, string(data)
+	c.flush()
+	pat.items, pat.data = c.items, string(c.data)
 	pat.finish()
 	return nil
+}
+
+// patternCompiler holds what compilePattern has built so far.
+type patternCompiler struct {
+	src   string
+	items []item
+	lit   []byte // literal text read since the last item, lower-cased
+	data  []byte // Pattern.data being built
+	// save and lazy apply to the next wildcard: $@ clears save, $_ sets lazy.
+	save, lazy bool
+	pendingMod bool // a $_ $@ $^ waits for its wildcard
+	nsave      int  // saved items so far
+}
+
+// flush turns the pending literal text into an item.
+func (c *patternCompiler) flush() {
+	if len(c.lit) > 0 {
+		c.items = append(c.items, item{kind: kLit, off: uint32(len(c.data)), end: uint32(len(c.data) + len(c.lit))})
+		c.data = append(c.data, c.lit...)
+		c.lit = c.lit[:0]
+	}
+}
+
+// add appends a wildcard, glob, back-match or IP matcher item with its data, under
+// the pending $_ $@ $^ modifiers, which it then resets.
+func (c *patternCompiler) add(it item, payload string) {
+	c.flush()
+	if payload != "" {
+		it.off = uint32(len(c.data))
+		c.data = append(c.data, payload...)
+		it.end = uint32(len(c.data))
+	}
+	it.save, it.lazy = c.save, c.lazy
+	if it.kind == kBack {
+		// The documentation is silent on whether a back-match is numbered; we
+		// chose not: it repeats text that is already saved.
+		it.save, it.lazy = false, false
+	}
+	if it.save {
+		c.nsave++
+	}
+	c.items = append(c.items, it)
+	c.save, c.lazy, c.pendingMod = true, false, false
+}
+
+// dollar compiles the $-sequence whose '$' is at src[at] and returns the offset of
+// its last character.
+func (c *patternCompiler) dollar(at int) (int, error) {
+	p := c.src
+	if at+1 >= len(p) {
+		return 0, errors.New("pattern ends with a lone $")
+	}
+	i := at + 1
+	ch := p[i]
+	switch {
+	case ch == '*' || ch == '%' || ch == '$' || ch == ' ' || ch == '\t':
+		if c.pendingMod {
+			return 0, fmt.Errorf("$_, $@ and $^ must be followed by a wildcard, glob or IP matcher (found $%c at offset %d)", ch, at)
+		}
+		c.lit = append(c.lit, ch)
+	case ch == '_':
+		c.lazy, c.pendingMod = true, true
+	case ch == '@':
+		c.save, c.pendingMod = false, true
+	case ch == '^':
+		c.save, c.pendingMod = true, true
+	case ch >= '0' && ch <= '9':
+		n := int(ch - '0')
+		if i+1 >= len(p) || p[i+1] != '*' {
+			return 0, fmt.Errorf("back-match $%d at offset %d must be written $%d*", n, at, n)
+		}
+		if n >= c.nsave {
+			return 0, fmt.Errorf("back-match $%d* at offset %d refers to a wildcard not saved before it (%d saved so far)", n, at, c.nsave)
+		}
+		i++
+		c.add(item{kind: kBack, n: uint8(n)}, "")
+	case ch == '[':
+		open := i + 1
+		cls, end, err := parseClass(p, open)
+		if err != nil {
+			return 0, err
+		}
+		i = end // at ']'
+		k, err := globKind(p, i+1)
+		if err != nil {
+			return 0, fmt.Errorf("bad glob $[%s]: %w", p[open:i], err)
+		}
+		i++
+		c.add(item{kind: k}, classString(cls))
+	case ch == '(' || ch == '<' || ch == '{':
+		return c.ipMatcher(at)
+	case isLetter(ch):
+		cls, ok := namedClass(ch)
+		if !ok {
+			return 0, fmt.Errorf("bad glob $%c at offset %d: unknown class (use $A $B $D $H $O $S $T $X or $[...])", ch, at)
+		}
+		k, err := globKind(p, i+1)
+		if err != nil {
+			return 0, fmt.Errorf("bad glob $%c at offset %d: %w", ch, at, err)
+		}
+		i++
+		c.add(item{kind: k}, classString(cls))
+	default:
+		return 0, fmt.Errorf("invalid $%c sequence in pattern at offset %d", ch, at)
+	}
+	return i, nil
+}
+
+// ipMatcher compiles the IP matcher $(a.b.c.d/n), $<a.b.c.d/n> or ${addr/n} whose
+// '$' is at src[at] and returns the offset of its closing bracket.
+func (c *patternCompiler) ipMatcher(at int) (int, error) {
+	p := c.src
+	opener := p[at+1]
+	closer := byte(')')
+	switch opener {
+	case '<':
+		closer = '>'
+	case '{':
+		closer = '}'
+	}
+	end := strings.IndexByte(p[at+2:], closer)
+	if end < 0 {
+		return 0, fmt.Errorf("unterminated $%c IP matcher at offset %d", opener, at)
+	}
+	spec := p[at+2 : at+2+end]
+	var it item
+	var payload string
+	var err error
+	if opener == '{' {
+		it, payload, err = parseIP6(spec)
+	} else {
+		it, payload, err = parseIP4(spec, opener == '<')
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bad IP prefix $%c%s%c: %w", opener, spec, closer, err)
+	}
+	c.add(it, payload)
+	return at + 2 + end, nil
 }
 
 // finish derives the index facts from items.

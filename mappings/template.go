@@ -102,8 +102,8 @@ func compileTemplate(t string, nsave int, tp *Template) error {
 	if len(t) > MaxTemplateLen {
 		return fmt.Errorf("template too long: %d characters (maximum %d)", len(t), MaxTemplateLen)
 	}
-	c := tcompiler{src: t, nsave: nsave, tp: tp}
-	_, err := c.seq(0, 0)
+	c := templateCompiler{src: t, nsave: nsave, tp: tp}
+	_, err := c.compileUntil(0, 0)
 	tp.data = string(c.data)
 	return err
 }
@@ -111,16 +111,18 @@ func compileTemplate(t string, nsave int, tp *Template) error {
 // text returns the text of op o of t.
 func (t *Template) text(o *op) string { return t.data[o.off:o.end] }
 
-type tcompiler struct {
+// templateCompiler holds what compileTemplate has built so far.
+type templateCompiler struct {
 	src   string
-	nsave int
+	nsave int // saved items of the pattern, for checking $n
 	tp    *Template
-	lit   []byte
+	lit   []byte // literal text read since the last op
 	data  []byte // Template.data being built
 	depth int    // open ${..} / $|..| around the current offset
 }
 
-func (c *tcompiler) open(at int) error {
+// open starts a ${..} or $|..| whose '$' is at offset at.
+func (c *templateCompiler) open(at int) error {
 	if c.depth >= maxSubDepth {
 		return fmt.Errorf("${...} and $|...| nested more than %d deep at offset %d", maxSubDepth, at)
 	}
@@ -129,12 +131,12 @@ func (c *tcompiler) open(at int) error {
 	return nil
 }
 
-func (c *tcompiler) emit(o op) {
+func (c *templateCompiler) emit(o op) {
 	c.flush()
 	c.tp.ops = append(c.tp.ops, o)
 }
 
-func (c *tcompiler) flush() {
+func (c *templateCompiler) flush() {
 	if len(c.lit) > 0 {
 		c.tp.ops = append(c.tp.ops, c.withText(op{kind: oText}, c.lit))
 		c.lit = c.lit[:0]
@@ -142,18 +144,18 @@ func (c *tcompiler) flush() {
 }
 
 // withText stores text in the template's data and points o at it.
-func (c *tcompiler) withText(o op, text []byte) op {
+func (c *templateCompiler) withText(o op, text []byte) op {
 	o.off = uint32(len(c.data))
 	c.data = append(c.data, text...)
 	o.end = uint32(len(c.data))
 	return o
 }
 
-// seq compiles from offset i until the unquoted terminator term (0: end of text)
-// and returns the offset just after it.
-func (c *tcompiler) seq(i int, term byte) (int, error) {
+// compileUntil compiles from offset i until the unquoted terminator term (0: end
+// of text) and returns the offset just after it. When the text ends before term
+// it returns offset 0, and the caller reports the unterminated construct.
+func (c *templateCompiler) compileUntil(i int, term byte) (int, error) {
 	s := c.src
-	inSub := term != 0
 	for i < len(s) {
 		ch := s[i]
 		if term != 0 && ch == term {
@@ -168,115 +170,150 @@ func (c *tcompiler) seq(i int, term byte) (int, error) {
 		if i+1 >= len(s) {
 			return 0, errors.New("template ends with a lone $")
 		}
-		at := i
-		ch = s[i+1]
-		i += 2
-		switch {
-		case ch == '$' || ch == ' ' || ch == '\t':
-			c.lit = append(c.lit, ch)
-		case isDigit(ch):
-			n := int(ch - '0')
-			if n >= c.nsave && c.nsave == 0 {
-				return 0, fmt.Errorf("substitution $%d at offset %d: the pattern saves no wildcards", n, at)
-			}
-			if n >= c.nsave {
-				return 0, fmt.Errorf("substitution $%d at offset %d is beyond the pattern's saved wildcards (it saves %d: $0..$%d)", n, at, c.nsave, c.nsave-1)
-			}
-			c.emit(op{kind: oCap, n: uint16(n)})
-		case ch == '\\' || ch == '^' || ch == '_':
-			c.emit(op{kind: oCase, c: ch})
-		case ch == '{':
-			if err := c.open(at); err != nil {
-				return 0, err
-			}
-			end, err := c.seq(i, '}')
-			if err != nil {
-				return 0, err
-			}
-			if end == 0 {
-				return 0, fmt.Errorf("unterminated ${...} database lookup at offset %d", at)
-			}
-			i = end
-			c.depth--
-			c.emit(op{kind: oGeneral})
-		case ch == '|':
-			semi := strings.IndexAny(s[i:], ";|")
-			if semi < 0 || s[i+semi] != ';' {
-				return 0, fmt.Errorf("unterminated $|table;argument| mapping call at offset %d: missing ;", at)
-			}
-			table := s[i : i+semi]
-			if table == "" {
-				return 0, fmt.Errorf("$|table;argument| at offset %d has no table name", at)
-			}
-			if err := c.open(at); err != nil {
-				return 0, err
-			}
-			end, err := c.seq(i+semi+1, '|')
-			if err != nil {
-				return 0, err
-			}
-			if end == 0 {
-				return 0, fmt.Errorf("unterminated $|table;argument| mapping call at offset %d", at)
-			}
-			i = end
-			c.depth--
-			c.emit(c.withText(op{kind: oNested}, []byte(table)))
-		case ch == '?':
-			end := strings.IndexByte(s[i:], '?')
-			if end < 0 {
-				return 0, fmt.Errorf("unterminated $?x? percentage at offset %d", at)
-			}
-			num := s[i : i+end]
-			n, ok := atoiSmall(num)
-			if !ok || n > 100 {
-				return 0, fmt.Errorf("bad $?x? percentage %q at offset %d: want 0..100", num, at)
-			}
-			i += end + 1
-			c.emit(op{kind: oPercent, n: uint16(n)})
-		case ch == ':' || ch == ';':
-			if inSub {
-				return 0, fmt.Errorf("input flag test $%c at offset %d is not allowed inside ${...} or $|...|", ch, at)
-			}
-			if i >= len(s) || !isLetter(s[i]) {
-				return 0, fmt.Errorf("input flag test $%c at offset %d needs a flag letter", ch, at)
-			}
-			if ch == ':' {
-				c.tp.need |= Flag(s[i])
-			} else {
-				c.tp.forbid |= Flag(s[i])
-			}
-			i++
-		case ch == '+':
-			if !strings.HasPrefix(s[i:], "1E") && !strings.HasPrefix(s[i:], "1e") {
-				return 0, fmt.Errorf("$+ at offset %d: only $+1E is supported", at)
-			}
-			if inSub {
-				return 0, fmt.Errorf("$+1E at offset %d is not allowed inside ${...} or $|...|", at)
-			}
-			i += 2
-			c.emit(op{kind: oExit})
-		case ch == ']':
-			return 0, fmt.Errorf("LDAP URL lookups ($]...[) are not supported (offset %d)", at)
-		case ch == '[':
-			return 0, fmt.Errorf("site-supplied routine callouts ($[...]) are not supported (offset %d)", at)
-		case ch == '}':
-			return 0, fmt.Errorf("domain attribute lookups ($}...{) are not supported (offset %d)", at)
-		case ch == '#':
-			return 0, fmt.Errorf("sequence number substitutions ($#...#) are not supported (offset %d)", at)
-		case isLetter(ch) || ch == '<' || ch == '>' || ch == '!':
-			if inSub {
-				return 0, fmt.Errorf("flag $%c at offset %d is not allowed inside ${...} or $|...|", ch, at)
-			}
-			c.emit(op{kind: oFlag, c: upper(ch)})
-		default:
-			return 0, fmt.Errorf("invalid $%c sequence in template at offset %d", ch, at)
+		next, err := c.dollar(i, term != 0)
+		if err != nil {
+			return 0, err
 		}
+		i = next
 	}
 	c.flush()
 	if term != 0 {
-		return 0, nil // caller reports the unterminated construct
+		return 0, nil
 	}
 	return i, nil
+}
+
+// dollar compiles the $-sequence whose '$' is at src[at] and returns the offset
+// just after it. inSub is set inside ${...} and $|...|, where flags and input-flag
+// tests are not allowed.
+func (c *templateCompiler) dollar(at int, inSub bool) (int, error) {
+	s := c.src
+	ch := s[at+1]
+	i := at + 2
+	switch {
+	case ch == '$' || ch == ' ' || ch == '\t':
+		c.lit = append(c.lit, ch)
+	case isDigit(ch):
+		n := int(ch - '0')
+		if n >= c.nsave && c.nsave == 0 {
+			return 0, fmt.Errorf("substitution $%d at offset %d: the pattern saves no wildcards", n, at)
+		}
+		if n >= c.nsave {
+			return 0, fmt.Errorf("substitution $%d at offset %d is beyond the pattern's saved wildcards (it saves %d: $0..$%d)", n, at, c.nsave, c.nsave-1)
+		}
+		c.emit(op{kind: oCap, n: uint16(n)})
+	case ch == '\\' || ch == '^' || ch == '_':
+		c.emit(op{kind: oCase, c: ch})
+	case ch == '{':
+		end, err := c.subExpression(at, i, '}', "${...} database lookup")
+		if err != nil {
+			return 0, err
+		}
+		c.emit(op{kind: oGeneral})
+		return end, nil
+	case ch == '|':
+		return c.mappingCall(at)
+	case ch == '?':
+		end := strings.IndexByte(s[i:], '?')
+		if end < 0 {
+			return 0, fmt.Errorf("unterminated $?x? percentage at offset %d", at)
+		}
+		num := s[i : i+end]
+		n, ok := atoiSmall(num)
+		if !ok || n > 100 {
+			return 0, fmt.Errorf("bad $?x? percentage %q at offset %d: want 0..100", num, at)
+		}
+		c.emit(op{kind: oPercent, n: uint16(n)})
+		return i + end + 1, nil
+	case ch == ':' || ch == ';':
+		if inSub {
+			return 0, fmt.Errorf("input flag test $%c at offset %d is not allowed inside ${...} or $|...|", ch, at)
+		}
+		if i >= len(s) || !isLetter(s[i]) {
+			return 0, fmt.Errorf("input flag test $%c at offset %d needs a flag letter", ch, at)
+		}
+		if ch == ':' {
+			c.tp.need |= Flag(s[i])
+		} else {
+			c.tp.forbid |= Flag(s[i])
+		}
+		return i + 1, nil
+	case ch == '+':
+		if !strings.HasPrefix(s[i:], "1E") && !strings.HasPrefix(s[i:], "1e") {
+			return 0, fmt.Errorf("$+ at offset %d: only $+1E is supported", at)
+		}
+		if inSub {
+			return 0, fmt.Errorf("$+1E at offset %d is not allowed inside ${...} or $|...|", at)
+		}
+		c.emit(op{kind: oExit})
+		return i + 2, nil
+	case isLetter(ch) || ch == '<' || ch == '>' || ch == '!':
+		if inSub {
+			return 0, fmt.Errorf("flag $%c at offset %d is not allowed inside ${...} or $|...|", ch, at)
+		}
+		c.emit(op{kind: oFlag, c: upper(ch)})
+	default:
+		if what := unsupportedTemplateSequence(ch); what != "" {
+			return 0, fmt.Errorf("%s are not supported (offset %d)", what, at)
+		}
+		return 0, fmt.Errorf("invalid $%c sequence in template at offset %d", ch, at)
+	}
+	return i, nil
+}
+
+// unsupportedTemplateSequence names the template sequences of the product that
+// this implementation refuses ("" for any other character after the '$').
+func unsupportedTemplateSequence(ch byte) string {
+	switch ch {
+	case ']':
+		return "LDAP URL lookups ($]...[)"
+	case '[':
+		return "site-supplied routine callouts ($[...])"
+	case '}':
+		return "domain attribute lookups ($}...{)"
+	case '#':
+		return "sequence number substitutions ($#...#)"
+	}
+	return ""
+}
+
+// mappingCall compiles $|table;argument| whose '$' is at src[at] and returns the
+// offset just after it.
+func (c *templateCompiler) mappingCall(at int) (int, error) {
+	s := c.src
+	i := at + 2
+	semi := strings.IndexAny(s[i:], ";|")
+	if semi < 0 || s[i+semi] != ';' {
+		return 0, fmt.Errorf("unterminated $|table;argument| mapping call at offset %d: missing ;", at)
+	}
+	table := s[i : i+semi]
+	if table == "" {
+		return 0, fmt.Errorf("$|table;argument| at offset %d has no table name", at)
+	}
+	end, err := c.subExpression(at, i+semi+1, '|', "$|table;argument| mapping call")
+	if err != nil {
+		return 0, err
+	}
+	c.emit(c.withText(op{kind: oNested}, []byte(table)))
+	return end, nil
+}
+
+// subExpression compiles the body of a ${...} or $|...| (named by what in the
+// error) whose '$' is at src[at], from offset i up to its closing term, and
+// returns the offset just after term. The caller emits the closing op.
+func (c *templateCompiler) subExpression(at, i int, term byte, what string) (int, error) {
+	if err := c.open(at); err != nil {
+		return 0, err
+	}
+	end, err := c.compileUntil(i, term)
+	if err != nil {
+		return 0, err
+	}
+	if end == 0 {
+		return 0, fmt.Errorf("unterminated %s at offset %d", what, at)
+	}
+	c.depth--
+	return end, nil
 }
 
 func atoiSmall(s string) (int, bool) {

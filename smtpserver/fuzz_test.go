@@ -13,7 +13,7 @@ import (
 )
 
 // panicCatcher is a slog handler that remembers any record mentioning a panic:
-// go-smtp recovers panics in command handlers and only logs them.
+// the server recovers a panic in a session (conn.recoverPanic) and only logs it.
 type panicCatcher struct {
 	mu   sync.Mutex
 	msgs []string
@@ -60,7 +60,6 @@ func FuzzSession(f *testing.F) {
 			AllowPlainAuthLoopback: true, SASLSwitchChannel: "tcp_intranet"}
 		srv := New(Config{Policy: func() *Policy { return pol }, Queue: q, Logger: slog.New(pc),
 			Auth: fakeAuth{"alice": "pw"}})
-		srv.start()
 		client, server := net.Pipe()
 		go srv.admit(loopbackPipe{server})
 		go io.Copy(io.Discard, client)

@@ -255,7 +255,7 @@ func TestAuthAfterTLSSwitch(t *testing.T) {
 			"tcp_local": {SASLSwitchChannel: "tcp_auth", NoSwitchChannel: true}, "tcp_tls": {}, "tcp_auth": {}}, "tcp_tls"},
 	}
 	for _, tt := range tests {
-		g := &guard{pol: &Policy{Channels: tt.channels}, src: "tcp_tls", preTLS: "tcp_local"}
+		g := &conn{pol: &Policy{Channels: tt.channels}, src: "tcp_tls", preTLS: "tcp_local"}
 		s := &session{g: g}
 		s.authenticated()
 		if g.src != tt.want || !g.auth {

@@ -2,12 +2,10 @@ package smtpserver
 
 import (
 	"testing"
-
-	"github.com/emersion/go-smtp"
 )
 
 func TestAddrCharset(t *testing.T) {
-	syntax := smtp.EnhancedCode{5, 1, 3}
+	syntax := enhancedCode{5, 1, 3}
 	tests := []struct {
 		name     string
 		addr     string

@@ -33,7 +33,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// TestRepliesCoalesced guards the write side of the guard: a multi-line reply is
+// TestRepliesCoalesced guards the write side of the connection: a multi-line reply is
 // one write(2), and the replies to a PIPELINING group (RFC 2920) go out together
 // once the group is answered, not one write per command.
 func TestRepliesCoalesced(t *testing.T) {

@@ -1,58 +1,74 @@
 // Package smtpserver is the SMTP service: the dispatcher's listener (connection caps,
-// PORT_ACCESS) and the SMTP server's policy (source-channel switching, the access
-// tables FROM_ACCESS, ORIG_SEND_ACCESS, ORIG_MAIL_ACCESS, SEND_ACCESS, MAIL_ACCESS,
-// recipient resolution through the rewrite engine, size and recipient limits, loop
-// detection by Received: count) on top of github.com/emersion/go-smtp.
+// PORT_ACCESS), the inbound SMTP protocol, and the SMTP server's policy
+// (source-channel switching, the access tables FROM_ACCESS, ORIG_SEND_ACCESS,
+// ORIG_MAIL_ACCESS, SEND_ACCESS, MAIL_ACCESS, recipient resolution through the
+// rewrite engine, size and recipient limits, loop detection by Received: count).
 //
-// It owns the SMTP conversation up to the moment a message is handed to an Enqueuer,
-// the J, E and U records and the inbound O/C/X connection records of mail.log, and
-// the slave_debug transcripts. It must not touch the image file (it is given a
-// function returning the current *Policy), the queue's internals (it only calls
-// Enqueue), delivery or scheduling.
+// It owns every byte of the SMTP conversation up to the moment a message is handed
+// to an Enqueuer: it reads and parses the commands and their parameters itself and
+// writes every reply itself, so no library stands between the socket and the
+// replies the tests pin. It also owns the J, E and U records and the inbound O/C/X
+// connection records of mail.log, and the slave_debug transcripts. It must not touch
+// the image file (it is given a function returning the current *Policy), the
+// queue's internals (it only calls Enqueue), delivery or scheduling.
 //
 // # How it works
+//
+// One connection, one conn (conn.go), served by one goroutine: a state machine that
+// reads a command line, dispatches on the verb (verbs.go, sasl.go) and answers with a
+// typed reply (reply.go: code, enhanced code, text; named values and constructors
+// for every reply we send). What belongs to policy rather than protocol is the
+// session's (session.go): MAIL, RCPT and DATA call session.Mail, Rcpt and Data,
+// which return the reply. Files: server.go (listeners, caps, admission, Shutdown),
+// conn.go (the connection and its command loop), wire.go (lines in, replies out),
+// command.go (MAIL and RCPT arguments), data.go (the message of DATA).
 //
 // Snapshots. A connection takes Config.Policy() when it is accepted and uses it for
 // PORT_ACCESS, the banner, EHLO and the source-channel switch. Each MAIL FROM takes the
 // then-current policy and the transaction keeps it until it ends (DATA reply or RSET),
 // so a reload never mixes two rule sets in one transaction.
 //
-// The guard. go-smtp v0.25.1 has several behaviours we must not inherit: it always
-// advertises CHUNKING (issue #315), it closes after 4 bad commands with a 500, one
-// line-length limit covers commands and message data alike, one timeout covers
-// commands and DATA (and a stalled DATA is not closed, #196), and a few replies use
-// 502 where RFC 5321 wants 503. Every connection is therefore wrapped in a guard, a
-// net.Conn between the socket and go-smtp that works at line level:
+// Commands. A line is read with the greeting timeout before the first command and
+// the command timeout after; a line over 512 octets (RFC 5321 §4.5.3.1.4) is read
+// to its end and refused without being held in memory, a line with NUL or a bare CR
+// is refused. MAIL and RCPT parameters are parsed here (SIZE, BODY, SMTPUTF8, RET,
+// ENVID, AUTH; NOTIFY, ORCPT); an address keeps the client's spelling, except that a
+// local part is written in its canonical form (unquoted when it is a Dot-string, so
+// "user%host"@example.org routes as user%host@example.org; quoted when it is not). A
+// SIZE over any limit is 552 5.3.4 whatever its digits. Sequence errors are 503;
+// syntax and sequence errors (5.5.x but 5.5.3) count toward Policy.MaxErrors or the
+// channel's disconnectbadcommandlimit, the last one answered 421 and the connection
+// closed. MAIL and RSET check the disconnect* limits (421 and close). EHLO lists our
+// host name, PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, DSN, STARTTLS and
+// AUTH when usable now, and SIZE of this connection's policy and source channel;
+// never CHUNKING (BDAT is an unknown command).
 //
-//   - Read side: in command mode it hands go-smtp exactly one validated command line per
-//     call, never a byte beyond it. go-smtp is synchronous (it reads the next line only
-//     after answering the previous one), so when the guard is asked for a line, every
-//     earlier reply has been written or buffered in order; the guard may answer a line itself (too long,
-//     NUL or bare CR, unknown verb, BDAT, STARTTLS) without breaking reply order under
-//     PIPELINING. In data mode (after go-smtp wrote 354) it passes bytes through a copy
-//     of go-smtp's end-of-data state machine and stops at the terminating CRLF.CRLF, so
-//     go-smtp's buffer never holds bytes of the next command and both sides agree where
-//     DATA ends. Deadlines are set here: per command, per DATA block. Fast path:
-//     session.Data does not read through go-smtp's reader (a ReadByte per byte) but
-//     asks the guard (readDataDirect) to copy the message from the socket buffer,
-//     removing dot-stuffing with the same state machine, plain runs found with
-//     IndexByte; go-smtp's reader is then handed a bare ".\r\n" and ends at once. A
-//     fuzz target holds the two to byte-identical results.
-//   - Write side: go-smtp flushes one reply line per Write; the guard rewrites the
-//     banner and the EHLO list (our host name, SIZE of this connection's policy, no
-//     CHUNKING, STARTTLS when configured, AUTH when usable), turns 502-for-sequence into 503, and counts
-//     protocol errors (5.5.x) toward Policy.MaxErrors, after which it answers 421 and
-//     closes. Replies are coalesced: a multi-line reply is one write(2), and while the
-//     client has pipelined input already buffered, complete replies wait and go out
-//     together before the guard would block on a read (RFC 2920 §3.1 allows it; it is
-//     what Postfix does). 221 and 421 are always written at once.
-//   - STARTTLS is done by the guard, not go-smtp: it discards any bytes pipelined after
-//     the command (command injection, CVE-2011-0411 class), handshakes, swaps the
-//     underlying connection, and requires a new EHLO.
+// Replies. A reply is one write(2), a multi-line one included. While the client has
+// pipelined more input that we have already read, replies wait and go out together
+// before we would block on a read (RFC 2920 §3.1 allows it; Postfix does the same),
+// so a PIPELINING group is answered with one write. 221 and 421 are written at once.
 //
-// SMTP AUTH (sasl.go). The guard also runs AUTH itself (PLAIN, LOGIN; RFC 4954),
-// since go-smtp's AUTH cannot see TLS through our wrapper. AUTH is offered in EHLO
-// and accepted only when the source channel is maysaslserver or mustsaslserver
+// DATA is the hot path (data.go). The session's Data reads the message from the
+// connection's read buffer: plain runs are found with IndexByte and copied whole,
+// and only line ends and line-leading dots are looked at byte by byte (dot-stuffing
+// is removed there). The message ends only at CR LF "." CR LF, a CR always pairing
+// with the byte after it. Each wait for more of the message has the DATA block
+// timeout, and a stalled DATA is answered 421 and closed. One byte over the size
+// limit is kept to tell "too big" from "exactly the limit"; the rest is read and
+// dropped to the end of the message. Enqueue is bounded by DataTermination.
+//
+// SMTP smuggling. A bare LF or bare CR cannot end a message here, but such bytes
+// would stay inside the message and might end it at a later, laxer hop. The
+// reader notes any bare CR or LF on the wire, and the session refuses such a message
+// with 550 5.5.2, so one DATA never yields more than one message.
+//
+// STARTTLS (RFC 3207) discards any bytes pipelined after the command (command
+// injection, CVE-2011-0411), handshakes, swaps the connection under the read
+// buffer, forgets the transaction and requires a new EHLO, and applies the
+// channel's tlsswitchchannel.
+//
+// SMTP AUTH (sasl.go; PLAIN and LOGIN, RFC 4954). AUTH is offered in EHLO and
+// accepted only when the source channel is maysaslserver or mustsaslserver
 // (ChannelPolicy.SASL), Config.Auth is set, the session has not authenticated yet,
 // and the connection is TLS (or the channel's AllowPlainAuthLoopback and a loopback
 // client); otherwise 503 (not enabled) or 538 5.7.11 (no TLS). It is not
@@ -68,22 +84,24 @@
 // password). mustsaslserver refuses MAIL before AUTH with 530 5.7.0. STARTTLS
 // after a loopback clear-text AUTH forgets it (RFC 3207 §4.2).
 //
+// Connections. Server caps simultaneous connections (MaxConns) and per client
+// address (MaxConnsPerIP, with exempt networks); a refused connection gets 421 and
+// an X record. Shutdown stops accepting, answers sessions waiting for a command
+// 421, lets transactions in progress finish, and closes what is left when its
+// context ends. A panic in a session is answered 421 and logged; the server goes
+// on.
+//
 // Logs and metrics. With LOG_CONNECTION bit 2 (Policy.LogConnection) an admitted
 // connection writes an O record to mail.log and a C record (messages accepted,
 // reason) when it closes; a connection refused by a cap or PORT_ACCESS writes X
 // instead. Bit 1 adds the client's "helo ([ip])" to E and J records. The C record
 // is queued before the socket closes, so a client that sees EOF can rely on it.
-// A source channel with slave_debug (decided at admission, after switchchannel;
-// [inf] a later saslswitchchannel does not start or stop a transcript) gets the
-// session's dialogue in Config.DebugDir (maillog.DebugLog: both directions, AUTH
-// credentials masked, size-bounded); the guard tees the bytes it reads below its
-// bufio.Reader and the replies it writes. Config.Metrics (nil: off) counts
-// sessions, DATA outcomes, refusals by class (rejectClass), times Resolve per
-// RCPT and Enqueue per message (the commit wait the DATA reply has).
-//
-// SMTP smuggling. go-smtp's DATA reader only ends a message at CRLF.CRLF, so a bare LF
-// or bare CR cannot end a message early; such bytes would however stay inside the
-// message and might end it at a later, laxer hop. The session therefore rejects any
-// message containing a bare LF or bare CR with 550 5.5.2 (go-smtp then drains the rest,
-// issue #209), so one DATA never yields more than one message.
+// A source channel with slave_debug (decided at admission, after switchchannel; a
+// later saslswitchchannel does not start or stop a transcript: the documentation
+// is silent, and one session is one transcript) gets the session's dialogue in
+// Config.DebugDir (maillog.DebugLog: both directions, AUTH credentials masked,
+// size-bounded); the connection tees the bytes it reads below its read buffer and
+// the replies it writes. Config.Metrics (nil: off) counts sessions, DATA outcomes,
+// refusals by class (rejectClass), times Resolve per RCPT and Enqueue per message
+// (the commit wait the DATA reply has).
 package smtpserver

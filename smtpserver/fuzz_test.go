@@ -10,10 +10,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mtad.dev/mta/queue"
 )
 
 // panicCatcher is a slog handler that remembers any record mentioning a panic:
-// go-smtp recovers panics in command handlers and only logs them.
+// the server recovers a panic in a session (conn.recoverPanic) and only logs it.
 type panicCatcher struct {
 	mu   sync.Mutex
 	msgs []string
@@ -60,7 +62,6 @@ func FuzzSession(f *testing.F) {
 			AllowPlainAuthLoopback: true, SASLSwitchChannel: "tcp_intranet"}
 		srv := New(Config{Policy: func() *Policy { return pol }, Queue: q, Logger: slog.New(pc),
 			Auth: fakeAuth{"alice": "pw"}})
-		srv.start()
 		client, server := net.Pipe()
 		go srv.admit(loopbackPipe{server})
 		go io.Copy(io.Discard, client)
@@ -114,4 +115,48 @@ func FuzzParsePlain(f *testing.F) {
 			t.Fatalf("parsePlain(%q) accepted authzid %q for %q", in, authz, user)
 		}
 	})
+}
+
+// panicQueue panics in Enqueue, standing for a bug anywhere below a session.
+type panicQueue struct{ fakeQueue }
+
+func (q *panicQueue) Enqueue(ctx context.Context, env *queue.Envelope, content []byte) (string, error) {
+	if strings.Contains(string(content), "Subject: boom") {
+		panic("boom")
+	}
+	return q.fakeQueue.Enqueue(ctx, env, content)
+}
+
+// TestPanicInSession: a panic in a session is answered 421 and logged with its
+// stack, the connection closed, and the server serves the next one.
+func TestPanicInSession(t *testing.T) {
+	pc := &panicCatcher{}
+	q := &panicQueue{}
+	e := startServer(t, func(_ *Policy, c *Config) {
+		c.Queue = q
+		c.Logger = slog.New(pc)
+	})
+	c := dialRaw(t, e.addr)
+	c.hello()
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.net>", "250")
+	c.cmd("DATA", "354")
+	c.send("Subject: boom\r\n\r\nx\r\n.\r\n")
+	c.expect("421 4.0.0 Internal server error")
+	if got := c.reply(); got != "EOF" {
+		t.Errorf("after 421: %q", got)
+	}
+	pc.mu.Lock()
+	logged := strings.Join(pc.msgs, "\n")
+	pc.mu.Unlock()
+	if !strings.Contains(logged, "boom") || !strings.Contains(logged, "goroutine") {
+		t.Errorf("panic not logged with its stack: %q", logged)
+	}
+	c2 := dialRaw(t, e.addr)
+	c2.hello()
+	c2.cmd("MAIL FROM:<a@example.org>", "250")
+	c2.cmd("RCPT TO:<b@example.net>", "250")
+	c2.cmd("DATA", "354")
+	c2.send("Subject: fine\r\n\r\nx\r\n.\r\n")
+	c2.expect("250 2.0.0 Ok: queued")
 }

@@ -18,19 +18,19 @@ import (
 // (421 4.4.2), and the process must stay within a bound while it happens and come
 // back to where it started afterwards.
 //
-// Measured (go1.26, linux/amd64, MaxConns 100, 1 000 connections per batch, five
-// runs, one with -race): 2.3-4.8 s; 77-88 % refused at the cap, the rest cut by
-// the greeting timeout; peak goroutines 160-280 from a baseline of 5 (two per
+// Measured (go1.26, linux/amd64, MaxConns 100, 1 000 connections per batch, three
+// runs on a loaded machine): 2.6-5.4 s; 77-86 % refused at the cap, the rest cut
+// by the greeting timeout; peak goroutines 248-284 from a baseline of 4 (one per
 // admitted session, plus admission goroutines of refused connections not yet
 // exited: those scale with the arrival burst, not with MaxConns); peak heap in use
-// 7.5-7.6 MiB from a baseline of 0.8 MiB (the admitted sessions: the guard's
-// 16 KiB read buffer plus go-smtp's reader and writer each, about 60 KiB). The
-// asserted bounds leave more than 2x headroom for slow or loaded machines:
+// 6.6-7.2 MiB from a baseline of 1.4 MiB (the admitted sessions: mostly the
+// connection's 16 KiB read buffer). The asserted bounds leave more than 2x
+// headroom for slow or loaded machines:
 //
 //	goroutines <= baseline + 2*MaxConns + batch/2
 //	heap in use <= baseline + 16 MiB
 //
-// i.e. the cost of idle clients is set by MaxConns (about 2 goroutines and 50 KiB
+// i.e. the cost of idle clients is set by MaxConns (a goroutine and some 20-50 KiB
 // per admitted connection), not by how many clients try.
 func TestIdleConnectionResources(t *testing.T) {
 	const (

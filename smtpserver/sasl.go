@@ -3,246 +3,245 @@ package smtpserver
 import (
 	"bytes"
 	"encoding/base64"
-	"io"
 	"strings"
-	"time"
 
 	"mtad.dev/mta/maillog"
 )
 
-// SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms. The guard
-// runs the whole exchange itself, as it does STARTTLS: go-smtp never sees an AUTH
-// line, so its own AUTH code (which decides "TLS" by a *tls.Conn type assertion
-// our wrapped connection never satisfies, and answers a cancelled exchange without
-// counting anything) stays out of the way.
+// SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms, run to its
+// end by the connection: the command, the 334 challenges and their answers.
 
 // authMechs is the EHLO keyword's argument, in our order of preference.
 const authMechs = "PLAIN LOGIN"
 
 // Replies of the AUTH exchange.
-const (
-	replyAuthOK        = "235 2.7.0 Authentication successful"
-	replyAuthBad       = "535 5.7.8 Error: authentication failed"
-	replyAuthTemp      = "454 4.7.0 Temporary authentication failure"
-	replyAuthEncrypt   = "538 5.7.11 Encryption required for requested authentication mechanism"
-	replyAuthCancelled = "501 5.7.0 Authentication cancelled"
+var (
+	replyAuthOK          = newReply(235, 2, 7, 0, "Authentication successful")
+	replyAuthBad         = newReply(535, 5, 7, 8, "Error: authentication failed")
+	replyAuthTemp        = newReply(454, 4, 7, 0, "Temporary authentication failure")
+	replyAuthEncrypt     = newReply(538, 5, 7, 11, "Encryption required for requested authentication mechanism")
+	replyAuthCancelled   = newReply(501, 5, 7, 0, "Authentication cancelled")
+	replyAuthAgain       = newReply(503, 5, 5, 1, "Error: already authenticated")
+	replyAuthNotEnabled  = newReply(503, 5, 5, 1, "Error: authentication not enabled")
+	replyAuthNeedEHLO    = newReply(503, 5, 5, 1, "Error: send EHLO first")
+	replyAuthInTx        = newReply(503, 5, 5, 1, "Error: MAIL transaction in progress")
+	replyAuthSyntax      = newReply(501, 5, 5, 4, "Syntax: AUTH mechanism [initial-response]")
+	replyAuthMechanism   = newReply(504, 5, 5, 4, "Unrecognized authentication type")
+	replyAuthBadInitial  = newReply(501, 5, 5, 2, "Error: cannot decode initial response")
+	replyAuthBadResponse = newReply(501, 5, 5, 2, "Error: cannot decode response")
+	replyAuthPipelined   = newReply(503, 5, 5, 1, "Error: AUTH must be the last command in a pipelined group")
+	replyAuthLineTooLong = newReply(500, 5, 5, 6, "Authentication exchange line is too long")
 )
+
+func replyAuthTooMany(host string) *smtpReply {
+	return newReply(421, 4, 7, 0, host+" Error: too many failed authentications")
+}
 
 // authChannel reports whether the connection's current source channel accepts
 // AUTH at all (maysaslserver or mustsaslserver, and a password store configured).
-func (g *guard) authChannel() bool {
-	if g.srv.cfg.Auth == nil {
+func (c *conn) authChannel() bool {
+	if c.srv.cfg.Auth == nil {
 		return false
 	}
-	cp, ok := g.pol.Channels[g.src]
+	cp, ok := c.pol.Channels[c.src]
 	return ok && cp.SASL != SASLNone
 }
 
 // authOffered reports whether EHLO lists AUTH now: the channel allows it, the
 // session has not authenticated yet, and the password would not cross the network
 // in the clear (TLS, or the channel's loopback exception).
-func (g *guard) authOffered() bool {
-	return g.authChannel() && !g.auth && g.authSecure()
+func (c *conn) authOffered() bool {
+	return c.authChannel() && !c.auth && c.authSecure()
 }
 
-func (g *guard) authSecure() bool {
-	if g.tls {
+func (c *conn) authSecure() bool {
+	if c.tls {
 		return true
 	}
-	cp := g.pol.Channels[g.src]
-	return cp.AllowPlainAuthLoopback && g.remote.Addr().Unmap().IsLoopback()
+	cp := c.pol.Channels[c.src]
+	return cp.AllowPlainAuthLoopback && c.remote.Addr().Unmap().IsLoopback()
 }
 
-// doAuth runs one AUTH command; args is what follows the verb. A non-nil error
-// ends the connection.
-func (g *guard) doAuth(args string) error {
+// doAuth runs one AUTH command; args is what follows the verb.
+func (c *conn) doAuth(args string) {
 	switch {
-	case g.auth:
+	case c.auth:
 		// before the channel test: the channel switched to may not offer AUTH
-		g.replyError("503 5.5.1 Error: already authenticated")
-		return nil
-	case !g.authChannel():
-		g.replyError("503 5.5.1 Error: authentication not enabled")
-		return nil
-	case g.needHelo || !g.ehlo:
+		c.reply(replyAuthAgain)
+		return
+	case !c.authChannel():
+		c.reply(replyAuthNotEnabled)
+		return
+	case c.needHelo || !c.ehlo:
 		// RFC 4954 §4: AUTH is an ESMTP command; HELO sessions never saw it offered.
-		g.replyError("503 5.5.1 Error: send EHLO first")
-		return nil
-	case g.inTx.Load():
-		g.replyError("503 5.5.1 Error: MAIL transaction in progress")
-		return nil
-	case !g.authSecure():
-		g.writeRaw(replyAuthEncrypt + "\r\n")
-		return nil
+		c.reply(replyAuthNeedEHLO)
+		return
+	case c.mailOK:
+		c.reply(replyAuthInTx)
+		return
+	case !c.authSecure():
+		c.reply(replyAuthEncrypt)
+		return
 	}
 	f := strings.Fields(args)
 	if len(f) == 0 || len(f) > 2 {
-		g.replyError("501 5.5.4 Syntax: AUTH mechanism [initial-response]")
-		return nil
+		c.reply(replyAuthSyntax)
+		return
 	}
 	mech := strings.ToUpper(f[0])
 	if mech != "PLAIN" && mech != "LOGIN" {
-		g.replyError("504 5.5.4 Unrecognized authentication type")
-		return nil
+		c.reply(replyAuthMechanism)
+		return
 	}
-	ip := g.remote.Addr()
-	if lim := g.srv.cfg.AuthLimiter; lim != nil && !lim.Allow(ip) {
+	ip := c.remote.Addr()
+	if lim := c.srv.cfg.AuthLimiter; lim != nil && !lim.Allow(ip) {
 		// Refused before any password is read or checked: an address guessing
 		// passwords learns nothing more and costs us no bcrypt.
-		g.logAuth(mech, "", replyAuthTemp)
-		g.writeRaw(replyAuthTemp + "\r\n")
-		return nil
+		c.logAuth(mech, "", replyAuthTemp)
+		c.reply(replyAuthTemp)
+		return
 	}
+	user, pass, done := c.authCredentials(mech, f[1:])
+	switch {
+	case done:
+		return
+	case user == "" || !c.srv.cfg.Auth.Verify(user, pass):
+		c.authFailed(mech, user)
+		return
+	}
+	if lim := c.srv.cfg.AuthLimiter; lim != nil {
+		lim.Succeed(ip)
+	}
+	// logged in the channel the client authenticated in, before saslswitchchannel
+	c.logAuth(mech, user, replyAuthOK)
+	c.authUser = user
+	c.sess.authenticated()
+	c.srv.log.Info("authenticated", "conn", c.id, "remote", c.remote, "user", user, "mech", mech, "source", c.src)
+	c.reply(replyAuthOK)
+}
 
+// authCredentials runs the mechanism's exchange from its optional initial
+// response. done is true when the exchange has been answered here: cancelled,
+// undecodable, refused for pipelining, a PLAIN response that does not parse (a
+// failed authentication), or the connection ended.
+func (c *conn) authCredentials(mech string, initialArg []string) (user, pass string, done bool) {
 	var initial []byte
-	hasInitial := len(f) == 2
+	hasInitial := len(initialArg) == 1
 	if hasInitial {
 		var ok bool
-		if initial, ok = decodeSASL(f[1]); !ok {
-			g.replyError("501 5.5.2 Error: cannot decode initial response")
-			return nil
+		if initial, ok = decodeSASL(initialArg[0]); !ok {
+			c.reply(replyAuthBadInitial)
+			return "", "", true
 		}
 	}
-
-	var user, pass string
 	switch mech {
 	case "PLAIN":
 		resp := initial
 		if !hasInitial {
-			var err error
-			var done bool
-			if resp, done, err = g.authStep(""); err != nil || done {
-				return err
+			if resp, done = c.authStep(""); done {
+				return "", "", true
 			}
 		}
-		var ok bool
-		if user, pass, ok = parsePlain(resp); !ok {
-			return g.authFailed(mech, user)
+		user, pass, ok := parsePlain(resp)
+		if !ok {
+			c.authFailed(mech, user)
+			return "", "", true
 		}
-	case "LOGIN":
+		return user, pass, false
+	default: // LOGIN
 		// draft-murchison-sasl-login: "Username:" and "Password:" challenges; the
 		// username may come as the initial response.
 		u := initial
 		if !hasInitial {
-			var err error
-			var done bool
-			if u, done, err = g.authStep("Username:"); err != nil || done {
-				return err
+			if u, done = c.authStep("Username:"); done {
+				return "", "", true
 			}
 		}
-		p, done, err := g.authStep("Password:")
-		if err != nil || done {
-			return err
+		p, done := c.authStep("Password:")
+		if done {
+			return "", "", true
 		}
-		user, pass = string(u), string(p)
+		return string(u), string(p), false
 	}
-	if user == "" || !g.srv.cfg.Auth.Verify(user, pass) {
-		return g.authFailed(mech, user)
-	}
-	if lim := g.srv.cfg.AuthLimiter; lim != nil {
-		lim.Succeed(ip)
-	}
-	// logged in the channel the client authenticated in, before saslswitchchannel
-	g.logAuth(mech, user, replyAuthOK)
-	g.authUser = user
-	if g.sess != nil {
-		g.sess.authenticated()
-	} else {
-		g.auth = true
-	}
-	g.srv.log.Info("authenticated", "conn", g.id, "remote", g.remote, "user", user, "mech", mech, "source", g.src)
-	g.writeRaw(replyAuthOK + "\r\n")
-	return nil
 }
 
 // authStep sends one 334 challenge and reads the client's answer. done is true
 // when the exchange has been answered here (cancelled, undecodable, or refused
-// for pipelining); err ends the connection.
-func (g *guard) authStep(challenge string) (resp []byte, done bool, err error) {
-	if g.br.Buffered() > 0 {
+// for pipelining) or the connection ended.
+func (c *conn) authStep(challenge string) (resp []byte, done bool) {
+	if c.br.Buffered() > 0 {
 		// RFC 4954 §4: AUTH must be the last command of a pipelined group, and the
 		// answer to a challenge cannot be sent before the challenge is read. Bytes
 		// already here were written blind; they are dropped, not taken as
 		// credentials or as commands.
-		g.br.Discard(g.br.Buffered())
-		g.replyError("503 5.5.1 Error: AUTH must be the last command in a pipelined group")
-		return nil, true, nil
+		c.br.Discard(c.br.Buffered())
+		c.reply(replyAuthPipelined)
+		return nil, true
 	}
-	g.writeRaw("334 " + base64.StdEncoding.EncodeToString([]byte(challenge)) + "\r\n")
-	g.conn.SetReadDeadline(time.Now().Add(g.pol.Timeouts.command()))
-	g.reading.Store(true)
-	if g.srv.closing.Load() {
-		g.reading.Store(false)
-		g.bye("421 4.3.2 " + g.pol.hostname() + " Service shutting down")
-		return nil, true, io.EOF
-	}
-	line, tooLong, rerr := g.readLine()
-	g.reading.Store(false)
-	if rerr != nil {
-		g.readFailed(rerr, "AUTH")
-		return nil, true, io.EOF
-	}
+	c.reply(&smtpReply{Code: 334, EnhancedCode: noEnhancedCode, Message: base64.StdEncoding.EncodeToString([]byte(challenge))})
+	line, tooLong, ok := c.readLineWithin(c.pol.Timeouts.command(), "AUTH")
 	switch {
+	case !ok:
+		return nil, true
 	case tooLong:
-		g.replyError("500 5.5.6 Authentication exchange line is too long")
-		return nil, true, nil
+		c.reply(replyAuthLineTooLong)
+		return nil, true
 	case string(bytes.TrimSpace(line)) == "*":
-		g.writeRaw(replyAuthCancelled + "\r\n")
-		return nil, true, nil
+		c.reply(replyAuthCancelled)
+		return nil, true
 	}
-	resp, ok := decodeSASL(string(bytes.TrimSpace(line)))
+	resp, ok = decodeSASL(string(bytes.TrimSpace(line)))
 	if !ok {
-		g.replyError("501 5.5.2 Error: cannot decode response")
-		return nil, true, nil
+		c.reply(replyAuthBadResponse)
+		return nil, true
 	}
-	return resp, false, nil
+	return resp, false
 }
 
 // authFailed answers a wrong user or password, counting it per connection and per
 // client address; the disconnectbadauthlimit-th failure is answered 421 and the
 // connection closed.
-func (g *guard) authFailed(mech, user string) error {
-	if lim := g.srv.cfg.AuthLimiter; lim != nil {
-		lim.Fail(g.remote.Addr())
+func (c *conn) authFailed(mech, user string) {
+	if lim := c.srv.cfg.AuthLimiter; lim != nil {
+		lim.Fail(c.remote.Addr())
 	}
-	g.authFails.Limit = g.pol.Channels[g.src].DisconnectBadAuthLimit
-	if g.authFails.Fail() {
-		line := "421 4.7.0 " + g.pol.hostname() + " Error: too many failed authentications"
-		g.logAuth(mech, user, line)
-		g.srv.log.Info("too many failed AUTHs", "conn", g.id, "remote", g.remote, "failures", g.authFails.Failures())
-		g.bye(line)
-		return io.EOF
+	c.authFails.Limit = c.pol.Channels[c.src].DisconnectBadAuthLimit
+	if c.authFails.Fail() {
+		r := replyAuthTooMany(c.pol.hostname())
+		c.logAuth(mech, user, r)
+		c.srv.log.Info("too many failed AUTHs", "conn", c.id, "remote", c.remote, "failures", c.authFails.Failures())
+		c.bye(r)
+		return
 	}
-	g.logAuth(mech, user, replyAuthBad)
-	g.writeRaw(replyAuthBad + "\r\n")
-	return nil
+	c.logAuth(mech, user, replyAuthBad)
+	c.reply(replyAuthBad)
 }
 
 // logAuth writes the mail.log U record of one AUTH outcome: the user in the
-// envelope-From column, the mechanism, client and reply as the diagnostic. [inf]
-// The reference names the U code but not its layout; this one keeps the columns of
-// the other records so that scripts splitting on spaces still work. The password
-// is never logged; a user name the client made up is logged as sent (mail.log
-// replaces spaces and control characters).
-func (g *guard) logAuth(mech, user, replyLine string) {
-	switch {
-	case strings.HasPrefix(replyLine, "5"):
-		g.srv.cfg.Metrics.Rejection("access")
-	case strings.HasPrefix(replyLine, "4"):
-		g.srv.cfg.Metrics.Rejection("temporary")
+// envelope-From column, the mechanism, client and reply as the diagnostic. The
+// product's documentation names the U code but not its layout; this one keeps
+// the columns of the other records so that scripts splitting on spaces still
+// work. The password is never logged; a user name the client made up is logged
+// as sent (mail.log replaces spaces and control characters).
+func (c *conn) logAuth(mech, user string, r *smtpReply) {
+	switch r.Code / 100 {
+	case 5:
+		c.srv.cfg.Metrics.Rejection("access")
+	case 4:
+		c.srv.cfg.Metrics.Rejection("temporary")
 	}
 	code := "U"
-	if g.ehlo {
+	if c.ehlo {
 		code += "E"
 	}
-	if g.tls {
+	if c.tls {
 		code += "S"
 	}
-	g.srv.cfg.Log.Log(maillog.Record{
-		Source: g.src,
+	c.srv.cfg.Log.Log(maillog.Record{
+		Source: c.src,
 		Code:   code,
 		From:   orStr(user, "-"),
-		Diag:   "AUTH " + mech + " (" + g.portProbe + ") " + replyLine,
+		Diag:   "AUTH " + mech + " (" + c.portProbe + ") " + r.String(),
 	})
 }
 

@@ -1,19 +1,20 @@
 package smtpserver
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"mtad.dev/mta/auth"
 	"mtad.dev/mta/intake"
@@ -64,16 +65,15 @@ type Config struct {
 
 // Server is the SMTP service. Serve may be called for several listeners.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	smtp *smtp.Server
-	in   *chanListener // accepted, admitted connections handed to go-smtp
+	cfg Config
+	log *slog.Logger
 
 	intake *intake.Intake // accepts the messages of every session
 
-	startOnce sync.Once
-	closing   atomic.Bool
-	dataBufs  sync.Pool // *bytes.Buffer for DATA (getDataBuf)
+	closing  atomic.Bool
+	sessions sync.WaitGroup // connection goroutines; Add under mu while !closing
+	dataBufs sync.Pool      // *bytes.Buffer for DATA (getDataBuf)
+	readers  sync.Pool      // *bufio.Reader of readBufSize (getReader)
 
 	// baseCtx bounds Enqueue; cancelled when Shutdown gives up waiting.
 	baseCtx context.Context
@@ -81,13 +81,13 @@ type Server struct {
 
 	mu        sync.Mutex // guards the fields below
 	listeners map[net.Listener]struct{}
-	conns     map[*guard]struct{}
+	conns     map[*conn]struct{}
 	perIP     map[netip.Addr]int
 	nconns    int
-	// sessions counts admitted sessions by the address of the listener that
+	// byListener counts admitted sessions by the address of the listener that
 	// accepted them (mtactl process); nconns also counts connections still being
 	// admitted or refused.
-	sessions map[string]int
+	byListener map[string]int
 }
 
 // New builds a Server; nothing listens until Serve.
@@ -103,35 +103,21 @@ func New(cfg Config) *Server {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       lg,
-		in:        newChanListener(),
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*guard]struct{}),
-		perIP:     make(map[netip.Addr]int),
-		sessions:  make(map[string]int),
+		cfg:        cfg,
+		log:        lg,
+		listeners:  make(map[net.Listener]struct{}),
+		conns:      make(map[*conn]struct{}),
+		perIP:      make(map[netip.Addr]int),
+		byListener: make(map[string]int),
 	}
 	s.intake = &intake.Intake{Queue: cfg.Queue, MailLog: cfg.Log, Log: lg, Metrics: cfg.Metrics}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
-
-	srv := smtp.NewServer(&backend{s: s})
-	srv.Domain = "localhost" // the guard rewrites the banner with the connection's policy
-	// The guard enforces line length (512 on commands) and timeouts itself; go-smtp's
-	// one limit would cut long message lines and its one timeout cannot tell DATA apart.
-	srv.MaxLineLength = 0
-	srv.MaxMessageBytes = 0 // enforced by the session, per policy snapshot
-	srv.MaxRecipients = 0   // likewise, with our own 452 4.5.3 text and J record
-	srv.EnableSMTPUTF8 = true
-	srv.EnableDSN = true
-	srv.ErrorLog = slogPrintf{lg}
-	s.smtp = srv
 	return s
 }
 
 // Serve accepts connections on l until ctx is cancelled, l fails or Shutdown is
 // called. It returns nil after Shutdown, ctx.Err() after cancellation.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	s.start()
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -177,64 +163,62 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 }
 
-func (s *Server) start() {
-	s.startOnce.Do(func() {
-		go func() {
-			if err := s.smtp.Serve(s.in); err != nil {
-				s.log.Error("smtp server stopped", "err", err)
-			}
-		}()
-	})
-}
-
 // admit is admitOn for a connection no listener accepted (a pipe in tests): its
 // session is counted under the listener address "".
 func (s *Server) admit(c net.Conn) { s.admitOn(c, "") }
 
 // admitOn runs the dispatcher's checks on a connection accepted by the listener at
-// address lis (caps, PORT_ACCESS), then hands it to go-smtp.
-func (s *Server) admitOn(c net.Conn, lis string) {
+// address lis (caps, PORT_ACCESS), then serves it on this goroutine.
+func (s *Server) admitOn(nc net.Conn, lis string) {
+	var c *conn
 	defer func() {
+		// A panic in admission (the session has its own: conn.recoverPanic) must
+		// not take the server down.
 		if r := recover(); r != nil {
-			s.log.Error("panic admitting connection", "remote", c.RemoteAddr(), "panic", r)
-			c.Close()
+			s.log.Error("panic admitting connection", "remote", nc.RemoteAddr(), "panic", r, "stack", string(debug.Stack()))
+			if c != nil {
+				c.Close()
+			} else {
+				nc.Close()
+			}
 		}
 	}()
 	pol := s.policy()
-	remote := addrPort(c.RemoteAddr())
-	local := addrPort(c.LocalAddr())
+	remote := addrPort(nc.RemoteAddr())
+	local := addrPort(nc.LocalAddr())
 
 	if pol == nil {
-		rejectRaw(c, "421 4.3.0 Service not available, configuration not loaded")
+		rejectRaw(nc, "421 4.3.0 Service not available, configuration not loaded")
 		return
 	}
-	if msg := s.acquire(remote.Addr()); msg != "" {
-		s.cfg.Metrics.Rejection("connection_limit")
-		s.logRefused(pol, local, remote, msg)
-		rejectRaw(c, msg)
+	if msg := s.acquire(remote.Addr(), pol); msg != "" {
+		if !s.closing.Load() {
+			s.cfg.Metrics.Rejection("connection_limit")
+			s.logRefused(pol, local, remote, msg)
+		}
+		rejectRaw(nc, msg)
 		return
 	}
-	g := newGuard(s, c, pol, local, remote)
-	g.listener = lis
-	// PORT_ACCESS, before the banner (mappings.md §4.3): $N/$F text goes down the
-	// socket raw with CRLF appended, then the connection is closed.
+	defer s.sessions.Done()
+	c = newConn(s, nc, pol, local, remote)
+	c.listener = lis
+	// PORT_ACCESS, before the banner: $N/$F text goes down the socket raw with
+	// CRLF appended, then the connection is closed.
 	if t := pol.tables(); t != nil {
-		if a, ok := t.Access("PORT_ACCESS", g.portProbe, 0); ok && a.Reject {
-			s.log.Info("PORT_ACCESS rejected", "conn", g.id, "probe", g.portProbe, "entry", a.Src)
+		if a, ok := t.Access("PORT_ACCESS", c.portProbe, 0); ok && a.Reject {
+			s.log.Info("PORT_ACCESS rejected", "conn", c.id, "probe", c.portProbe, "entry", a.Src)
 			s.cfg.Metrics.Rejection("port_access")
 			s.logRefused(pol, local, remote, strings.TrimSpace("PORT_ACCESS "+a.Text))
 			if a.Text != "" {
-				g.writeRaw(a.Text + "\r\n")
+				c.writeRaw(a.Text + "\r\n")
 			}
-			g.Close()
+			c.Close()
 			return
 		}
 	}
-	g.src = s.sourceChannel(pol, remote.Addr())
-	g.opened(pol)
-	if !s.in.hand(g) {
-		g.bye("421 4.3.2 " + pol.hostname() + " Service shutting down")
-	}
+	c.src = s.sourceChannel(pol, remote.Addr())
+	c.opened(pol)
+	c.serve()
 }
 
 // logRefused writes the X record of a connection refused before the banner
@@ -280,10 +264,15 @@ func (s *Server) policy() *Policy {
 	return s.cfg.Policy()
 }
 
-// acquire counts a connection against the caps; it returns the refusal line, or "".
-func (s *Server) acquire(ip netip.Addr) string {
+// acquire counts a connection against the caps and in Server.sessions; it
+// returns the refusal line, or "". A server shutting down takes no new session.
+func (s *Server) acquire(ip netip.Addr, pol *Policy) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closing.Load() {
+		// Checked under mu, as Shutdown sets it: no sessions.Add after its Wait began.
+		return "421 4.3.2 " + pol.hostname() + " Service shutting down"
+	}
 	if s.nconns >= s.cfg.MaxConns {
 		return "421 4.3.2 Too many connections, try again later"
 	}
@@ -292,6 +281,7 @@ func (s *Server) acquire(ip netip.Addr) string {
 	}
 	s.nconns++
 	s.perIP[ip]++
+	s.sessions.Add(1)
 	return ""
 }
 
@@ -321,8 +311,8 @@ func (s *Server) MaxConns() int {
 func (s *Server) Sessions() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.sessions))
-	for k, n := range s.sessions {
+	out := make(map[string]int, len(s.byListener))
+	for k, n := range s.byListener {
 		out[k] = n
 	}
 	return out
@@ -331,12 +321,12 @@ func (s *Server) Sessions() map[string]int {
 // sessionOpened counts an admitted session; release uncounts it. Both run under
 // s.mu with the caps' own count, so Sessions and the cap agree at every moment:
 // a session Sessions no longer shows no longer holds a slot either.
-func (s *Server) sessionOpened(g *guard) {
+func (s *Server) sessionOpened(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !g.released {
-		g.counted = true
-		s.sessions[g.listener]++
+	if !c.released {
+		c.counted = true
+		s.byListener[c.listener]++
 	}
 }
 
@@ -349,31 +339,46 @@ func (s *Server) exempt(ip netip.Addr) bool {
 	return false
 }
 
-func (s *Server) release(g *guard) {
+func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nconns--
-	g.released = true
-	if g.counted {
-		if n := s.sessions[g.listener] - 1; n > 0 {
-			s.sessions[g.listener] = n
+	c.released = true
+	if c.counted {
+		if n := s.byListener[c.listener] - 1; n > 0 {
+			s.byListener[c.listener] = n
 		} else {
-			delete(s.sessions, g.listener)
+			delete(s.byListener, c.listener)
 		}
 	}
-	ip := g.remote.Addr()
+	ip := c.remote.Addr()
 	if s.perIP[ip] <= 1 {
 		delete(s.perIP, ip)
 	} else {
 		s.perIP[ip]--
 	}
-	delete(s.conns, g)
+	delete(s.conns, c)
 }
 
-func (s *Server) register(g *guard) {
+func (s *Server) register(c *conn) {
 	s.mu.Lock()
-	s.conns[g] = struct{}{}
+	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+}
+
+// getReader and putReader recycle the connections' read buffers: one
+// readBufSize allocation per connection was most of a short session's garbage.
+func (s *Server) getReader(r io.Reader) *bufio.Reader {
+	if br, ok := s.readers.Get().(*bufio.Reader); ok {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, readBufSize)
+}
+
+func (s *Server) putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	s.readers.Put(br)
 }
 
 // Shutdown stops accepting, tells idle sessions goodbye (421), lets sessions inside a
@@ -384,32 +389,37 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for l := range s.listeners {
 		l.Close()
 	}
-	idle := make([]*guard, 0, len(s.conns))
-	for g := range s.conns {
-		idle = append(idle, g)
-	}
 	s.mu.Unlock()
-	for _, g := range idle {
-		g.wakeIfIdle()
+	for _, c := range s.openConnList() {
+		c.wakeIfIdle()
 	}
-	s.start() // so that go-smtp's Shutdown has its listener to close
-	err := s.smtp.Shutdown(ctx)
-	if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-		// go-smtp's Close refuses to run after its Shutdown; close what is left here.
+	done := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
 		s.cancel()
-		s.mu.Lock()
-		rest := make([]*guard, 0, len(s.conns))
-		for g := range s.conns {
-			rest = append(rest, g)
-		}
-		s.mu.Unlock()
-		for _, g := range rest {
-			g.Close()
-		}
-		return fmt.Errorf("smtpserver: shutdown: %w", err)
+		return nil
+	case <-ctx.Done():
 	}
 	s.cancel()
-	return nil
+	for _, c := range s.openConnList() {
+		c.Close()
+	}
+	return fmt.Errorf("smtpserver: shutdown: %w", ctx.Err())
+}
+
+// openConnList is a copy of the set of connections, to act on outside s.mu.
+func (s *Server) openConnList() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		list = append(list, c)
+	}
+	return list
 }
 
 // rejectRaw answers a connection we will not serve, without blocking on a slow client.
@@ -436,61 +446,6 @@ func addrPort(a net.Addr) netip.AddrPort {
 // portProbe is the PORT_ACCESS probe, also the first five fields of the MAIL and
 // FROM_ACCESS probes: TCP|server-ip|server-port|client-ip|client-port.
 func portProbe(local, remote netip.AddrPort) string { return intake.PortProbe(local, remote) }
-
-// backend adapts go-smtp's Backend to our sessions.
-type backend struct{ s *Server }
-
-func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	g, ok := c.Conn().(*guard)
-	if !ok {
-		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "internal error: unguarded connection"}
-	}
-	sess := &session{srv: b.s, g: g, conn: c}
-	g.sess = sess
-	return sess, nil
-}
-
-// chanListener is the net.Listener go-smtp serves: it yields connections that passed
-// admission.
-type chanListener struct {
-	ch     chan net.Conn
-	done   chan struct{}
-	closed sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) hand(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.closed.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
-
-type slogPrintf struct{ l *slog.Logger }
-
-func (p slogPrintf) Printf(format string, v ...any) { p.l.Warn(fmt.Sprintf(format, v...)) }
-func (p slogPrintf) Println(v ...any)               { p.l.Warn(fmt.Sprint(v...)) }
 
 // inFlags are the access tables' input flags (mappings.md §4.2): E EHLO, T TLS,
 // A SASL.

@@ -5,28 +5,23 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/emersion/go-smtp"
-
 	"mtad.dev/mta/engine"
 	"mtad.dev/mta/intake"
-	"mtad.dev/mta/mailaddr"
 	"mtad.dev/mta/mappings"
 	"mtad.dev/mta/status"
 )
 
-// session is one SMTP connection's state above go-smtp.
+// session is one SMTP connection's state above the protocol (conn).
 type session struct {
-	srv  *Server
-	g    *guard
-	conn *smtp.Conn
-	tx   *transaction
+	srv *Server
+	g   *conn
+	tx  *transaction
 }
 
 // transaction is one MAIL FROM .. DATA, with the policy snapshot taken at MAIL.
@@ -46,24 +41,17 @@ type transaction struct {
 	presented int
 }
 
-var _ smtp.Session = (*session)(nil)
-
-func (s *session) helo() string { return s.conn.Hostname() }
+func (s *session) helo() string { return s.g.heloDomain }
 
 func (s *session) Reset() {
 	s.tx = nil
 	s.g.inTx.Store(false)
 }
 
-func (s *session) Logout() error {
-	s.Reset()
-	return nil
-}
-
 // tlsStarted forgets everything learnt before STARTTLS (RFC 3207 §4.2).
 func (s *session) tlsStarted() { s.Reset() }
 
-// authenticated is called by the guard after a successful AUTH (sasl.go): the
+// authenticated is called by the connection after a successful AUTH (sasl.go): the
 // access tables get the $A input flag and the source channel becomes the current
 // one's saslswitchchannel (channels.md §3.5). The target's noswitchchannel does not
 // stop it: the reference's own example is "tcp_auth ... mustsaslserver
@@ -98,18 +86,18 @@ func (s *session) authenticated() {
 	}
 }
 
-func smtpErr(st *status.Status) *smtp.SMTPError {
-	// go-smtp splits a text on LF into continuation lines; a CR would end the reply
-	// early. Texts come from configuration ($N, $?) and must stay one line.
+func smtpErr(st *status.Status) *smtpReply {
+	// A reply's text with LF in it is written as continuation lines; a CR would end
+	// the reply early. Texts come from configuration ($N, $?) and must stay one line.
 	text := strings.Map(func(r rune) rune {
 		if r == '\r' || r == '\n' {
 			return ' '
 		}
 		return r
 	}, st.Text)
-	e := &smtp.SMTPError{Code: st.Code, Message: text, EnhancedCode: smtp.EnhancedCodeNotSet}
+	e := &smtpReply{Code: st.Code, Message: text}
 	if p := strings.Split(st.Enhanced, "."); len(p) == 3 {
-		var ec smtp.EnhancedCode
+		var ec enhancedCode
 		ok := true
 		for i, f := range p {
 			n, err := strconv.Atoi(f)
@@ -142,7 +130,7 @@ func badChars(s string) bool { return strings.ContainsAny(s, "\r\n\x00") }
 
 // addrCharset checks an envelope address's bytes (RFC 6531 §3.3): non-ASCII is only
 // allowed in a transaction that declared SMTPUTF8, and must then be valid UTF-8.
-func addrCharset(addr string, smtputf8 bool, syntax smtp.EnhancedCode) *smtp.SMTPError {
+func addrCharset(addr string, smtputf8 bool, syntax enhancedCode) *smtpReply {
 	ascii := true
 	for i := 0; i < len(addr); i++ {
 		if addr[i] >= 0x80 {
@@ -154,30 +142,27 @@ func addrCharset(addr string, smtputf8 bool, syntax smtp.EnhancedCode) *smtp.SMT
 	case ascii:
 		return nil
 	case !utf8.ValidString(addr):
-		return &smtp.SMTPError{Code: 501, EnhancedCode: syntax, Message: "Bad address syntax: invalid UTF-8"}
+		return &smtpReply{Code: 501, EnhancedCode: syntax, Message: "Bad address syntax: invalid UTF-8"}
 	case !smtputf8:
-		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
+		return newReply(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8")
 	}
 	return nil
 }
 
 // Mail starts a transaction: policy snapshot, SIZE, FROM_ACCESS.
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+func (s *session) Mail(from string, opts *mailOptions) *smtpReply {
 	if s.tx != nil {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: nested MAIL command"}
+		return replyNestedMail
 	}
 	if badChars(from) || badChars(opts.EnvelopeID) {
-		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+		return replyBadSender
 	}
-	if e := addrCharset(from, opts.UTF8, smtp.EnhancedCode{5, 1, 7}); e != nil {
+	if e := addrCharset(from, opts.UTF8, enhancedCode{5, 1, 7}); e != nil {
 		return e
 	}
-	// go-smtp removed the quotes of a quoted local part; put them back, or the
-	// mailbox "john doe"@x would be rewritten and relayed as john doe@x.
-	from = mailaddr.Quote(from)
 	pol := s.srv.policy()
 	if pol == nil {
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Configuration not available, try again later"}
+		return replyNoConfig
 	}
 	src := s.g.src
 	if cp := pol.Channels[src]; cp.TransactionLimit > 0 && s.g.nTx >= cp.TransactionLimit {
@@ -198,7 +183,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.logJ(pol, from, "", "", "", st)
 		return smtpErr(st)
 	}
-	// The AUTH= parameter (RFC 4954 §5) is accepted (go-smtp parses it) and not
+	// The AUTH= parameter (RFC 4954 §5) is accepted (parseMail checks it) and not
 	// used: auth-from below is the identity we verified, never one the client names.
 	if max := pol.maxMessageBytes(src); opts.Size > max {
 		st := status.New(552, "5.3.4", "Message size exceeds fixed maximum message size")
@@ -217,7 +202,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		from:  from,
 		ret:   string(opts.Return),
 		envID: opts.EnvelopeID,
-		body8: opts.Body == smtp.Body8BitMIME,
+		body8: opts.Body == body8BitMIME,
 		utf8:  opts.UTF8,
 	}
 	s.tx = tx
@@ -234,10 +219,10 @@ func orStr(s, def string) string {
 }
 
 // Rcpt resolves one recipient and runs the recipient access tables.
-func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
+func (s *session) Rcpt(to string, opts *rcptOptions) (err *smtpReply) {
 	tx := s.tx
 	if tx == nil {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: need MAIL command"}
+		return replyNeedMail
 	}
 	// Counted for recipientcutoff and the disconnect* limits, whatever the outcome.
 	tx.presented++
@@ -253,12 +238,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 		return smtpErr(st)
 	}
 	if badChars(to) || badChars(opts.OriginalRecipient) {
-		return &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+		return replyBadRecipient
 	}
-	if e := addrCharset(to, tx.utf8, smtp.EnhancedCode{5, 1, 3}); e != nil {
+	if e := addrCharset(to, tx.utf8, enhancedCode{5, 1, 3}); e != nil {
 		return e
 	}
-	to = mailaddr.Quote(to) // as for MAIL FROM
 	pol := tx.pol
 	src := s.g.src
 	if tx.nRcpt >= pol.maxRecipients(src) {
@@ -279,11 +263,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 	for i, n := range opts.Notify {
 		notify[i] = string(n)
 		switch n {
-		case smtp.DSNNotifyDelayed:
+		case notifyDelay:
 			in |= mappings.Flag('D')
-		case smtp.DSNNotifyFailure:
+		case notifyFailure:
 			in |= mappings.Flag('F')
-		case smtp.DSNNotifySuccess:
+		case notifySuccess:
 			in |= mappings.Flag('S')
 		}
 	}
@@ -298,10 +282,10 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
 }
 
 // Data reads the message, checks it, adds our Received: and enqueues it.
-func (s *session) Data(r io.Reader) error {
+func (s *session) Data(r *dataReader) *smtpReply {
 	tx := s.tx
 	if tx == nil {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Error: need MAIL command"}
+		return replyNeedMail
 	}
 	pol := tx.pol
 	src := s.g.src
@@ -311,23 +295,18 @@ func (s *session) Data(r io.Reader) error {
 	buf := s.srv.getDataBuf()
 	defer s.srv.putDataBuf(buf) // Enqueue does not keep the content once it returned
 	buf.WriteString(rcvd)
-	// One byte over the limit tells "too big" from "exactly the limit"; go-smtp
-	// drains whatever we leave unread (issue #209).
-	var err error
-	if s.g != nil && s.g.dataMode {
-		err = s.g.readDataDirect(buf, max+1)
-	} else {
-		_, err = buf.ReadFrom(io.LimitReader(r, max+1))
-	}
+	// One byte over the limit tells "too big" from "exactly the limit"; the
+	// reader reads on to the end of the message.
+	err := r.read(buf, max+1)
 	if err != nil {
-		// the client went away or timed out; the guard has answered and closed
-		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Error reading message"}
+		// the client went away or timed out; the connection has answered and closed
+		return replyReadFailed
 	}
 	content := buf.Bytes()
 	body := content[len(rcvd):]
 	size := int64(len(content))
 
-	fail := func(st *status.Status) error {
+	fail := func(st *status.Status) *smtpReply {
 		for i := range tx.in.Len() {
 			rc := tx.in.Recipient(i)
 			s.logJSize(pol, tx.from, rc.Channel, rc.Addr, rc.ORCPT, int64(len(body)), st)
@@ -339,7 +318,7 @@ func (s *session) Data(r io.Reader) error {
 	if int64(len(body)) > max {
 		return fail(status.New(552, "5.3.4", "Message size exceeds fixed maximum message size"))
 	}
-	if s.g.dataBare || bareLineEnd(body) {
+	if r.bare || bareLineEnd(body) {
 		return fail(status.New(550, "5.5.2", "bare LF/CR not allowed"))
 	}
 	if cp := pol.Channels[src]; cp.RecipientCutoff > 0 && tx.presented > cp.RecipientCutoff {
@@ -377,7 +356,7 @@ func (s *session) protocol() string {
 }
 
 // accept hands a message that passed the DATA checks to intake and answers.
-func (s *session) accept(tx *transaction, content []byte, receivedLen int) error {
+func (s *session) accept(tx *transaction, content []byte, receivedLen int) *smtpReply {
 	ctx, cancel := context.WithTimeout(s.srv.baseCtx, tx.pol.Timeouts.dataTermination())
 	defer cancel()
 	hk := s.srv.cfg.Metrics
@@ -393,7 +372,7 @@ func (s *session) accept(tx *transaction, content []byte, receivedLen int) error
 		// every recipient was sent to the bitbucket ($B) or the message discarded ($V/$Z)
 		hk.Message(250)
 		s.g.msgs.Add(1)
-		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + tx.id}
+		return replyQueued(tx.id)
 	}
 	if err != nil {
 		st := reply(status.From(err))
@@ -413,7 +392,7 @@ func (s *session) accept(tx *transaction, content []byte, receivedLen int) error
 	// Debug, not Info: mail.log's E line already records every enqueue, and a
 	// diagnostic line per message was one more unbuffered write(2) on the hot path.
 	s.srv.log.Debug("queued", "ids", ids, "conn", s.g.id, "tx", tx.id, "from", tx.from, "rcpts", tx.in.Len(), "size", len(content), "held", res.Held != "")
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + strings.Join(ids, " ")}
+	return replyQueued(strings.Join(ids, " "))
 }
 
 // origin describes the session to intake: the source channel, the client as the

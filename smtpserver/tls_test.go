@@ -81,3 +81,20 @@ func TestStartTLSNotConfigured(t *testing.T) {
 	c.cmd("STARTTLS", "502 5.5.1")
 	c.cmd("NOOP", "250")
 }
+
+// TestStartTLSForgetsTransaction: STARTTLS forgets the transaction in progress
+// with everything else (RFC 3207 §4.2): after it, RCPT needs a new MAIL and DATA
+// is refused before any 354.
+func TestStartTLSForgetsTransaction(t *testing.T) {
+	e := startServer(t, func(_ *Policy, c *Config) { c.TLS = testTLSConfig(t) })
+	c := dialRaw(t, e.addr)
+	c.hello()
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.net>", "250")
+	c.cmd("STARTTLS", "220")
+	c.upgrade()
+	c.cmd("DATA", "503 5.5.1 Error: need RCPT command")
+	c.cmd("RCPT TO:<b@example.net>", "503 5.5.1 Error: need MAIL command")
+	c.cmd("EHLO client.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+}

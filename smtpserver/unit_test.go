@@ -52,7 +52,7 @@ func TestAuthenticatedHook(t *testing.T) {
 		{"none", map[string]ChannelPolicy{"tcp_local": {}}, "tcp_local"},
 	}
 	for _, tt := range tests {
-		g := &guard{pol: &Policy{Channels: tt.channels}, src: "tcp_local"}
+		g := &conn{pol: &Policy{Channels: tt.channels}, src: "tcp_local"}
 		s := &session{g: g}
 		s.authenticated()
 		if g.src != tt.want || !g.auth {

@@ -459,22 +459,57 @@ func (c *smtpConn) sendEnvelopeLockstep(lines []string, reps *txReplies) error {
 // sendEnvelopePipelined sends [RSET,] MAIL, every RCPT and DATA as one group
 // (RFC 2920 §3.1: DATA may end a group; a server with no accepted recipient
 // refuses it) and reads their replies: one write and one round trip.
+//
+// The group is written by its own goroutine while this one reads the replies.
+// A server may answer each command as soon as it reads it; with a long
+// recipient list its replies can fill our receive buffer while we are still
+// writing, and if we only read once the whole group is written, it stops
+// reading to wait for us while we wait for it, until a timeout.
 func (c *smtpConn) sendEnvelopePipelined(lines []string, reps *txReplies) error {
 	check := c.checkBeforeMail
 	c.checkBeforeMail = false
-	if check {
-		c.w.WriteString("RSET\r\n")
-	}
-	for _, l := range lines {
-		c.w.WriteString(l)
-		c.w.WriteString("\r\n")
-	}
-	c.w.WriteString("DATA\r\n")
 	c.deadlines.writeTimeout = c.timeouts.Mail
-	if err := c.w.Flush(); err != nil {
-		return &txError{stage: stageMail, err: err}
+	written := make(chan error, 1)
+	go func() {
+		if check {
+			c.w.WriteString("RSET\r\n")
+		}
+		for _, l := range lines {
+			c.w.WriteString(l)
+			c.w.WriteString("\r\n")
+		}
+		c.w.WriteString("DATA\r\n")
+		err := c.w.Flush()
+		if err != nil {
+			// The replies to what was not sent will never come: wake the reader
+			// now rather than after its timeout. The connection is lost anyway.
+			c.nc.Close()
+		}
+		written <- err
+	}()
+	rerr := c.readEnvelopeReplies(check, reps)
+	var werr error
+	select {
+	case werr = <-written: // the write ended first, on its own
+	default:
+		if rerr == nil {
+			werr = <-written
+		} else {
+			// The reader gave up while the writer may be blocked on a server
+			// that no longer reads: unblock it (the connection is lost anyway);
+			// its error is then a consequence of ours.
+			c.nc.Close()
+			<-written
+		}
 	}
-	return c.readEnvelopeReplies(check, reps)
+	var closing *txError
+	switch {
+	case errors.As(rerr, &closing) && closing.err == nil:
+		return rerr // the server's own word beats what our write saw
+	case werr != nil:
+		return &txError{stage: stageMail, err: werr}
+	}
+	return rerr
 }
 
 // readEnvelopeReplies reads the replies to a pipelined group, each under its

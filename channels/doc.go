@@ -49,10 +49,13 @@
 //     offers PIPELINING (RFC 2920 §3.1: DATA may end a group; a server with no
 //     accepted recipient refuses it, and one that answers 354 anyway gets an
 //     empty "." and no content), then the dot-stuffed content through one
-//     buffered writer: two writes and two round trips per message. Without
-//     PIPELINING, lock-step. SIZE is checked before MAIL (552 5.3.4);
-//     BODY=8BITMIME, SMTPUTF8, RET/ENVID and NOTIFY/ORCPT are sent when
-//     offered.
+//     buffered writer: two writes and two round trips per message. The group
+//     is written by its own goroutine while the replies are read, so a server
+//     that answers each command at once cannot fill our receive buffer and
+//     wait for us while we wait for it (a long recipient list would otherwise
+//     stall until a timeout). Without PIPELINING, lock-step. SIZE is checked
+//     before MAIL (552 5.3.4); BODY=8BITMIME, SMTPUTF8, RET/ENVID and
+//     NOTIFY/ORCPT are sent when offered.
 //   - Outcomes: a 2xx RCPT then 2xx after the dot delivers; a 4xx/5xx reply is
 //     that recipient's temporary/permanent result. A connection failure (refused,
 //     timeout, 421, drop, garbage) makes every recipient of the transaction

@@ -128,9 +128,14 @@ type debugWriter struct {
 	d *maillog.DebugLog
 }
 
+// Write records p before writing it: a pipelined group is written by one
+// goroutine while another reads the replies (client.go), and the transcript
+// must show each command before the reply to it. A write that fails may so
+// show bytes the server never got; the failure itself is in the C record and
+// the recipients' results.
 func (t debugWriter) Write(p []byte) (int, error) {
+	t.d.FromClient(p)
 	n, err := t.w.Write(p)
-	t.d.FromClient(p[:n])
 	if f, ok := t.w.(*bufio.Writer); ok && err == nil {
 		err = f.Flush()
 	}

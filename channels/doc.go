@@ -62,6 +62,11 @@
 //     temporary (except those already refused with a 5xx); before DATA it moves
 //     on to the next address/host, after DATA it does not (the message may have
 //     arrived: a duplicate beats a loss).
+//   - Result.ConnFailed marks a temporary failure as the host's: no server took
+//     part (connection refused or timed out, DNS failing), or the status is of
+//     class 4.4.x (connection lost or timed out mid-session, a greeting or EHLO
+//     refused for good, a server's own 4.4.x). The job controller then backs
+//     the host off as a whole.
 //   - Every stage has its own inactivity timeout (RFC 5321 §4.5.3.2), and the
 //     context's cancellation interrupts any blocked read or write.
 //   - STARTTLS (tls.go): TLSMay upgrades when offered and falls back to plaintext

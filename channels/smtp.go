@@ -334,7 +334,7 @@ func (s *SMTP) interpret(c *smtpConn, reps txReplies, broke *txError, tag string
 // result is one recipient's Result: remote is who answered, "" when no server
 // took part; reply is what mail.log shows after "smtp;".
 func (s *SMTP) result(st *status.Status, remote, reply string) Result {
-	return Result{Err: st, Remote: remote, Reply: s.proto + ";" + reply}
+	return Result{Err: st, Remote: remote, Reply: s.proto + ";" + reply, ConnFailed: failedAtConnection(st, remote)}
 }
 
 // sessionRefused is the status of a host refusing our session (at the greeting,

@@ -177,7 +177,7 @@ func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []
 			updates = append(updates, queue.Update{Rcpt: i, State: queue.Delivered, Attempts: r.Attempts + 1, LastError: diag})
 			outs = append(outs, outcome{i, "D", diag})
 		case res.Err.Temporary() && !expired:
-			if res.Remote != "" && !strings.HasPrefix(res.Err.Enhanced, "4.4.") {
+			if !res.ConnFailed {
 				connFail = false
 			}
 			attempts := r.Attempts + 1

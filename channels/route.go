@@ -30,18 +30,25 @@ type hop struct {
 	configured bool
 }
 
+// destination is one group of recipients: one transaction.
+type destination struct {
+	name  string // the domain, or the smart host
+	rcpts []int  // indexes into Message.Rcpts
+}
+
 // destinations groups m's recipients by destination domain, in the order the
 // domains first appear; with a smart host every recipient goes to it in one
-// group. Each group is one transaction.
-func (s *SMTP) destinations(m *Message) (order []string, groups map[string][]int) {
+// group.
+func (s *SMTP) destinations(m *Message) []destination {
 	if s.opts.Daemon != "" {
 		idx := make([]int, len(m.Rcpts))
 		for i := range idx {
 			idx[i] = i
 		}
-		return []string{s.opts.Daemon}, map[string][]int{s.opts.Daemon: idx}
+		return []destination{{name: s.opts.Daemon, rcpts: idx}}
 	}
-	groups = map[string][]int{}
+	var dests []destination
+	index := map[string]int{} // domain -> its place in dests
 	for i, r := range m.Rcpts {
 		d := strings.ToLower(strings.TrimSuffix(r.Host, "."))
 		if d == "" {
@@ -49,12 +56,15 @@ func (s *SMTP) destinations(m *Message) (order []string, groups map[string][]int
 				d = strings.ToLower(r.Addr[at+1:])
 			}
 		}
-		if _, ok := groups[d]; !ok {
-			order = append(order, d)
+		k, ok := index[d]
+		if !ok {
+			k = len(dests)
+			index[d] = k
+			dests = append(dests, destination{name: d})
 		}
-		groups[d] = append(groups[d], i)
+		dests[k].rcpts = append(dests[k].rcpts, i)
 	}
-	return order, groups
+	return dests
 }
 
 // route turns a destination into the ordered hosts to try (RFC 5321 §5.1).

@@ -78,9 +78,8 @@ func NewLMTP(opts SMTPOptions) *SMTP {
 // them when Daemon is set); each group is one transaction on one connection.
 func (s *SMTP) Deliver(ctx context.Context, m *Message) []Result {
 	out := make([]Result, len(m.Rcpts))
-	order, groups := s.destinations(m)
-	for _, d := range order {
-		s.deliverGroup(ctx, m, d, groups[d], out)
+	for _, d := range s.destinations(m) {
+		s.deliverGroup(ctx, m, d.name, d.rcpts, out)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ package channels
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 
 	"mtad.dev/mta/status"
@@ -42,6 +43,26 @@ type Result struct {
 	Err    *status.Status // nil: delivered; Temporary(): requeue; else return
 	Remote string         // who answered, e.g. "mx.example.net (TCP|127.0.0.1|41234|127.0.0.1|2526)"
 	Reply  string         // the remote reply or local outcome for mail.log ("smtp;250 2.0.0 ok")
+	// ConnFailed says a temporary failure is the destination's, not this
+	// message's: no server took the transaction. Either no server took part at
+	// all (connection refused or timed out, DNS failing for now, a cancelled
+	// delivery, a local program with no server behind it), or the failure is
+	// of the network and routing class, X.4.x in RFC 3463 (connection lost or
+	// timed out during the session, greeting or EHLO refused for good, a
+	// server's own 4.4.x reply). A server that answered anything else (a 4xx
+	// about the message, a 421 4.3.2 greeting, no STARTTLS when TLS is
+	// required) took part: ConnFailed is false. Never set with a nil or
+	// permanent Err. The job controller backs off the whole host when every
+	// result of an attempt has it, so that its other messages wait instead of
+	// each trying a host that is down.
+	ConnFailed bool
+}
+
+// failedAtConnection is the rule every program applies for Result.ConnFailed:
+// st is temporary, and either no server took part (remote is "") or st is of
+// the network and routing class 4.4.x.
+func failedAtConnection(st *status.Status, remote string) bool {
+	return st != nil && st.Temporary() && (remote == "" || strings.HasPrefix(st.Enhanced, "4.4."))
 }
 
 // Program delivers messages for one channel. Deliver returns exactly one Result per

@@ -78,17 +78,20 @@ func printable(s string) bool {
 }
 
 // Deliver implements Program: one copy per recipient, each with its own
-// Delivered-To header.
+// Delivered-To header. No server takes part, so every temporary failure (a full
+// disk, a mailbox that cannot be written) has ConnFailed: the store as a whole
+// is what failed, as when a remote host is down.
 func (md *Maildir) Deliver(ctx context.Context, m *Message) []Result {
 	out := make([]Result, len(m.Rcpts))
 	for i, r := range m.Rcpts {
 		if err := ctx.Err(); err != nil {
-			out[i] = Result{Err: status.New(451, "4.4.7", "delivery cancelled: %v", err), Reply: "maildir;cancelled"}
+			st := status.New(451, "4.4.7", "delivery cancelled: %v", err)
+			out[i] = Result{Err: st, Reply: "maildir;cancelled", ConnFailed: failedAtConnection(st, "")}
 			continue
 		}
 		name, st := md.deliverOne(m, r)
 		if st != nil {
-			out[i] = Result{Err: st, Reply: "maildir;" + st.Error()}
+			out[i] = Result{Err: st, Reply: "maildir;" + st.Error(), ConnFailed: failedAtConnection(st, "")}
 			continue
 		}
 		out[i] = Result{Reply: "maildir;new/" + name}

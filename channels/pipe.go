@@ -26,7 +26,9 @@ func NewPipe(opts PipeOptions) *Pipe {
 	return &Pipe{opts: opts}
 }
 
-// Deliver implements Program.
+// Deliver implements Program. The program counts as the server that answered
+// (Remote "pipe"): only a run that timed out or was cancelled (4.4.7) has
+// ConnFailed.
 func (p *Pipe) Deliver(ctx context.Context, m *Message) []Result {
 	out := make([]Result, len(m.Rcpts))
 	if p.opts.PerMessage && len(m.Rcpts) > 0 {
@@ -38,14 +40,14 @@ func (p *Pipe) Deliver(ctx context.Context, m *Message) []Result {
 			reply = st.Error()
 		}
 		for i := range out {
-			out[i] = Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply}
+			out[i] = Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply, ConnFailed: failedAtConnection(st, "pipe")}
 		}
 		return out
 	}
 	for i, r := range m.Rcpts {
 		argv, env := p.recipientArgs(m, r)
 		st, reply := p.run(ctx, m, argv, env)
-		out[i] = Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply}
+		out[i] = Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply, ConnFailed: failedAtConnection(st, "pipe")}
 	}
 	return out
 }

@@ -2,9 +2,68 @@ package channels
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 )
+
+// pool returns the connection cache of host name (at the channel's port).
+func (s *SMTP) pool(name string) *hostPool {
+	key := name + "|" + strconv.Itoa(s.opts.Port)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pools[key]
+	if p == nil {
+		p = newHostPool(s.opts.MaxConnsPerHost, s.opts.MaxIdlePerHost, s.opts.IdleTimeout)
+		if s.closed {
+			p.maxIdle = -1
+		}
+		s.pools[key] = p
+	}
+	return p
+}
+
+// finish returns a connection to the cache after a transaction, or closes it:
+// when it is broken, has carried MaxMessagesPerConn transactions, or the
+// channel caches nothing.
+func (s *SMTP) finish(pool *hostPool, c *smtpConn, broken bool) {
+	if broken || c.msgs >= s.opts.MaxMessagesPerConn || s.opts.MaxIdlePerHost < 0 {
+		if !broken {
+			c.quit()
+		}
+		pool.discard(c)
+		return
+	}
+	pool.put(c)
+}
+
+// Close sends QUIT on every cached connection and closes it. Deliver may not be
+// called after Close.
+func (s *SMTP) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	pools := s.pools
+	s.pools = map[string]*hostPool{}
+	s.mu.Unlock()
+	for _, p := range pools {
+		p.closeIdle()
+	}
+	return nil
+}
+
+// DropIdle closes the cached idle connections (the program stays usable): the next
+// deliveries open fresh connections, which `qm run` needs to show their dialogue.
+func (s *SMTP) DropIdle() {
+	s.mu.Lock()
+	pools := make([]*hostPool, 0, len(s.pools))
+	for _, p := range s.pools {
+		pools = append(pools, p)
+	}
+	s.mu.Unlock()
+	for _, p := range pools {
+		p.dropIdle()
+	}
+}
 
 // hostPool bounds and caches the connections to one destination host.
 //
@@ -16,7 +75,6 @@ import (
 type hostPool struct {
 	max, maxIdle int
 	idleTimeout  time.Duration
-	quitTimeout  time.Duration
 
 	mu   sync.Mutex
 	open int
@@ -29,8 +87,8 @@ type idleConn struct {
 	timer *time.Timer
 }
 
-func newHostPool(max, maxIdle int, idleTimeout, quitTimeout time.Duration) *hostPool {
-	return &hostPool{max: max, maxIdle: maxIdle, idleTimeout: idleTimeout, quitTimeout: quitTimeout, wake: make(chan struct{})}
+func newHostPool(max, maxIdle int, idleTimeout time.Duration) *hostPool {
+	return &hostPool{max: max, maxIdle: maxIdle, idleTimeout: idleTimeout, wake: make(chan struct{})}
 }
 
 // get returns an idle connection (marked reused), or nil with a slot the caller
@@ -94,7 +152,7 @@ func (p *hostPool) put(c *smtpConn) {
 	p.mu.Lock()
 	if p.maxIdle < 0 || len(p.idle) >= p.maxIdle {
 		p.mu.Unlock()
-		c.quit(p.quitTimeout)
+		c.quit()
 		p.discard(c)
 		return
 	}
@@ -116,7 +174,7 @@ func (p *hostPool) expire(ic *idleConn) {
 		}
 	}
 	p.mu.Unlock()
-	ic.c.quit(p.quitTimeout)
+	ic.c.quit()
 	p.discard(ic.c)
 }
 
@@ -136,7 +194,7 @@ func (p *hostPool) dropIdle() {
 	p.mu.Unlock()
 	for _, ic := range idle {
 		if ic.timer.Stop() {
-			ic.c.quit(p.quitTimeout)
+			ic.c.quit()
 			p.discard(ic.c)
 		}
 	}

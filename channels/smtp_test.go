@@ -434,6 +434,19 @@ func scripted(t testing.TB, fn func(c net.Conn, r *bufio.Reader)) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// skipContent reads message content up to and including the lone dot.
+func skipContent(r *bufio.Reader) error {
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if l == ".\r\n" {
+			return nil
+		}
+	}
+}
+
 func TestSMTP421AtGreeting(t *testing.T) {
 	port := scripted(t, func(c net.Conn, r *bufio.Reader) {
 		io.WriteString(c, "421 4.3.2 try later\r\n")
@@ -526,14 +539,8 @@ func testCachedDiesLate(t *testing.T, mode string) {
 				io.WriteString(c, "250 2.0.0 ok\r\n")
 			case cmd == "DATA":
 				io.WriteString(c, "354 go\r\n")
-				for {
-					l, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if l == ".\r\n" {
-						break
-					}
+				if err := skipContent(r); err != nil {
+					return
 				}
 				delivered.Add(1)
 				io.WriteString(c, "250 2.0.0 queued\r\n")

@@ -20,12 +20,14 @@ import (
 // master_debug (SMTPOptions.MasterDebug and DebugDir) every connection's dialogue
 // goes to DebugDir/<channel>_master.log-<connection id>.
 //
-// [inf] The transcript is recorded above the TLS layer: STARTTLS replaces the
-// connection's reader and writer (tls.go), so the EHLO exchanged right after the
+// The transcript is recorded above the TLS layer (the documentation is silent;
+// we chose never to record TLS records): STARTTLS replaces the connection's
+// reader and writer (client.go), so the EHLO exchanged right after the
 // handshake is not in the transcript; recording resumes with the first command
 // after it, and a note marks the gap. The handshake itself is never recorded.
 
-// LogConnection bits the SMTP client acts on (operations.md §3.3).
+// LogConnection bits the SMTP client acts on: the product's documentation says
+// value 2 writes separate connection open, close and failure records.
 const logConnRecords = 2
 
 // connOpened starts an established connection's records and transcript.
@@ -48,8 +50,8 @@ func (s *SMTP) connOpened(c *smtpConn) {
 	}
 	d.Note("outbound connection %s of channel %s to %s: %s", id, s.channelName(), c.host, transport)
 	c.dbg = d
-	c.r.Reset(debugReader{r: c.dc, d: d})
-	c.w.Reset(debugWriter{w: c.dc, d: d})
+	c.r.Reset(debugReader{r: c.deadlines, d: d})
+	c.w.Reset(debugWriter{w: c.deadlines, d: d})
 }
 
 // tlsStarted re-attaches the transcript after STARTTLS replaced the reader and
@@ -65,8 +67,8 @@ func (c *smtpConn) tlsStarted() {
 	c.w = bufio.NewWriterSize(debugWriter{w: c.w, d: c.dbg}, 32*1024)
 }
 
-// connFailed writes the Y record of a connection that could not be made.
-func (s *SMTP) connFailed(host, network, addr string, err error) {
+// connectFailed writes the Y record of a connection that could not be made.
+func (s *SMTP) connectFailed(host, network, addr string, err error) {
 	if s.opts.LogConnection&logConnRecords == 0 || s.opts.MailLog == nil {
 		return
 	}
@@ -126,9 +128,14 @@ type debugWriter struct {
 	d *maillog.DebugLog
 }
 
+// Write records p before writing it: a pipelined group is written by one
+// goroutine while another reads the replies (client.go), and the transcript
+// must show each command before the reply to it. A write that fails may so
+// show bytes the server never got; the failure itself is in the C record and
+// the recipients' results.
 func (t debugWriter) Write(p []byte) (int, error) {
+	t.d.FromClient(p)
 	n, err := t.w.Write(p)
-	t.d.FromClient(p[:n])
 	if f, ok := t.w.(*bufio.Writer); ok && err == nil {
 		err = f.Flush()
 	}

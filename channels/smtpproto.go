@@ -144,7 +144,7 @@ func cutEnhanced(text string, code int) (enh, rest string, ok bool) {
 
 // dotWriter writes message content in the DATA encoding (RFC 5321 §4.5.2): a
 // line starting with "." gets one more. CRLF content passes byte-exact. A bare
-// LF is sent as CRLF [inf]: "output is always CRLF" (channels.md §3.1), and a
+// LF is sent as CRLF: the product's documentation says output is always CRLF, and a
 // receiver that takes bare LF as a line end must never see "\n.\r\n" as the
 // end of data (SMTP smuggling). A missing final CRLF is added so the
 // terminating "." is on its own line.
@@ -213,15 +213,20 @@ func (d *dotWriter) Close() error {
 // stage's timeout bounds inactivity rather than the whole stage: a 30 MB
 // message on a slow link is fine as long as data keeps moving (RFC 5321
 // §4.5.3.2.5 "data block" timeout).
+//
+// The reads and the writes may run in two goroutines at once (a pipelined group
+// is written while its replies are read): readTimeout belongs to the reader,
+// writeTimeout to the writer.
 type deadlineConn struct {
 	net.Conn
-	rd, wr time.Duration
-	ctx    context.Context // when set, its end fails I/O (see smtpConn.watch)
+	readTimeout  time.Duration   // the longest a read may wait for the server
+	writeTimeout time.Duration   // the longest a write may wait for room
+	ctx          context.Context // when set, its end fails I/O (see smtpConn.watch)
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if c.rd > 0 {
-		c.Conn.SetReadDeadline(time.Now().Add(c.rd))
+	if c.readTimeout > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
 	}
 	if err := c.cancelled(); err != nil {
 		return 0, err
@@ -236,8 +241,8 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	if c.wr > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(c.wr))
+	if c.writeTimeout > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 	if err := c.cancelled(); err != nil {
 		return 0, err

@@ -89,14 +89,8 @@ func newStallServer(t *testing.T, stage string, pipelining bool) *stallServer {
 					<-done // reads nothing: the client's writes block
 					return
 				}
-				for {
-					l, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if l == ".\r\n" {
-						break
-					}
+				if err := skipContent(r); err != nil {
+					return
 				}
 				if stage == stallDot {
 					stall()

@@ -1,10 +1,11 @@
 package channels
 
-// STARTTLS in the SMTP/LMTP client (RFC 3207). The package doc's SMTP section
-// holds for TLS connections too; this file adds the policy.
+// STARTTLS in the SMTP/LMTP client (RFC 3207): the policy. The package doc's
+// SMTP section holds for TLS connections too; the command and the handshake
+// are the protocol client's (smtpConn.startTLS in client.go).
 //
-// How it works: open says EHLO, and when the policy is not TLSNone and the
-// server offers STARTTLS, it sends STARTTLS alone (nothing pipelined), checks
+// How it works: open (dial.go) says EHLO, and when the policy is not TLSNone and
+// the server offers STARTTLS, it sends STARTTLS alone (nothing pipelined), checks
 // the server sent nothing behind its 220, handshakes under the EHLO timeout,
 // and says EHLO again before any transaction. The connection then carries its
 // tls.ConnectionState in the cache, so reuse is TLS too, and every Result.Reply
@@ -19,12 +20,9 @@ package channels
 //     MX host is tried as for any connection failure. Never plaintext.
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"mtad.dev/mta/status"
@@ -64,8 +62,9 @@ func (p TLSPolicy) String() string {
 // checked. Under TLSMay only when TLSVerify asks (RFC 7435: opportunistic TLS
 // cannot insist on a valid certificate, or it would be worse than plaintext,
 // which it then falls back to). Under TLSMust always, unless the base
-// TLSConfig says InsecureSkipVerify [inf]: a bool cannot tell "unset" from
-// "false", and the tls.Config knob is the explicit, greppable way to opt out.
+// TLSConfig says InsecureSkipVerify. The documentation is silent on opting out;
+// we chose the tls.Config knob because a bool option cannot tell "unset" from
+// "false", and the knob is the explicit, greppable way to do it.
 func (s *SMTP) verifyTLS() bool {
 	if s.opts.TLS == TLSMust {
 		return s.opts.TLSConfig == nil || !s.opts.TLSConfig.InsecureSkipVerify
@@ -97,60 +96,42 @@ func (s *SMTP) clientTLSConfig(host string) *tls.Config {
 
 // tlsRequired is the status of a TLSMust delivery that cannot have TLS from
 // host. Always temporary: another host, or this one later, may do better, and
-// it is never sent in plaintext instead [inf: 451 4.7.5, X.7.5 "cryptographic
-// failure", for every case — not offered, refused, handshake, certificate].
+// it is never sent in plaintext instead. The documentation gives no code; we
+// chose 451 4.7.5 (X.7.5, "cryptographic failure") for every case: not
+// offered, refused, handshake, certificate.
 func tlsRequired(format string, args ...any) *status.Status {
 	return status.New(451, "4.7.5", "TLS required but %s", fmt.Sprintf(format, args...))
 }
 
-// starttls runs STARTTLS on c, which has just said EHLO, and the handshake,
-// then EHLO again (RFC 3207 §4.2: forget everything learnt before). It is
-// called before any transaction, so nothing has been pipelined ahead of it.
-//
-// refused is a non-220 reply to STARTTLS: the session is still in a known
-// plaintext state and may go on under TLSMay. Any other error leaves the
-// connection unusable.
-func (s *SMTP) starttls(ctx context.Context, c *smtpConn, hello string) (refused *Reply, err error) {
-	rep, err := c.cmd(s.to.Ehlo, "STARTTLS")
-	if err != nil {
-		return nil, fmt.Errorf("STARTTLS: %w", err)
-	}
-	if rep.Code != 220 {
-		return &rep, nil
-	}
-	// Anything already read past the 220 was sent before the handshake: a
-	// plaintext injection (CVE-2011-0411 in reverse) that must never be taken
-	// as the server's word inside TLS.
-	if n := c.r.Buffered(); n > 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the 220 to STARTTLS, before the handshake", errProtocol, n)
-	}
-	tc := tls.Client(c.dc, s.clientTLSConfig(c.host))
-	// The handshake is bounded as a whole by the EHLO timeout (it stands in
-	// for the server's greeting inside TLS), and each read/write by it too.
-	c.dc.rd, c.dc.wr = s.to.Ehlo, s.to.Ehlo
-	hctx, cancel := context.WithTimeout(ctx, s.to.Ehlo)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		var ne net.Error
-		if ctx.Err() == nil && (hctx.Err() != nil || errors.As(err, &ne) && ne.Timeout()) {
-			return nil, fmt.Errorf("TLS handshake: timeout after %v: %w", s.to.Ehlo, err)
+// negotiateTLS applies the policy to a session that has just said EHLO: STARTTLS
+// when offered (client.go runs it), and under TLSMust a refusal of the session
+// when TLS cannot be had. tlsFailed is set, with c and st nil, when the
+// handshake failed under TLSMay: the caller may dial again for plaintext.
+func (s *SMTP) negotiateTLS(ctx context.Context, c *smtpConn) (_ *smtpConn, _ *status.Status, tlsFailed error) {
+	if !c.has("STARTTLS") {
+		if s.opts.TLS == TLSMust {
+			return nil, s.hangUp(c, tlsRequired("not offered by %s", c.host)), nil
 		}
-		return nil, fmt.Errorf("TLS handshake: %w", err)
+		return c, nil, nil
 	}
-	st := tc.ConnectionState()
-	c.tls = &st
-	c.r = bufio.NewReaderSize(tc, 4096)
-	c.w = bufio.NewWriterSize(tc, 32*1024)
-	c.ext = nil
-	rep, err = c.cmd(s.to.Ehlo, hello+" "+s.opts.HeloName)
-	if err != nil {
-		return nil, fmt.Errorf("%s after STARTTLS: %w", hello, err)
+	refused, err := c.startTLS(ctx, s.clientTLSConfig(c.host), s.opts.HeloName)
+	c.tlsStarted()
+	switch {
+	case refused != nil && s.opts.TLS == TLSMust:
+		return nil, s.hangUp(c, tlsRequired("STARTTLS refused by %s: %s", c.host, refused)), nil
+	case refused != nil:
+		// RFC 3207 §4: the session goes on in plaintext, as if never offered
+		// — but the refusal is worth a word in the log.
+		c.tlsNote = "STARTTLS refused: " + refused.String()
+		return c, nil, nil
+	case err != nil && s.opts.TLS == TLSMust:
+		c.close()
+		return nil, tlsRequired("TLS with %s failed: %v", c.host, err), nil
+	case err != nil:
+		c.close()
+		return nil, nil, err
 	}
-	if rep.Code != 250 {
-		return nil, fmt.Errorf("%s after STARTTLS answered %s", hello, rep)
-	}
-	c.parseExt(rep)
-	return nil, nil
+	return c, nil, nil
 }
 
 // tlsTag is what a Result.Reply carries about the connection's protection, so

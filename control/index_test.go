@@ -33,12 +33,12 @@ func (p *gateProgram) Deliver(ctx context.Context, m *channels.Message) []channe
 			select {
 			case <-p.gate:
 			case <-ctx.Done():
-				out[i] = channels.Result{Err: status.New(451, "4.4.2", "cancelled")}
+				out[i] = channels.Result{Err: status.New(451, "4.4.2", "cancelled"), ConnFailed: true}
 				continue
 			}
 			out[i] = channels.Result{Reply: "smtp;250 ok"}
 		case strings.HasPrefix(r.Addr, "temp"):
-			out[i] = channels.Result{Err: status.New(451, "4.2.1", "later"), Reply: "smtp;451 4.2.1 later"}
+			out[i] = channels.Result{Err: status.New(451, "4.2.1", "later"), Reply: "smtp;451 4.2.1 later", ConnFailed: true}
 		default:
 			out[i] = channels.Result{Reply: "smtp;250 ok"}
 		}

@@ -64,7 +64,9 @@ func (c *Controller) deliver(j *job, it *item) {
 		st := status.New(451, "4.3.0", "cannot read queued content: %v", err)
 		results = make([]channels.Result, len(idx))
 		for i := range results {
-			results[i] = channels.Result{Err: st, Reply: st.Error()}
+			// No server took part: as for a host nobody answered, the attempt
+			// counts as a connection failure.
+			results[i] = channels.Result{Err: st, Reply: st.Error(), ConnFailed: true}
 		}
 	} else {
 		m := &channels.Message{
@@ -113,7 +115,7 @@ func (c *Controller) checkResults(j *job, id string, results []channels.Result, 
 	fixed := make([]channels.Result, n)
 	copy(fixed, results)
 	for i := len(results); i < n; i++ {
-		fixed[i] = channels.Result{Err: st, Reply: st.Error()}
+		fixed[i] = channels.Result{Err: st, Reply: st.Error(), ConnFailed: true}
 	}
 	return fixed
 }
@@ -127,7 +129,7 @@ func (c *Controller) callProgram(j *job, m *channels.Message) (res []channels.Re
 			st := status.New(451, "4.3.0", "delivery program failed")
 			res = make([]channels.Result, len(m.Rcpts))
 			for i := range res {
-				res[i] = channels.Result{Err: st, Reply: st.Error()}
+				res[i] = channels.Result{Err: st, Reply: st.Error(), ConnFailed: true}
 			}
 		}
 	}()

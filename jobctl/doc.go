@@ -54,8 +54,8 @@
 // interval repeats), Q; the item goes back to the delayed heap only after the
 // Update returned, so it is durable before it can run again (mox's rule: record
 // the next attempt before trying). When every recipient of an attempt failed
-// temporarily and no server answered (empty Result.Remote, or an enhanced code
-// 4.4.x), the host is backed off as a whole until that next attempt (at most the
+// temporarily and no server took the transaction (Result.ConnFailed, which the
+// delivery program sets), the host is backed off as a whole until that next attempt (at most the
 // channel's first interval): its other ready items wait with it instead of each
 // dialling a dead host. Permanent: the
 // failure notice is submitted first, then the recipients are marked Returned (R,

@@ -309,7 +309,7 @@ func (p *program) Deliver(ctx context.Context, m *channels.Message) []channels.R
 		case <-ctx.Done():
 			res := make([]channels.Result, len(m.Rcpts))
 			for i := range res {
-				res[i] = channels.Result{Err: status.New(451, "4.4.2", "cancelled")}
+				res[i] = channels.Result{Err: status.New(451, "4.4.2", "cancelled"), ConnFailed: true}
 			}
 			return res
 		}

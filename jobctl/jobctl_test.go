@@ -160,7 +160,7 @@ func TestThreadDepth(t *testing.T) {
 func TestDeadHostDoesNotDelayHealthy(t *testing.T) {
 	p := &program{delay: 5 * time.Millisecond, result: func(_ *channels.Message, r channels.Rcpt) channels.Result {
 		if r.Host == "dead.example" {
-			return channels.Result{Err: status.New(421, "4.4.1", "connection refused"), Reply: "TCP active open: Failed connect() Error: Connection refused"}
+			return channels.Result{Err: status.New(421, "4.4.1", "connection refused"), Reply: "TCP active open: Failed connect() Error: Connection refused", ConnFailed: true}
 		}
 		return channels.Result{Remote: "mx." + r.Host, Reply: "smtp;250 2.0.0 ok"}
 	}}
@@ -683,7 +683,7 @@ func TestAddrsPerFile(t *testing.T) {
 		t.Run(fmt.Sprint(tt.per), func(t *testing.T) {
 			p := &program{result: func(_ *channels.Message, r channels.Rcpt) channels.Result {
 				if strings.HasPrefix(r.Addr, "u3@") {
-					return channels.Result{Err: status.New(452, "4.2.2", "full"), Reply: "smtp;452 4.2.2 full"}
+					return channels.Result{Err: status.New(452, "4.2.2", "full"), Reply: "smtp;452 4.2.2 full", ConnFailed: true}
 				}
 				return channels.Result{Reply: "smtp;250 2.0.0 ok"}
 			}}

@@ -1,7 +1,6 @@
 package jobctl
 
 import (
-	"strings"
 	"time"
 
 	"mtad.dev/mta/channels"
@@ -56,7 +55,7 @@ func classifyResults(env *queue.Envelope, idx []int, results []channels.Result, 
 			p.updates = append(p.updates, queue.Update{Rcpt: i, State: queue.Delivered, Attempts: r.Attempts + 1, LastError: diag})
 			p.outs = append(p.outs, outcome{i, maillog.CodeDelivered, diag})
 		case res.Err.Temporary() && !expired:
-			if res.Remote != "" && !strings.HasPrefix(res.Err.Enhanced, "4.4.") {
+			if !res.ConnFailed {
 				p.connFail = false
 			}
 			attempts := r.Attempts + 1

@@ -19,8 +19,10 @@ func TestClassifyResults(t *testing.T) {
 	cfg := &Channel{Backoff: [3]Backoff{{}, BackoffOf(10*time.Minute, 20*time.Minute, 40*time.Minute), {}}}
 	ok := channels.Result{Remote: "mx.example", Reply: "smtp;250 2.0.0 ok"}
 	answered451 := channels.Result{Remote: "mx.example", Err: status.New(451, "4.2.0", "mailbox busy"), Reply: "smtp;451 4.2.0 mailbox busy"}
-	refused := channels.Result{Err: status.New(451, "4.4.1", "connection refused")}
-	timedOut := channels.Result{Remote: "mx.example", Err: status.New(451, "4.4.2", "timeout"), Reply: "timeout"}
+	// The delivery program says when no server took the transaction (ConnFailed):
+	// a refused connection, or a server that timed out (4.4.x).
+	refused := channels.Result{Err: status.New(451, "4.4.1", "connection refused"), ConnFailed: true}
+	timedOut := channels.Result{Remote: "mx.example", Err: status.New(451, "4.4.2", "timeout"), Reply: "timeout", ConnFailed: true}
 	rejected := channels.Result{Remote: "mx.example", Err: status.New(550, "5.1.1", "no such user"), Reply: "smtp;550 5.1.1 no such user"}
 
 	type rc struct {

@@ -95,7 +95,7 @@ func TestTotalsFollowTheIndex(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0))
 			p := &program{result: func(_ *channels.Message, r channels.Rcpt) channels.Result {
 				if strings.HasPrefix(r.Addr, "temp") {
-					return channels.Result{Err: status.New(451, "4.2.1", "later"), Reply: "smtp;451 4.2.1 later"}
+					return channels.Result{Err: status.New(451, "4.2.1", "later"), Reply: "smtp;451 4.2.1 later", ConnFailed: true}
 				}
 				return channels.Result{Reply: "smtp;250 ok"}
 			}}

@@ -95,7 +95,7 @@ func (p *Program) reroute(ctx context.Context, tx *intake.Transaction, m *channe
 		if out.Refused != nil {
 			// Temporary statuses are requeued by the job controller, the rest
 			// returned to the sender with this diagnostic.
-			results[i] = channels.Result{Err: out.Refused, Reply: out.Refused.Error()}
+			results[i] = channels.Result{Err: out.Refused, Reply: out.Refused.Error(), ConnFailed: out.Refused.Temporary()}
 			failed[i] = true
 		}
 	}
@@ -120,7 +120,7 @@ func (p *Program) reroute(ctx context.Context, tx *intake.Transaction, m *channe
 		case failed[i]:
 		case errs[i] != nil:
 			st := status.New(451, "4.3.0", "reprocessing: enqueue failed: %v", errs[i])
-			results[i] = channels.Result{Err: st, Reply: st.Error()}
+			results[i] = channels.Result{Err: st, Reply: st.Error(), ConnFailed: true}
 		default:
 			results[i] = channels.Result{Reply: "reprocessed as " + strings.Join(ids[i], " ")}
 		}
@@ -128,10 +128,13 @@ func (p *Program) reroute(ctx context.Context, tx *intake.Transaction, m *channe
 	return results
 }
 
+// allResults gives every recipient the same outcome. No server takes part in a
+// hand-back: a temporary failure counts, for the job controller, like a host that
+// did not answer (it waits out the channel's backoff rather than retrying at once).
 func allResults(n int, st *status.Status) []channels.Result {
 	res := make([]channels.Result, n)
 	for i := range res {
-		res[i] = channels.Result{Err: st, Reply: st.Error()}
+		res[i] = channels.Result{Err: st, Reply: st.Error(), ConnFailed: st.Temporary()}
 	}
 	return res
 }

@@ -36,7 +36,7 @@ func (s *SMTP) connOpened(c *smtpConn) {
 	if s.opts.LogConnection&logConnRecords != 0 && s.opts.MailLog != nil {
 		c.logConn = true
 		c.transport = transport
-		s.opts.MailLog.LogConn(maillog.ConnRecord{Channel: s.opts.Channel, Outbound: true, Code: "O", Transport: transport, Peer: c.host})
+		s.opts.MailLog.LogConn(maillog.ConnRecord{Channel: s.opts.Channel, Outbound: true, Code: maillog.CodeConnOpened, Transport: transport, Peer: c.host})
 	}
 	debug := s.opts.MasterDebug || (s.opts.DebugNow != nil && s.opts.DebugNow())
 	if !debug || s.opts.DebugDir == "" {
@@ -77,7 +77,7 @@ func (s *SMTP) connectFailed(host, network, addr string, err error) {
 		h, p, _ := net.SplitHostPort(addr)
 		transport = "TCP|||" + h + "|" + p
 	}
-	s.opts.MailLog.LogConn(maillog.ConnRecord{Channel: s.opts.Channel, Outbound: true, Code: "Y", Transport: transport, Peer: host, Diag: err.Error()})
+	s.opts.MailLog.LogConn(maillog.ConnRecord{Channel: s.opts.Channel, Outbound: true, Code: maillog.CodeConnFailed, Transport: transport, Peer: host, Diag: err.Error()})
 }
 
 // connClosed writes the C record and closes the transcript; smtpConn.close calls
@@ -88,7 +88,7 @@ func (s *SMTP) connClosed(c *smtpConn) {
 		why = "QUIT"
 	}
 	if c.logConn {
-		s.opts.MailLog.LogConn(maillog.ConnRecord{Channel: s.opts.Channel, Outbound: true, Code: "C",
+		s.opts.MailLog.LogConn(maillog.ConnRecord{Channel: s.opts.Channel, Outbound: true, Code: maillog.CodeConnClosed,
 			Transport: c.transport, Peer: c.host, Messages: c.msgs, Diag: why})
 	}
 	if c.dbg != nil {

@@ -214,7 +214,7 @@ func (t *Transaction) logEnqueued(c Copy, size int) {
 	}
 	code := t.origin.EnqueueCode
 	if code == "" {
-		code = "E"
+		code = maillog.CodeEnqueued
 	}
 	env := c.Envelope
 	for _, rc := range env.Rcpts {

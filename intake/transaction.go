@@ -446,7 +446,7 @@ func (in *Intake) LogRefused(o Origin, from, dest, to, orcpt string, size int64,
 		return
 	}
 	in.MailLog.Log(maillog.Record{
-		Source: o.Channel, Dest: dest, Code: "J", Size: size, From: from, ORCPT: orcpt, To: to,
+		Source: o.Channel, Dest: dest, Code: maillog.CodeRejected, Size: size, From: from, ORCPT: orcpt, To: to,
 		Diag: st.Error(), Conn: o.conn(),
 	})
 }

@@ -109,7 +109,7 @@ func (c *conn) opened(pol *Policy) {
 	c.srv.sessionOpened(c)
 	if pol.LogConnection&LogConnRecords != 0 {
 		c.logConn = true
-		c.srv.cfg.Log.LogConn(maillog.ConnRecord{Channel: c.src, Code: "O", Transport: c.portProbe})
+		c.srv.cfg.Log.LogConn(maillog.ConnRecord{Channel: c.src, Code: maillog.CodeConnOpened, Transport: c.portProbe})
 	}
 	if cp, ok := pol.Channels[c.src]; ok && cp.SlaveDebug && c.srv.cfg.DebugDir != "" {
 		d, err := maillog.OpenDebug(c.srv.cfg.DebugDir, c.src, "slave", c.id, maillog.DebugOptions{})
@@ -322,7 +322,7 @@ func (c *conn) closed() {
 			peer = *p
 		}
 		c.srv.cfg.Log.LogConn(maillog.ConnRecord{
-			Channel: c.connSrc, Code: "C", Transport: c.portProbe, Peer: peer,
+			Channel: c.connSrc, Code: maillog.CodeConnClosed, Transport: c.portProbe, Peer: peer,
 			Messages: int(c.msgs.Load()), Diag: why,
 		})
 	}

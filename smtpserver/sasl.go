@@ -230,16 +230,9 @@ func (c *conn) logAuth(mech, user string, r *smtpReply) {
 	case 4:
 		c.srv.cfg.Metrics.Rejection("temporary")
 	}
-	code := "U"
-	if c.ehlo {
-		code += "E"
-	}
-	if c.tls {
-		code += "S"
-	}
 	c.srv.cfg.Log.Log(maillog.Record{
 		Source: c.src,
-		Code:   code,
+		Code:   maillog.CodeAuthenticated + c.modifiers(false),
 		From:   orStr(user, "-"),
 		Diag:   "AUTH " + mech + " (" + c.portProbe + ") " + r.String(),
 	})
@@ -267,4 +260,21 @@ func parsePlain(b []byte) (user, pass string, ok bool) {
 		return user, "", false
 	}
 	return user, pass, user != ""
+}
+
+// modifiers are the product's modifiers that follow the code of an E or U record:
+// E when the session used EHLO, S when it runs under TLS, A when the client
+// authenticated (and authenticated says to show it).
+func (c *conn) modifiers(authenticated bool) string {
+	m := ""
+	if c.ehlo {
+		m += maillog.ModESMTP
+	}
+	if c.tls {
+		m += maillog.ModTLS
+	}
+	if authenticated && c.auth {
+		m += maillog.ModSASL
+	}
+	return m
 }

@@ -229,7 +229,7 @@ func (s *Server) logRefused(pol *Policy, local, remote netip.AddrPort, why strin
 		return
 	}
 	s.cfg.Log.LogConn(maillog.ConnRecord{
-		Channel: pol.DefaultSource, Code: "X", Transport: portProbe(local, remote), Diag: why,
+		Channel: pol.DefaultSource, Code: maillog.CodeConnRefused, Transport: portProbe(local, remote), Diag: why,
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"mtad.dev/mta/engine"
 	"mtad.dev/mta/intake"
+	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/mappings"
 	"mtad.dev/mta/status"
 )
@@ -398,16 +399,7 @@ func (s *session) accept(tx *transaction, content []byte, receivedLen int) *smtp
 // origin describes the session to intake: the source channel, the client as the
 // access probes quote it, and what the E and J records say of it.
 func (s *session) origin(pol *Policy) intake.Origin {
-	code := "E"
-	if s.g.ehlo {
-		code += "E"
-	}
-	if s.g.tls {
-		code += "S"
-	}
-	if s.g.auth {
-		code += "A" // "ESA" and the like: the product's modifiers of the E record
-	}
+	code := maillog.CodeEnqueued + s.g.modifiers(s.g.auth)
 	return intake.Origin{
 		Kind:           intake.SMTP,
 		Channel:        s.g.src,

@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 
+	"mtad.dev/mta/mailheader"
 	"mtad.dev/mta/status"
 )
 
@@ -282,80 +283,36 @@ func (d *downgrader) report(k ProblemKind, part, field, detail string) {
 	d.problems = append(d.problems, Problem{Kind: k, Part: part, Field: field, Detail: detail})
 }
 
-// field is one header field: b[start:end] with its folding and line terminator.
-type field struct {
-	start, end int
-	name       string
+// partHeader is an entity's header section, over the entity's bytes src.
+type partHeader struct {
+	src []byte
+	*mailheader.Header
 }
 
-// header is an entity's header as byte ranges over the entity.
-type header struct {
-	src       []byte
-	fields    []field
-	end       int    // where the header stops (start of the blank line)
-	bodyStart int    // after the blank line; len(src) when there is none
-	eol       string // line terminator to use for fields we add
-}
+func parseHeader(b []byte) partHeader { return partHeader{src: b, Header: mailheader.Parse(b)} }
 
-func parseHeader(b []byte) header {
-	h := header{src: b, eol: "\r\n", end: len(b), bodyStart: len(b)}
-	first := true
-	for i := 0; i < len(b); {
-		j := bytes.IndexByte(b[i:], '\n')
-		if j < 0 {
-			j = len(b)
-		} else {
-			j += i + 1
-		}
-		line := b[i:j]
-		if first {
-			first = false
-			if !bytes.HasSuffix(line, []byte("\r\n")) && bytes.HasSuffix(line, []byte("\n")) {
-				h.eol = "\n"
-			}
-		}
-		if string(line) == "\r\n" || string(line) == "\n" {
-			h.end, h.bodyStart = i, j
-			return h
-		}
-		if (line[0] == ' ' || line[0] == '\t') && len(h.fields) > 0 {
-			h.fields[len(h.fields)-1].end = j
-		} else {
-			name := ""
-			if k := bytes.IndexByte(line, ':'); k >= 0 {
-				name = string(bytes.TrimRight(line[:k], " \t"))
-			}
-			h.fields = append(h.fields, field{start: i, end: j, name: name})
-		}
-		i = j
+// fieldLabel names a field in a problem report: its name, or for a line that is
+// not a well-formed field, whatever stands before its colon.
+func fieldLabel(f mailheader.Field) string {
+	if n := f.Name(); n != "" {
+		return n
 	}
-	return h
-}
-
-// get returns the unfolded value of the first field named name, and whether
-// there is one.
-func (h *header) get(name string) (string, bool) {
-	for _, f := range h.fields {
-		if strings.EqualFold(f.name, name) {
-			raw := h.src[f.start:f.end]
-			raw = raw[bytes.IndexByte(raw, ':')+1:]
-			v := strings.NewReplacer("\r", "", "\n", "").Replace(string(raw))
-			return strings.TrimSpace(v), true
-		}
+	if k := bytes.IndexByte(f.Raw, ':'); k >= 0 {
+		return string(bytes.TrimRight(f.Raw[:k], " \t"))
 	}
-	return "", false
+	return ""
 }
 
 // check reports header fields a 7-bit transport may not carry.
-func (d *downgrader) check(h *header, part string) {
-	for _, f := range h.fields {
-		raw := h.src[f.start:f.end]
+func (d *downgrader) check(h *partHeader, part string) {
+	for _, f := range h.Fields {
+		raw := f.Raw
 		if bytes.ContainsFunc(raw, func(r rune) bool { return r == 0 || r >= 0x80 }) {
-			d.report(Header8Bit, part, f.name, "")
+			d.report(Header8Bit, part, fieldLabel(f), "")
 		}
 		for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
 			if len(bytes.TrimRight(line, "\r\n")) > maxLineLen {
-				d.report(HeaderLongLine, part, f.name, "")
+				d.report(HeaderLongLine, part, fieldLabel(f), "")
 				break
 			}
 		}
@@ -365,31 +322,31 @@ func (d *downgrader) check(h *header, part string) {
 // rewrite returns the header with every Content-Transfer-Encoding field
 // replaced by one saying cte (appended if there was none) and the fields in
 // add appended. Other fields keep their bytes.
-func (h *header) rewrite(cte string, add ...string) []byte {
+func (h *partHeader) rewrite(cte string, add ...string) []byte {
 	var out bytes.Buffer
-	out.Grow(h.bodyStart + 64)
+	out.Grow(h.Body + 64)
 	pos, done := 0, false
-	for _, f := range h.fields {
-		if !strings.EqualFold(f.name, "Content-Transfer-Encoding") {
+	for _, f := range h.Fields {
+		if !f.Is("Content-Transfer-Encoding") {
 			continue
 		}
-		out.Write(h.src[pos:f.start])
+		out.Write(h.src[pos:f.Start])
 		if !done {
 			// Keep the sender's spelling of the name (e.g. "Content-transfer-encoding").
-			out.Write(h.src[f.start : f.start+len(f.name)])
-			out.WriteString(": " + cte + h.eol)
+			out.WriteString(f.Name())
+			out.WriteString(": " + cte + h.EOL)
 			done = true
 		}
-		pos = f.end
+		pos = f.End()
 	}
-	out.Write(h.src[pos:h.end])
+	out.Write(h.src[pos:h.End])
 	if !done {
-		out.WriteString("Content-Transfer-Encoding: " + cte + h.eol)
+		out.WriteString("Content-Transfer-Encoding: " + cte + h.EOL)
 	}
 	for _, a := range add {
-		out.WriteString(a + h.eol)
+		out.WriteString(a + h.EOL)
 	}
-	out.Write(h.src[h.end:h.bodyStart])
+	out.Write(h.src[h.End:h.Body])
 	return out.Bytes()
 }
 
@@ -409,7 +366,7 @@ func cteToken(v string) string {
 func (d *downgrader) entity(b []byte, part, defType string, isMessage bool, depth int) ([]byte, bool) {
 	h := parseHeader(b)
 	d.check(&h, part)
-	body := b[h.bodyStart:]
+	body := b[h.Body:]
 	if !needsEncoding(body) {
 		return b, false
 	}
@@ -419,7 +376,7 @@ func (d *downgrader) entity(b []byte, part, defType string, isMessage bool, dept
 	}
 
 	mediaType, params := defType, map[string]string(nil)
-	ctValue, hasCT := h.get("Content-Type")
+	ctValue, hasCT := h.Lookup("Content-Type")
 	if hasCT {
 		// A parameter error still yields the type (mime.ErrInvalidMediaParameter).
 		if mt, p, _ := mime.ParseMediaType(ctValue); strings.Contains(mt, "/") {
@@ -429,7 +386,7 @@ func (d *downgrader) entity(b []byte, part, defType string, isMessage bool, dept
 			mediaType = "text/plain"
 		}
 	}
-	cteValue, _ := h.get("Content-Transfer-Encoding")
+	cteValue, _ := h.Lookup("Content-Transfer-Encoding")
 	cte := cteToken(cteValue)
 	identity := cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary"
 
@@ -494,7 +451,7 @@ func (d *downgrader) entity(b []byte, part, defType string, isMessage bool, dept
 	}
 	var add []string
 	if isMessage {
-		if _, ok := h.get("MIME-Version"); !ok {
+		if _, ok := h.Lookup("MIME-Version"); !ok {
 			add = append(add, "MIME-Version: 1.0")
 		}
 	}
@@ -509,12 +466,12 @@ func (d *downgrader) entity(b []byte, part, defType string, isMessage bool, dept
 
 // container rebuilds a multipart or message/rfc822 entity around its converted
 // body nb, relabelling an 8bit/binary encoding 7bit when nb no longer needs it.
-func (d *downgrader) container(h *header, nb []byte, cte string) ([]byte, bool) {
+func (d *downgrader) container(h *partHeader, nb []byte, cte string) ([]byte, bool) {
 	var out []byte
 	if (cte == "8bit" || cte == "binary") && !needsEncoding(nb) {
 		out = h.rewrite("7bit")
 	} else {
-		out = append([]byte(nil), h.src[:h.bodyStart]...)
+		out = append([]byte(nil), h.src[:h.Body]...)
 	}
 	return append(out, nb...), true
 }
@@ -729,8 +686,8 @@ func b64Encode(b []byte) []byte {
 // them through as they are, so the decoded data stays the same; strict ones
 // such as Go's reject them), and lines over 998 octets get soft breaks
 // between encoded characters. Existing escapes and soft breaks are kept.
-func repairQP(h *header, body []byte) ([]byte, bool) {
-	out := append([]byte(nil), h.src[:h.bodyStart]...)
+func repairQP(h *partHeader, body []byte) ([]byte, bool) {
+	out := append([]byte(nil), h.src[:h.Body]...)
 	for _, line := range bytes.SplitAfter(body, []byte("\n")) {
 		content := bytes.TrimRight(line, "\r\n")
 		eol := line[len(content):]

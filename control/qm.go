@@ -1,8 +1,6 @@
 package control
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/jobctl"
+	"mtad.dev/mta/mailheader"
 	"mtad.dev/mta/maillog"
 	"mtad.dev/mta/queue"
 )
@@ -497,21 +496,9 @@ func View(r Reader, id string) (*MessageView, error) {
 
 // readHeader returns the header block (up to the empty line), CRLF turned to LF.
 func readHeader(r io.Reader) (string, error) {
-	br := bufio.NewReader(io.LimitReader(r, maxHeader))
-	var b bytes.Buffer
-	for {
-		line, err := br.ReadBytes('\n')
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			return b.String(), nil
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-		if err == io.EOF {
-			return b.String(), nil
-		}
-		if err != nil {
-			return b.String(), fmt.Errorf("read header: %w", err)
-		}
+	b, err := io.ReadAll(io.LimitReader(r, maxHeader))
+	if err != nil {
+		return "", fmt.Errorf("read header: %w", err)
 	}
+	return string(mailheader.WithLineEnds(mailheader.Block(b, 0), "\n")), nil
 }

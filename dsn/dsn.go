@@ -361,14 +361,7 @@ func readHeader(r io.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	block := mailheader.Block(b, 0)
-	out := make([]byte, 0, len(block)+2)
-	for len(block) > 0 {
-		line, rest, _ := bytes.Cut(block, []byte{'\n'})
-		out = append(bytes.TrimRight(append(out, line...), "\r"), '\r', '\n')
-		block = rest
-	}
-	return out, nil
+	return mailheader.WithLineEnds(mailheader.Block(b, 0), "\r\n"), nil
 }
 
 // maxHeader bounds how much of a header is returned: a notice must stay small.

@@ -229,3 +229,15 @@ func Block(msg []byte, max int) []byte {
 	}
 	return msg[:end]
 }
+
+// WithLineEnds returns b with every line ending in eol ("\r\n" or "\n"), the
+// last one included: a header block copied into a notice or shown on a terminal.
+func WithLineEnds(b []byte, eol string) []byte {
+	out := make([]byte, 0, len(b)+len(eol))
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte{'\n'})
+		out = append(bytes.TrimRight(append(out, line...), "\r"), eol...)
+		b = rest
+	}
+	return out
+}

@@ -112,6 +112,19 @@ func TestBlock(t *testing.T) {
 	}
 }
 
+func TestWithLineEnds(t *testing.T) {
+	for in, want := range map[string]string{
+		"":               "",
+		"A: 1":           "A: 1\r\n",
+		"A: 1\nB: 2\r\n": "A: 1\r\nB: 2\r\n",
+		"A\r\r\n":        "A\r\n",
+	} {
+		if got := string(WithLineEnds([]byte(in), "\r\n")); got != want {
+			t.Errorf("WithLineEnds(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // FuzzWalk checks the invariants every caller relies on: the fields cover the
 // header from its first byte to its end without gap or overlap, each field is
 // made of whole lines, and the body starts after the header.

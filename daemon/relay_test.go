@@ -104,9 +104,10 @@ var relayProbes = []relayProbe{
 	{"bang path at local host", "remote.example!user@localhost", "5", "250"},
 	{"bang path alone", "remote.example!user", "5", "5"},
 	{"bang and percent", "remote.example!user%localhost@localhost", "5", "250"},
-	// go-smtp hands the server the local part unquoted, so these arrive as the
-	// unquoted forms: a syntax error, a percent hack, a bang path. (The engine
-	// itself refuses a local mailbox with @ % or !, see engine/resolve.go.)
+	// The command parser writes a quoted local part that is a dot-string
+	// unquoted, so the quoted percent hack and bang path are the unquoted ones to
+	// the rules; the quoted at-sign stays quoted, and the engine refuses a local
+	// mailbox with @ % or ! (engine/resolve.go).
 	{"quoted at-sign", `"user@remote.example"@localhost`, "5", "5"},
 	{"quoted percent", `"user%remote.example"@localhost`, "5", "250"},
 	{"quoted bang", `"remote.example!user"@localhost`, "5", "250"},

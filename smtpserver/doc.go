@@ -1,16 +1,19 @@
 // Package smtpserver is the SMTP service: the dispatcher's listener (connection caps,
-// PORT_ACCESS), the inbound SMTP protocol, and the SMTP server's policy
-// (source-channel switching, the access tables FROM_ACCESS, ORIG_SEND_ACCESS,
-// ORIG_MAIL_ACCESS, SEND_ACCESS, MAIL_ACCESS, recipient resolution through the
-// rewrite engine, size and recipient limits, loop detection by Received: count).
+// PORT_ACCESS), the inbound SMTP protocol, and what belongs to SMTP in the
+// session's policy: source-channel switching (switchchannel, tlsswitchchannel,
+// saslswitchchannel), the source channel's limits (size, recipients,
+// transactions, the disconnect* limits, line and block limits), STARTTLS and AUTH.
 //
-// It owns every byte of the SMTP conversation up to the moment a message is handed
-// to an Enqueuer: it reads and parses the commands and their parameters itself and
-// writes every reply itself, so no library stands between the socket and the
-// replies the tests pin. It also owns the J, E and U records and the inbound O/C/X
-// connection records of mail.log, and the slave_debug transcripts. It must not touch
-// the image file (it is given a function returning the current *Policy), the
-// queue's internals (it only calls Enqueue), delivery or scheduling.
+// It owns every byte of the SMTP conversation: it reads and parses the commands and
+// their parameters itself and writes every reply itself, so no library stands
+// between the socket and the replies the tests pin. It also owns the inbound O/C/X
+// connection records and the U (AUTH) records of mail.log, and the slave_debug
+// transcripts. What becomes of a sender and its recipients — rewriting, the access
+// tables, holds, the loop check, our Received: field, the E and J records — is
+// intake's: a transaction begins, adds recipients and ends with intake, and the
+// session only turns intake's answers into replies. It must not touch the image
+// file (it is given a function returning the current *Policy), the queue, delivery
+// or scheduling.
 //
 // # How it works
 //
@@ -19,7 +22,7 @@
 // typed reply (reply.go: code, enhanced code, text; named values and constructors
 // for every reply we send). What belongs to policy rather than protocol is the
 // session's (session.go): MAIL, RCPT and DATA call session.Mail, Rcpt and Data,
-// which return the reply. Files: server.go (listeners, caps, admission, Shutdown),
+// which ask intake and return the reply. Files: server.go (listeners, caps, admission, Shutdown),
 // conn.go (the connection and its command loop), wire.go (lines in, replies out),
 // command.go (MAIL and RCPT arguments), data.go (the message of DATA).
 //

@@ -50,7 +50,7 @@ func (s *SMTP) connOpened(c *smtpConn) {
 	}
 	d.Note("outbound connection %s of channel %s to %s: %s", id, s.channelName(), c.host, transport)
 	c.dbg = d
-	c.r.Reset(debugReader{r: c.deadlines, d: d})
+	c.r.Reset(d.ServerReader(c.deadlines))
 	c.w.Reset(debugWriter{w: c.deadlines, d: d})
 }
 
@@ -63,7 +63,7 @@ func (c *smtpConn) tlsStarted() {
 	c.dbg.Note("TLS %s established; the EHLO after STARTTLS is not recorded", tlsVersionName(c.tls.Version))
 	// The TLS reader holds nothing yet (the EHLO reply was read whole), and the
 	// writer below flushes the TLS one on every write, so layering is safe.
-	c.r = bufio.NewReaderSize(debugReader{r: c.r, d: c.dbg}, 4096)
+	c.r = bufio.NewReaderSize(c.dbg.ServerReader(c.r), 4096)
 	c.w = bufio.NewWriterSize(debugWriter{w: c.w, d: c.dbg}, 32*1024)
 }
 
@@ -110,17 +110,6 @@ func connID() string {
 	var b [5]byte
 	rand.Read(b[:])
 	return strings.ToUpper(hex.EncodeToString(b[:]))
-}
-
-type debugReader struct {
-	r io.Reader
-	d *maillog.DebugLog
-}
-
-func (t debugReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	t.d.FromServer(p[:n])
-	return n, err
 }
 
 type debugWriter struct {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,26 @@ func (d *DebugLog) FromClient(p []byte) { d.feed(dirClient, p) }
 
 // FromServer records bytes sent by the SMTP server.
 func (d *DebugLog) FromServer(p []byte) { d.feed(dirServer, p) }
+
+// ClientReader returns r with everything read from it recorded as sent by the
+// client; ServerReader, as sent by the server. A connection puts one under its
+// read buffer, so the transcript shows the bytes as they arrived.
+func (d *DebugLog) ClientReader(r io.Reader) io.Reader { return teeReader{r, d, dirClient} }
+
+// ServerReader: see ClientReader.
+func (d *DebugLog) ServerReader(r io.Reader) io.Reader { return teeReader{r, d, dirServer} }
+
+type teeReader struct {
+	r   io.Reader
+	d   *DebugLog
+	dir int
+}
+
+func (t teeReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.d.feed(t.dir, p[:n])
+	return n, err
+}
 
 // Note writes a "#" line: who, what, why the session ended.
 func (d *DebugLog) Note(format string, args ...any) {

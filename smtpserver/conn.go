@@ -268,18 +268,7 @@ func (c *conn) debugReader(r io.Reader) io.Reader {
 	if c.dbg == nil {
 		return r
 	}
-	return debugTee{r: r, d: c.dbg}
-}
-
-type debugTee struct {
-	r io.Reader
-	d *maillog.DebugLog
-}
-
-func (t debugTee) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	t.d.FromClient(p[:n])
-	return n, err
+	return c.dbg.ClientReader(r)
 }
 
 // ending records why the connection ends, for the C record and the transcript;

@@ -19,12 +19,14 @@
 // Limiter counts failed AUTHs per client address (IPv6 by /64, so that one host
 // cannot rotate through its addresses) in a fixed time window. Its memory is
 // bounded: when it tracks MaxTracked addresses the least recently failing one is
-// forgotten. [inf] Forgetting fails open for that address; failing closed would
-// let an attacker with many addresses lock everyone out. ConnCounter is the
+// forgotten. The product's documentation has no such limiter; we chose that
+// forgetting fails open for that address, because failing closed would let an
+// attacker with many addresses lock everyone out. ConnCounter is the
 // per-connection count behind disconnectbadauthlimit (default 3).
 package auth
 
-// Decisions on points the reference leaves open ([inf], for docs/configuration.md):
+// Decisions on points the product's documentation leaves open (docs/configuration.md
+// repeats them):
 //
 //   - File: DATA/passwd (DefaultFileName under the data directory). option.dat has
 //     no documented option for it; a PASSWD_FILE option would need the compiler.

@@ -12,8 +12,9 @@ const (
 	DefaultMaxFailures = 10
 	DefaultWindow      = 15 * time.Minute
 	DefaultMaxTracked  = 10000
-	// DefaultDisconnectBadAuthLimit is disconnectbadauthlimit's default
-	// (channels.md §3.6): failed AUTHs on one connection before it is dropped.
+	// DefaultDisconnectBadAuthLimit is disconnectbadauthlimit's default, as the
+	// product's documentation gives it: failed AUTHs on one connection before it is
+	// dropped.
 	DefaultDisconnectBadAuthLimit = 3
 )
 

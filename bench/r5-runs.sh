@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# r5-runs.sh - the compare.sh series issue 9 asks to be recorded (4 KiB N=10000, 64 KiB,
+# r5-runs.sh - the compare.sh series recorded in docs/performance.md (4 KiB N=10000, 64 KiB,
 # RCPTS=10, REUSE=1, paced). Usage: MTAD_BIN=/path/to/mtad bench/r5-runs.sh [run...]
 # Each run appends to $RESULTS_DIR; load averages are printed around each run because
 # the machine is shared and decides more than any change.

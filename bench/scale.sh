@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scale.sh - issue 9 (5): a million messages queued for a stopped channel.
+# scale.sh - the scale test: a million messages queued for a stopped channel.
 # Fills DATA/queue with bench/fillqueue (mtad down), starts mtad, records resident
 # memory, `qm summarize` time, restart (recovery) time, then `qm start` and the drain
 # rate into smtp-sink. Uses its own ports (SMTP 2535, sink 2536) so it does not collide

@@ -8,8 +8,8 @@ import (
 // ParseAliases parses the aliases file: "name: target, target ..." with targets
 // separated by commas and/or blanks. A target "<file" or ":include:file" names a list
 // file (one address per line, "!" comments) that is read now through open, so a
-// missing list is a build error. [inf] ":include:" is not documented for this
-// product; we accept it because sendmail users write it. PMDF list parameters after a
+// missing list is a build error. ":include:" is not in the product's documentation;
+// we accept it because sendmail users write it. PMDF list parameters after a
 // "<file" target ("[auth_list] ...") are not supported: they are read as targets.
 func ParseAliases(name string, src []byte, open Opener) (*AliasFile, ErrorList) {
 	lines, errs := readLines(aliasLines, name, src, open)
@@ -149,7 +149,8 @@ func (p *aliasParser) readList(pos Pos, name string) []Member {
 		p.errorf(pos, "cannot open alias include file: %s: %v", name, err)
 		return nil
 	}
-	// [inf] List files take no includes of their own: a "<" line is an address error.
+	// List files take no includes of their own (the product's documentation does not
+	// say whether they may), so a "<" line in one is an address error.
 	lines, errs := readLines(listFileLines, file, data, nil)
 	p.errs = append(p.errs, errs...)
 	var out []Member

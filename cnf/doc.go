@@ -25,7 +25,7 @@
 // participle parse costs tens of microseconds, each common line shape also has a
 // hand-written fast path that tests and a fuzz target hold to the grammar's result.
 //
-// # Decisions on points the reference leaves open [inf]
+// # Decisions on points the product's documentation leaves open
 //
 //   - Include depth: the top file is level 0; three nested includes are allowed, a
 //     fourth is an error. Cycles are reported with the chain of files.

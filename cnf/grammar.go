@@ -70,7 +70,8 @@ type wordsG struct {
 }
 
 // wordG is a run of pieces with no blank between them; a quoted piece loses its
-// quotes, so `"pt5m"` is the word pt5m and `a"b c"` the word `ab c`. [inf]
+// quotes, so `"pt5m"` is the word pt5m and `a"b c"` the word `ab c` (the product's
+// documentation does not describe quoting here; this is the shell's rule).
 type wordG struct {
 	Pos    lexer.Position
 	Pieces []*wordPieceG `parser:"@@+"`

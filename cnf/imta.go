@@ -6,7 +6,7 @@ import (
 )
 
 // MaxHostName is the longest official host name, local host alias, additional host
-// name or proper name, in octets (channels.md §1.3: 128 since MS 6.1).
+// name or proper name, in octets (the product's documentation: 128 since version 6.1).
 const MaxHostName = 128
 
 // ParseIMTA parses imta.cnf: rewrite rules up to the first blank line, then channel
@@ -119,7 +119,8 @@ func (p *imtaParser) block(lines []line, blank Pos) {
 		}
 		h := HostLine{Pos: l.Pos, Name: ws[0].Text}
 		if len(h.Name) > MaxHostName {
-			// [inf] Lines 3+ have no product text of their own; we say "host name".
+			// The product has a message only for the official host name; for lines 3+
+			// its documentation gives none, so we say "host name".
 			what := "host name is too long"
 			if k == 1 {
 				what = "official host name is too long"
@@ -143,9 +144,10 @@ func (p *imtaParser) block(lines []line, blank Pos) {
 // It returns nil when b looks like a genuine channel or there was no such blank line.
 //
 // b "looks like a rule" when the second token of its channel-name line contains "$"
-// (pattern + template; [inf] also when more tokens follow, as "$?text with spaces"
-// gives), when one of its host lines has a "$" in its second token, or when the rule section is empty (a blank first line, or the
-// blank line came before any rule) and b is the first block after that blank line.
+// (pattern + template; also when more tokens follow, as "$?text with spaces" gives),
+// when one of its host lines has a "$" in its second token, or when the rule section is
+// empty (a blank first line, or the blank line came before any rule) and b is the first
+// block after that blank line.
 func (f *IMTAFile) BlankLineNote(b *Block) *Error {
 	if f == nil || b == nil || f.RulesEnd.Line == 0 {
 		return nil

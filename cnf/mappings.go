@@ -6,15 +6,18 @@ import (
 	"unicode/utf8"
 )
 
-// Mapping limits (mappings.md §1.2, §1.3). MaxMappingName is not documented anywhere
-// we looked; 32 is our choice until verified. [inf]
+// Mapping limits. The product's documentation (version 6.3) gives 256 characters for a
+// pattern and 1024 for a template; it states no limit for a table name, so
+// MaxMappingName is our choice: long enough for any real name, short enough that an
+// unindented entry (whose pattern is then read as a name) trips it.
 const (
 	MaxMappingName     = 32
 	MaxMappingPattern  = 256
 	MaxMappingTemplate = 1024
 )
 
-// ParseMappings parses the mappings file. How it reads [inf: mappings.md §1.3]:
+// ParseMappings parses the mappings file. The product's documentation only describes
+// the errors a badly laid-out file gives; from those we read it as follows:
 // a non-blank line starting in column 1 names a table (whatever its first character:
 // the product documents letters, and an unindented entry whose pattern starts with
 // "*" is the same mistake, so it is treated as a name candidate too); an optional

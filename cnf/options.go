@@ -6,9 +6,10 @@ import (
 	"unicode/utf8"
 )
 
-// MaxOptionValue is the longest option value in characters (operations.md §3.1:
-// 1024 since 6.2p8/6.3). Physical lines stay limited to 252 bytes, so a longer value
-// is written with "\" continuations. [inf]
+// MaxOptionValue is the longest option value in characters: the product's
+// documentation gives 1024 (256 before versions 6.2p8 and 6.3). It does not say how
+// that fits the 252-byte physical line; we keep the line limit, so a longer value is
+// written with "\" continuations.
 const MaxOptionValue = 1024
 
 // ParseOptions parses option.dat or a channel option file: NAME=value lines; "!",
@@ -56,8 +57,8 @@ func optionLine(l *line, errs *ErrorList) (Option, bool) {
 
 // ParseSections parses job_controller.cnf or dispatcher.cnf: option lines, and
 // [TYPE=value] headers that open sections; options before the first header are
-// Global. Comments are "!" lines only. [inf] The reference gives ";"/"#" comments to
-// option.dat alone.
+// Global. Comments are "!" lines only: the product's documentation allows ";" and "#"
+// comments in option files alone, and says nothing of them here.
 func ParseSections(name string, src []byte, open Opener) (*SectionFile, ErrorList) {
 	lines, errs := readLines(sectionLines, name, src, open)
 	f := &SectionFile{}
@@ -99,8 +100,9 @@ func ParseSections(name string, src []byte, open Opener) (*SectionFile, ErrorLis
 }
 
 // ParseGeneral parses general.txt: "key value" lines, the value being the rest of
-// the line after the first run of blanks. [inf] A key without a value is allowed and
-// maps to the empty string.
+// the line after the first run of blanks. A key without a value is allowed and maps to
+// the empty string (the product's documentation does not describe this file; we chose
+// the forgiving reading).
 func ParseGeneral(name string, src []byte, open Opener) (*GeneralFile, ErrorList) {
 	lines, errs := readLines(generalLines, name, src, open)
 	f := &GeneralFile{}

@@ -8,9 +8,9 @@ import (
 
 // MaxIncludeDepth is how deep "<file" includes may nest: the top file may include a
 // file (level 1), which may include another (level 2), which may include a third
-// (level 3); an include inside that third file is an error. [inf] The reference says
-// "three levels" without saying whether the top file counts; we do not count it, which
-// is the more permissive reading.
+// (level 3); an include inside that third file is an error. The product's
+// documentation says "three levels" without saying whether the top file counts; we do
+// not count it, which is the more permissive reading.
 const MaxIncludeDepth = 3
 
 // Physical line limits, in bytes without the line terminator.
@@ -18,7 +18,8 @@ const (
 	LimitIMTA     = 252  // imta.cnf, job_controller.cnf, dispatcher.cnf, option files
 	LimitMappings = 4096 // mappings (MS 6.3)
 	LimitAliases  = 1024 // aliases (MS 6.x)
-	// LimitGeneral is our choice for general.txt, which the reference does not cover. [inf]
+	// LimitGeneral is our choice for general.txt, whose line limit the product's
+	// documentation does not give; we use the aliases file's.
 	LimitGeneral = 1024
 )
 
@@ -101,20 +102,22 @@ func isBlank(s string) bool {
 	return true
 }
 
-// readFile appends the logical lines of one file. How continuation works [inf where
-// noted]:
+// readFile appends the logical lines of one file. How continuation works (the product's
+// documentation only says that a trailing "\" continues a line and that a comment line
+// stays a comment; the rest are our choices, with the reason given):
 //   - a physical line whose last non-blank character is "\" continues on the next
 //     line; blanks after the "\" are forgiven, because they are invisible in an editor
-//     and the product's intent is unambiguous. [inf]
+//     and the product's intent is unambiguous.
 //   - the "\" is removed and the next physical line is appended as it is (leading blanks
 //     kept), so that a long LDAP URL can be split in the middle of a token.
-//   - comment lines met while continuing are skipped and the logical line goes on
-//     (operations.md §3.1: "a continuation line starting with a comment character is
-//     still a comment").
+//   - comment lines met while continuing are skipped and the logical line goes on (the
+//     product's documentation: "a continuation line starting with a comment character
+//     is still a comment").
 //   - a blank line met while continuing ends the logical line and still counts as a
 //     blank line, so a stray "\" on a block's last line does not swallow the blank line
-//     that separates it from the next block. [inf]
-//   - an include line met while continuing is text, not an include. [inf]
+//     that separates it from the next block.
+//   - an include line met while continuing is text, not an include, so a continued
+//     value that happens to start with "<" is not read as a file name.
 func (r *lineReader) readFile(name string, data []byte) {
 	r.chain = append(r.chain, name)
 	defer func() { r.chain = r.chain[:len(r.chain)-1] }()

@@ -32,7 +32,8 @@ func (p Priority) String() string {
 	return "priority(" + strconv.Itoa(int(p)) + ")"
 }
 
-// MXMode is how an SMTP channel chooses the host it connects to (channels.md §3.2).
+// MXMode is how an SMTP channel chooses the host it connects to, as the product's
+// keywords of that name set it.
 type MXMode uint8
 
 const (
@@ -188,7 +189,7 @@ type ChannelConfig struct {
 	Notices [NumPriorities][]int
 }
 
-// Default retry schedules of channels.md §4.1, minutes.
+// The product's documented default retry schedules, minutes.
 var defaultBackoffMinutes = [NumPriorities][]int{
 	Urgent:    {30, 60, 60, 120, 120, 120, 240},
 	Normal:    {60, 120, 120, 240, 240, 240, 480},

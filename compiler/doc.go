@@ -33,7 +33,8 @@
 // cnbuild"; any other defect is "corrupt image". Write is atomic (temp file, fsync,
 // rename, fsync of the directory).
 //
-// Decisions where the reference is silent or tagged [inf]:
+// Decisions where the product's documentation is silent or unclear (docs/configuration.md
+// repeats them):
 //   - Contradictory keywords: the later wins; defaults lines are prepended to each
 //     block, so a block's own keyword beats a default.
 //   - Plain smtp accepts CRLF or bare LF; notices accept blanks or commas
@@ -47,11 +48,11 @@
 //   - No job_controller.cnf: one pool DEFAULT, job_limit 10 (also the JOB_LIMIT of a
 //     pool that gives none and has no global value). No dispatcher.cnf: no services.
 //   - Defaults: MAX_RECEIVED_LINES and MAX_INTERNAL_RECEIVED_LINES 50,
-//     MAX_REWRITE_PASSES 20 (ours), SMTP server option times 10 minutes except
+//     MAX_REWRITE_PASSES 20 (our option), SMTP server option times 10 minutes except
 //     DATA_RECEIVE_TIME 60, SMTP client times unset (the client's RFC 5321
 //     defaults; ChannelOptions.ClientTimeouts), MAX_CLIENT_THREADS 20, logging on.
-//     Time options are whole minutes (DNS_TIMEOUT: seconds) or, ours, a value with
-//     a unit (30s, 1500ms, 2m).
+//     Time options are whole minutes (DNS_TIMEOUT: seconds) or, as our extension, a
+//     value with a unit (30s, 1500ms, 2m).
 //   - nodns gives the SMTP client no resolver at all: IP literals and a literal
 //     daemon only. interfaceaddress takes an IP address, not a name.
 //   - Unknown option names are warnings; malformed values are errors. Known keys

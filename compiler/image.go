@@ -26,7 +26,7 @@ const Magic = "MTAIMAGE"
 
 // FormatVersion is the image layout version. Change it whenever the payload's Go
 // types change incompatibly: a program finding another version refuses the image
-// (operations.md §4.1 "Compiled configuration version mismatch").
+// with the product's message, "Compiled configuration version mismatch".
 // Version 2: the engine, mapping and alias parts are framed sections of their own
 // binary encodings instead of blobs inside one gob stream.
 const FormatVersion uint32 = 2
@@ -132,7 +132,7 @@ func (img *Image) PoolFor(channel string) Pool {
 }
 
 // MaxJobs is the most concurrent jobs for a channel: min(maxjobs, pool job_limit)
-// (operations.md §1.5); the pool's limit alone when maxjobs is not given.
+// (the product's documented rule); the pool's limit alone when maxjobs is not given.
 func (img *Image) MaxJobs(channel string) int {
 	limit := img.PoolFor(channel).JobLimit
 	if c, ok := img.Channel(channel); ok && c.MaxJobs > 0 && c.MaxJobs < limit {

@@ -19,8 +19,9 @@ type Pool struct {
 }
 
 // Window is a daily delivery window "HH:MM-HH:MM" in minutes after midnight. The
-// zero Window (Set false) is "no window": always open.
-// [inf] End < Start wraps over midnight; End == Start means the whole day.
+// zero Window (Set false) is "no window": always open. End < Start wraps over
+// midnight; End == Start means the whole day (the product's documentation does not
+// give the grammar; an empty window would be a silent way to stop a channel).
 type Window struct {
 	Start, End int
 	Set        bool
@@ -103,14 +104,16 @@ func (s *ChannelSection) Matches(channel string) bool {
 	return err == nil && ok
 }
 
-// JobConfig is job_controller.cnf, typed. The first pool is the default pool.
+// JobConfig is job_controller.cnf, typed. The first pool is the default pool. The
+// product's documentation gives no firm default for MAX_MESSAGES or SYNCH_TIME; we use
+// 100000 and 4 hours, the product's usual values as far as we know.
 type JobConfig struct {
 	TCPPort          int    // TCP_PORT, default 27442
 	InterfaceAddress string // INTERFACE_ADDRESS
 	Secret           string
 	Debug            int
-	MaxMessages      int           // MAX_MESSAGES, default 100000 [inf]
-	SynchTime        time.Duration // SYNCH_TIME minutes, at least 30 min; default 4 h [inf]
+	MaxMessages      int           // MAX_MESSAGES, default 100000
+	SynchTime        time.Duration // SYNCH_TIME minutes, at least 30 min; default 4 h
 	SlaveCommand     string
 	MaxLifeAge       time.Duration
 	MaxLifeConns     int
@@ -130,8 +133,9 @@ func (j *JobConfig) Pool(name string) (Pool, bool) {
 }
 
 // ChannelSection returns the section that applies to a channel: an exact name wins,
-// then the wildcard pattern with the longest literal text, then file order.
-// [inf] operations.md §1.2 leaves precedence undocumented: most specific first.
+// then the wildcard pattern with the longest literal text, then file order. The
+// product's documentation does not say which of several matching sections applies;
+// we take the most specific.
 func (j *JobConfig) ChannelSection(channel string) (*ChannelSection, bool) {
 	var best *ChannelSection
 	bestScore := -1
@@ -161,11 +165,12 @@ var jobGlobalTable = map[string]optKind{
 	"CAPACITY": optInt, "MASTER_JOB": optString, "SLAVE_JOB": optString,
 }
 
-// defaultJobLimit is the JOB_LIMIT of a pool that gives none. [inf]
+// defaultJobLimit is the JOB_LIMIT of a pool that gives none. The product's
+// documentation gives no default; 10 is the limit of its shipped pools.
 const defaultJobLimit = 10
 
 // DefaultJobConfig is used when there is no job_controller.cnf: one pool DEFAULT with
-// job_limit 10 [inf].
+// job_limit 10 (our choice; see defaultJobLimit).
 func DefaultJobConfig() JobConfig {
 	return JobConfig{TCPPort: 27442, MaxMessages: 100000, SynchTime: 4 * time.Hour,
 		Pools: []Pool{{Name: "DEFAULT", JobLimit: defaultJobLimit}}, Raw: map[string]string{}}
@@ -186,7 +191,7 @@ func readJobConfig(f *cnf.SectionFile, errs, warns *cnf.ErrorList) JobConfig {
 	g.int("DEBUG", &j.Debug)
 	g.int("MAX_MESSAGES", &j.MaxMessages)
 	if v, ok := g.ints["SYNCH_TIME"]; ok {
-		// operations.md §1.3: minimum 30 minutes; smaller values are raised.
+		// The product's documentation: minimum 30 minutes; smaller values are raised.
 		j.SynchTime = max(time.Duration(v)*time.Minute, 30*time.Minute)
 	}
 	g.str("SLAVE_COMMAND", &j.SlaveCommand)
@@ -264,7 +269,7 @@ func readJobConfig(f *cnf.SectionFile, errs, warns *cnf.ErrorList) JobConfig {
 			}
 			j.Channels = append(j.Channels, cs)
 		case "PERIODIC_JOB":
-			// Deprecated; accepted and ignored (operations.md §1.2).
+			// Deprecated in the product; accepted and ignored.
 		default:
 			*warns = append(*warns, &cnf.Error{Pos: s.Pos, Msg: fmt.Sprintf("unknown section type [%s=%s] in job_controller.cnf (ignored)", s.Type, s.Value)})
 		}
@@ -313,8 +318,9 @@ type Service struct {
 	Debug            int
 	DNSVerifyDomain  []string // at most 5
 	EnableRBL        bool
-	// TLSCertificate and TLSKey [ours] are PEM files (relative paths are relative to the
-	// configuration directory); when both are set the service offers STARTTLS.
+	// TLSCertificate and TLSKey (TLS_CERTIFICATE, TLS_KEY: our extensions) are PEM
+	// files (relative paths are relative to the configuration directory); when both
+	// are set the service offers STARTTLS.
 	TLSCertificate string
 	TLSKey         string
 	Src            string
@@ -324,7 +330,8 @@ type Service struct {
 func (s *Service) MaxConnections() int { return s.MaxProcs * s.MaxConns }
 
 // DispatcherConfig is dispatcher.cnf, typed. With no dispatcher.cnf there are no
-// services ([inf]: the daemon then decides; our shipped configurations all have one).
+// services (the product's documentation does not say what then; the daemon decides,
+// and our shipped configurations all have one).
 type DispatcherConfig struct {
 	Services []Service
 	Raw      map[string]string

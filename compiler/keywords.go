@@ -54,9 +54,9 @@ type keywordSpec struct {
 	// nothing. A keyword has a setter or an effect class, or both (a keyword
 	// whose setter covers only part of what the product does).
 	set func(c *ChannelConfig, k Keyword)
-	// effect is zero for a keyword that does what the reference says; otherwise
-	// it says why the keyword (or the part of it that set does not cover) has no
-	// effect, and why is the reason cnbuild and the documentation give.
+	// effect is zero for a keyword that does what the product's documentation says;
+	// otherwise it says why the keyword (or the part of it that set does not cover)
+	// has no effect, and why is the reason cnbuild and the documentation give.
 	effect effectClass
 	why    string
 	// asArgs are the arguments for which a notImplemented keyword asks for what
@@ -366,7 +366,8 @@ func looksLikePeriod(w string) bool {
 }
 
 // ParsePeriod parses the ISO 8601 periods of backoff: P[nY][nM][nW][nD][T[nH][nM][nS]],
-// case-insensitive. [inf] a year is 365 days and a month 30 days; nobody writes them.
+// case-insensitive. A year is 365 days and a month 30 days (the product's documentation
+// does not say; nobody writes them).
 func ParsePeriod(s string) (time.Duration, error) {
 	bad := fmt.Errorf("%q is not an ISO 8601 period P[nD][T[nH][nM][nS]]", s)
 	u := strings.ToUpper(s)

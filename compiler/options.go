@@ -10,7 +10,7 @@ import (
 )
 
 // ParseInt reads an option integer: decimal, or "b%v" (v written in base b, e.g.
-// "16%FF" = 255), as every MTA option file allows (operations.md §1.2).
+// "16%FF" = 255), as every MTA option file of the product allows.
 func ParseInt(s string) (int, error) {
 	s = strings.TrimSpace(s)
 	if b, v, ok := strings.Cut(s, "%"); ok {
@@ -39,7 +39,7 @@ const (
 	optString
 	optBool    // 0/1 integer used as a switch
 	optMinutes // a time: integer minutes (channel option timeouts) or a duration with a unit
-	optSeconds // a time: integer seconds or a duration with a unit [ours]
+	optSeconds // a time: integer seconds or a duration with a unit (DNS_TIMEOUT)
 	optFloat
 )
 
@@ -48,10 +48,11 @@ const (
 const maxOptionTime = 24 * time.Hour
 
 // ParseTime reads a time option. A bare integer counts in bare units (minutes for
-// the product's channel option timeouts, operations.md §3.4); [ours] a decimal
-// number with a unit — ms, s, m or h, as in 1500ms, 30s, 2m, 1m30s — is that
-// duration. Zero is allowed (it means the option's default); negative values,
-// other units, values from 0 to 1ms exclusive and values over 24h are errors.
+// the product's channel option timeouts); a decimal number with a unit — ms, s, m or
+// h, as in 1500ms, 30s, 2m, 1m30s — is that duration (our extension: the product
+// takes whole minutes only). Zero is allowed (it means the option's default);
+// negative values, other units, values from 0 to 1ms exclusive and values over 24h
+// are errors.
 func ParseTime(s string, bare time.Duration) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	unitName := "minutes"
@@ -185,6 +186,9 @@ func (r *optionReader) dur(name string, dst *time.Duration) {
 }
 
 // Options is option.dat, typed. Raw keeps every NAME=value as given (names upper-cased).
+// The product's documentation mentions 50 as the default of MAX_RECEIVED_LINES and
+// MAX_INTERNAL_RECEIVED_LINES without confirming it; we use it. MAX_REWRITE_PASSES,
+// METRICS_LISTEN and DNS_TIMEOUT are our extensions, not the product's.
 type Options struct {
 	LogMessageID             bool   // LOG_MESSAGE_ID
 	LogFilename              bool   // LOG_FILENAME
@@ -194,9 +198,9 @@ type Options struct {
 	LogUsername              bool   // LOG_USERNAME
 	LogQueueTime             bool   // LOG_QUEUE_TIME
 	LogReason                bool   // LOG_REASON
-	MaxReceivedLines         int    // MAX_RECEIVED_LINES, default 50 [inf]
+	MaxReceivedLines         int    // MAX_RECEIVED_LINES, default 50
 	MaxLocalReceivedLines    int    // MAX_LOCAL_RECEIVED_LINES, default 10
-	MaxInternalReceivedLines int    // MAX_INTERNAL_RECEIVED_LINES, default 50 [inf]
+	MaxInternalReceivedLines int    // MAX_INTERNAL_RECEIVED_LINES, default 50
 	ReturnUnits              int    // RETURN_UNITS: 0 days, 1 hours
 	ReturnAddress            string // RETURN_ADDRESS; default postmaster@<local host>
 	ReturnPersonal           string // RETURN_PERSONAL
@@ -209,10 +213,10 @@ type Options struct {
 	ErrorTextUnknownHost     string // ERROR_TEXT_UNKNOWN_HOST, default "unknown host or domain"
 	MaxAliasLevels           int    // MAX_ALIAS_LEVELS, default 10
 	SubaddressChar           string // SUBADDRESS_CHAR, default "+"
-	MaxRewritePasses         int    // MAX_REWRITE_PASSES [inf, ours], default 20
+	MaxRewritePasses         int    // MAX_REWRITE_PASSES, default 20
 	MissingRecipientPolicy   int    // MISSING_RECIPIENT_POLICY, default 1
-	MetricsListen            string // METRICS_LISTEN [ours]: host:port of /metrics, "" = off
-	// DNSTimeout (DNS_TIMEOUT [ours]) bounds one DNS query to one server; zero:
+	MetricsListen            string // METRICS_LISTEN: host:port of /metrics, "" = off
+	// DNSTimeout (DNS_TIMEOUT) bounds one DNS query to one server; zero:
 	// the resolver's default (resolv.conf's timeout, else 5 s).
 	DNSTimeout        time.Duration
 	MaxHeaderBlockUse float64
@@ -330,8 +334,10 @@ func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
 	return o
 }
 
-// ChannelOptions is a <channel>_option file, typed (operations.md §3.4). Times given
-// in minutes in the file are durations here.
+// ChannelOptions is a <channel>_option file, typed. Times given in minutes in the file
+// are durations here. The product's documentation gives no firm default for
+// COMMAND_RECEIVE_TIME, COMMAND_TRANSMIT_TIME and STATUS_TRANSMIT_TIME (it suggests
+// about 10 minutes, which we use) nor for MAX_CLIENT_THREADS (20 is our choice).
 type ChannelOptions struct {
 	AllowTransactionsPerSession    int // 0 = unlimited
 	AllowRecipientsPerTransaction  int // default 128
@@ -341,35 +347,39 @@ type ChannelOptions struct {
 	AttemptTransactionsPerSession  int // 0 = unlimited
 	BannerAddition                 string
 	BannerHost                     string
-	CommandReceiveTime             time.Duration // server: wait for a command; default 10 min [inf]
-	CommandTransmitTime            time.Duration // default 10 min [inf]
+	CommandReceiveTime             time.Duration // server: wait for a command; default 10 min
+	CommandTransmitTime            time.Duration // default 10 min
 	DataReceiveTime                time.Duration // server: wait for content; default 60 min (SIMS)
-	StatusTransmitTime             time.Duration // default 10 min [inf]
+	StatusTransmitTime             time.Duration // default 10 min
 	// The SMTP client's times: zero means unset, so that the stage falls back
 	// to STATUS_RECEIVE_TIME or to its RFC 5321 §4.5.3.2 default (see
-	// ClientTimeouts). [ours] keys are marked.
+	// ClientTimeouts). CONNECT_TIME and the STATUS_..._RECEIVE_TIME keys of the
+	// greeting, EHLO, DATA's 354, RSET and QUIT are our extensions: the product has
+	// no key for those stages.
 	DataTransmitTime          time.Duration // each write of content (data block)
 	StatusReceiveTime         time.Duration // any reply without a key of its own
 	StatusMailReceiveTime     time.Duration
 	StatusRcptToReceiveTime   time.Duration
 	StatusDataReceiveTime     time.Duration // the reply to the final "."
-	ConnectTime               time.Duration // CONNECT_TIME [ours]: TCP connect, per address
-	StatusGreetingReceiveTime time.Duration // STATUS_GREETING_RECEIVE_TIME [ours]: the 220 banner
-	StatusEhloReceiveTime     time.Duration // STATUS_EHLO_RECEIVE_TIME [ours]: EHLO/HELO/LHLO
-	StatusDataInitReceiveTime time.Duration // STATUS_DATA_INIT_RECEIVE_TIME [ours]: DATA's 354
-	StatusRsetReceiveTime     time.Duration // STATUS_RSET_RECEIVE_TIME [ours]: RSET, reuse check
-	StatusQuitReceiveTime     time.Duration // STATUS_QUIT_RECEIVE_TIME [ours]
+	ConnectTime               time.Duration // CONNECT_TIME: TCP connect, per address
+	StatusGreetingReceiveTime time.Duration // STATUS_GREETING_RECEIVE_TIME: the 220 banner
+	StatusEhloReceiveTime     time.Duration // STATUS_EHLO_RECEIVE_TIME: EHLO/HELO/LHLO
+	StatusDataInitReceiveTime time.Duration // STATUS_DATA_INIT_RECEIVE_TIME: DATA's 354
+	StatusRsetReceiveTime     time.Duration // STATUS_RSET_RECEIVE_TIME: RSET, reuse check
+	StatusQuitReceiveTime     time.Duration // STATUS_QUIT_RECEIVE_TIME
 	MaxBEntries               int           // default 10
-	MaxClientThreads          int           // default 20 [inf]
+	MaxClientThreads          int           // default 20
 	PermanentErrorStrings552  []string
-	// PipeCommand [ours] is the program a pipe channel runs, split on blanks, without a
-	// shell (${sender} ${recipient} ${user} ${domain} ${queueid} are substituted);
-	// PipeTimeout [ours] bounds one run, in seconds (default 5 min).
+	// PipeCommand (PIPE_COMMAND, our extension) is the program a pipe channel runs,
+	// split on blanks, without a shell (${sender} ${recipient} ${user} ${domain}
+	// ${queueid} are substituted); PipeTimeout (PIPE_TIMEOUT, our extension) bounds one
+	// run, in seconds (default 5 min).
 	PipeCommand string
 	PipeTimeout time.Duration
-	// PipeMode [ours] (PIPE_MODE) is PipeModeRecipient (default) or PipeModeMessage;
-	// PipeTemporaryExits and PipePermanentExits [ours] (PIPE_TEMPORARY_EXITS,
-	// PIPE_PERMANENT_EXITS) override the sysexits mapping of those statuses.
+	// PipeMode (PIPE_MODE, our extension) is PipeModeRecipient (default) or
+	// PipeModeMessage; PipeTemporaryExits and PipePermanentExits (PIPE_TEMPORARY_EXITS,
+	// PIPE_PERMANENT_EXITS, our extensions) override the sysexits mapping of those
+	// statuses.
 	PipeMode           string
 	PipeTemporaryExits []int
 	PipePermanentExits []int
@@ -464,9 +474,9 @@ func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorLi
 
 // foldChannelOptionLimits gives ALLOW_TRANSACTIONS_PER_SESSION and
 // ALLOW_REJECTIONS_BEFORE_DEFERRAL their effect: they are the channel keywords
-// transactionlimit and deferralrejectlimit (channels.md §3) under another name, so
-// the SMTP server has one limit of each to enforce. [inf] When both are given the
-// keyword wins: it sits in imta.cnf with the channel's other limits.
+// transactionlimit and deferralrejectlimit under another name, so the SMTP server has
+// one limit of each to enforce. When both are given the keyword wins (the product's
+// documentation does not say): it sits in imta.cnf with the channel's other limits.
 func foldChannelOptionLimits(img *Image) {
 	for i := range img.Channels {
 		c := &img.Channels[i]

@@ -7,7 +7,7 @@ import (
 	"mtad.dev/mta/cnf"
 )
 
-// Pipe channel modes (PIPE_MODE [ours]).
+// Pipe channel modes (PIPE_MODE, our extension: not a key of the product).
 const (
 	PipeModeRecipient = "recipient" // one run per recipient (default)
 	PipeModeMessage   = "message"   // one run for all the recipients of the message
@@ -17,10 +17,10 @@ const (
 // meaningless when one run serves them all.
 var pipeRecipientVars = []string{"${recipient}", "${user}", "${domain}"}
 
-// readPipeOptions types and checks the pipe channel's [ours] keys: PIPE_MODE,
-// PIPE_TEMPORARY_EXITS, PIPE_PERMANENT_EXITS, and the substitutions PIPE_COMMAND
-// may use in the chosen mode. Errors are reported at the key's line, because a
-// mistake here would otherwise surface as bounces or endless deferrals.
+// readPipeOptions types and checks the pipe channel's keys, which are our extensions:
+// PIPE_MODE, PIPE_TEMPORARY_EXITS, PIPE_PERMANENT_EXITS, and the substitutions
+// PIPE_COMMAND may use in the chosen mode. Errors are reported at the key's line,
+// because a mistake here would otherwise surface as bounces or endless deferrals.
 func readPipeOptions(o *ChannelOptions, r *optionReader, f *cnf.OptionFile, errs *cnf.ErrorList) {
 	pos := func(name string) cnf.Pos {
 		for _, op := range f.Options {

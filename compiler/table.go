@@ -45,8 +45,9 @@ func (b *builder) channels(f *cnf.IMTAFile) []ChannelConfig {
 			for j := range kws {
 				kws[j].Default = true
 			}
-			// channels.md §1.5: several defaults accumulate, the latest taking
-			// precedence; apply() folds in order, so appending gives exactly that.
+			// The product's documentation: several defaults lines accumulate, the
+			// latest taking precedence; apply() folds in order, so appending gives
+			// exactly that.
 			defaults = append(defaults, kws...)
 			continue
 		case "nodefaults":

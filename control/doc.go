@@ -32,7 +32,8 @@
 // socket (nobody answers a dial) and refuses a live one: a second mtad on the same
 // data directory is an error, not a takeover.
 //
-// Decisions where the reference is [inf]:
+// Decisions where the product's documentation is silent (docs/operations.md describes
+// them for the operator):
 //   - -older/-younger compare the message's arrival with now; -domain matches the
 //     destination host of a pending recipient exactly (case-insensitive), or any
 //     subdomain with a leading "." ("-domain=.example.com").

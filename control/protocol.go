@@ -222,10 +222,10 @@ type FlushResult struct {
 }
 
 // HoldListError is the product's message for a hold-list update that failed
-// (operations.md §1.7), with the cause after ": ". cmd is CmdStop or CmdStart.
+// (QM-E-NOTSTOPPED), with the cause after ": ". cmd is CmdStop or CmdStart.
 func HoldListError(cmd string, err error) string {
 	if cmd == CmdStart {
-		// [inf] the product documents only the stop text; start mirrors it.
+		// The product documents only the stop text; ours for start mirrors it.
 		return "QM-E-NOTSTARTED, unable to start the channel; cannot update the hold list: " + err.Error()
 	}
 	return "QM-E-NOTSTOPPED, unable to stop the channel; cannot update the hold list: " + err.Error()

@@ -1,8 +1,7 @@
 package daemon
 
-// End-to-end checks of the job controller (issue 5): an in-process mtad relays to
-// scripted SMTP servers on loopback and the tests watch what reaches them, the
-// Maildirs and mail.log.
+// End-to-end checks of the job controller: an in-process mtad relays to scripted SMTP
+// servers on loopback and the tests watch what reaches them, the Maildirs and mail.log.
 
 import (
 	"context"
@@ -417,7 +416,7 @@ func channelInfo(d *Daemon, name string) jobctl.ChannelInfo {
 	return jobctl.ChannelInfo{}
 }
 
-// The documented way to isolate a dead destination (channels.md §5): rewrite rules
+// The way the product's documentation isolates a dead destination: rewrite rules
 // send siroe.com to tcp_siroe, which has its own pool, so while siroe.com's server
 // accepts connections and never answers, mail to other domains keeps flowing.
 func TestJobsDeadDestinationInOwnPool(t *testing.T) {
@@ -514,9 +513,9 @@ tcp-daemon
 //
 // TestJobsDeadHostBacklogInSameChannel guards fairness inside one channel: a host
 // that accepts connections and never answers, with a backlog queued first, must not
-// delay a healthy host of the same channel (issue 5: p99 under 1 s). It failed before
-// per-host concurrency windows: every job ended up blocked on the dead host until its
-// 5-minute greeting timeout.
+// delay a healthy host of the same channel: the healthy host's p99 must stay under 1 s.
+// Without per-host concurrency windows every job ends up blocked on the dead host
+// until its 5-minute greeting timeout.
 func TestJobsDeadHostBacklogInSameChannel(t *testing.T) {
 	healthy := newScripted(t, "127.0.0.1:0", nil)
 	hole, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", healthy.port))

@@ -1,8 +1,8 @@
 package daemon
 
-// End to end through an lmtp channel (issue 6 item 7): mtad routes a domain to a
-// channel with the lmtp keyword, whose server is an in-process go-smtp server in
-// LMTP mode, and each recipient's own post-DATA reply decides its fate.
+// End to end through an lmtp channel: mtad routes a domain to a channel with the lmtp
+// keyword, whose server is an in-process go-smtp server in LMTP mode, and each
+// recipient's own post-DATA reply decides its fate.
 
 import (
 	"bytes"

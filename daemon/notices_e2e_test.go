@@ -12,8 +12,9 @@ import (
 )
 
 // A destination that keeps answering 4xx: the sender gets a delay notice at the
-// first notices age and the message is returned at the last one (issue 5's "never
-// answers" case; the notice unit is shortened to a second so that it runs here).
+// first notices age and the message is returned at the last one (a destination that
+// never takes the message; the notice unit is shortened to a second so that it runs
+// here).
 func TestJobsDelayNoticeThenReturn(t *testing.T) {
 	remote := newScripted(t, "127.0.0.1:0", func(to string, attempt int) error {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later-plugh"}

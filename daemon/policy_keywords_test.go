@@ -8,8 +8,9 @@ import (
 	"mtad.dev/mta/smtpserver"
 )
 
-// TestNewPolicyChannelLimits: the session-limit keywords of channels.md §3.9,
-// tlsswitchchannel, musttlsserver and LINE_LIMIT reach the SMTP server's policy.
+// TestNewPolicyChannelLimits: the session-limit keywords (transactionlimit,
+// recipientcutoff, deferralrejectlimit, the disconnect...limit ones), tlsswitchchannel,
+// musttlsserver and LINE_LIMIT reach the SMTP server's policy.
 func TestNewPolicyChannelLimits(t *testing.T) {
 	const imta = `.             $U%$H@tcp-daemon
 

@@ -5,7 +5,7 @@ package daemon
 // rewritten with the local channel as source, as the product's local submission
 // does, and it is enqueued durably with one E line per recipient in mail.log.
 //
-// Decisions where the reference is silent [inf]:
+// Decisions where the product's documentation is silent:
 //   - All or nothing: when any recipient is refused (unroutable, access denied)
 //     nothing is queued, so that a script that fixes the address and runs again
 //     sends no duplicate. Each refusal is logged J, as the SMTP server does.

@@ -254,9 +254,9 @@ func (d *Daemon) validate(img *compiler.Image) error {
 // unchanged reports whether img is the image in force. A compiled image is the same
 // when its SourceHash and BuildTime are; an image built just now from text (no
 // compiled.image, or the embedded configuration) has a BuildTime of now, so its
-// SourceHash alone decides. [inf] the product has no such rule; re-applying an
-// identical configuration would be harmless but would log a reload that changed
-// nothing.
+// SourceHash alone decides. The product's documentation has no such rule; we skip an
+// unchanged image because re-applying it would be harmless but would log a reload
+// that changed nothing.
 func (d *Daemon) unchanged(img *compiler.Image, origin imageOrigin) bool {
 	cur := d.image.Load()
 	if cur == nil || cur.Header.SourceHash != img.Header.SourceHash {

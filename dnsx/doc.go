@@ -15,14 +15,15 @@
 //     NXDOMAIN are answers and end the search.
 //   - CNAME chains are followed (inside the answer when the server gave the
 //     chain, else by asking again for the target) up to MaxCNAME links, so a
-//     CNAME where an MX was expected (seed 001) resolves to the target's MX
-//     instead of being mistaken for one.
+//     CNAME returned where an MX was asked for (resolvers do give such answers)
+//     resolves to the target's MX instead of being mistaken for one.
 //   - The cache keeps final answers per (name, type) until the smallest TTL of
 //     the records that made the answer, chain included; it never serves an
-//     entry at or past its expiry (seed 001: nscd served stale addresses for
-//     weeks). NXDOMAIN and NODATA are cached per RFC 2308 §5 for
-//     min(SOA TTL, SOA MINIMUM) and only when the authority section carries the
-//     SOA; SERVFAIL and timeouts are never cached.
+//     entry at or past its expiry (a cache that ignores TTLs, as nscd does, keeps
+//     sending mail to an address the destination left weeks ago, and the queue
+//     grows with no visible cause). NXDOMAIN and NODATA are cached per RFC 2308
+//     §5 for min(SOA TTL, SOA MINIMUM) and only when the authority section
+//     carries the SOA; SERVFAIL and timeouts are never cached.
 //   - Errors are *Error: NXDOMAIN is permanent (NotFound), everything else that
 //     fails is temporary, so a DNS outage defers mail and never bounces it.
 package dnsx

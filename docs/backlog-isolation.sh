@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# backlog-isolation.sh - issue 5's measurement: delivery latency of a paced stream
+# backlog-isolation.sh - the backlog isolation measurement: delivery latency of a paced stream
 # to a healthy destination while one channel holds a large backlog for a
 # destination that accepts connections and never answers. See docs/performance.md,
 # "Backlog isolation".

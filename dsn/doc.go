@@ -8,10 +8,11 @@
 // anything or touch the queue: the job controller (jobctl) decides and hands the
 // bytes to its Submit hook. It imports nothing of ours.
 //
-// Decisions where the reference is [inf]:
+// Decisions where the product's documentation is silent:
 //   - An absent NOTIFY means FAILURE,DELAY (RFC 3461 §4.1 leaves the default to the
 //     MTA; this is what most MTAs do).
-//   - Subjects and the explanation text are ours: the vendor wording was not reached.
+//   - Subjects and the explanation text are ours: the product's wording is not
+//     documented.
 //   - With RET=HDRS or no RET the original's header is returned (text/rfc822-headers),
 //     as RFC 3461 §4.3 recommends when RET is absent.
 package dsn

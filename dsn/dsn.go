@@ -33,7 +33,8 @@ const (
 )
 
 // Wants reports whether a recipient whose RCPT TO carried NOTIFY=notify asks for a
-// notice about ev. An empty notify means FAILURE,DELAY ([inf], see the package doc).
+// notice about ev. An empty notify means FAILURE,DELAY (our choice where the RFC
+// leaves it to the MTA; see the package doc).
 func Wants(notify string, ev Event) bool {
 	notify = strings.ToUpper(strings.TrimSpace(notify))
 	if notify == "" {

@@ -18,7 +18,8 @@ func firstSpec(tr []TraceStep) (string, string) {
 	return "", ""
 }
 
-// TestExtractionTable is §2.1's table: which host is matched first.
+// TestExtractionTable is the product's documented table of which host of an address is
+// matched first.
 func TestExtractionTable(t *testing.T) {
 	chans := []Channel{ch("l", "mail.example.net"), ch("tcp_local", "tcp_local-daemon")}
 	bop := ch("uucp", "uucp-daemon")

@@ -245,8 +245,9 @@ func (rs *RuleSet) ChannelForHost(host string) (*Channel, bool) {
 	return &c, true
 }
 
-// reprocessingChannels are the internal channels $1M/$1N ask about. [inf] The
-// reference names no list; these are the product's internal reprocessing channels.
+// reprocessingChannels are the internal channels $1M/$1N ask about. The product's
+// documentation gives no list for $1M/$1N; these are its internal reprocessing
+// channels.
 func isReprocessing(name string) bool {
 	switch strings.ToLower(name) {
 	case "reprocess", "process", "conversion", "defragment":

@@ -27,7 +27,8 @@
 // by a flag so the formatting cost is paid only with Request.Trace.
 package engine
 
-// Decisions on points the reference marks [inf] (collected for docs/configuration.md):
+// Decisions on points the product's documentation leaves open (docs/configuration.md
+// repeats them):
 //
 //   - Pattern matching and channel host names are case-insensitive; output keeps
 //     the address's case.
@@ -51,8 +52,8 @@ package engine
 //     need their number ($0A, $2X). $nA counts characters from 0.
 //   - Argument of $M $N $Q $C $T: up to @, %, whitespace or the next
 //     $N $M $Q $C $T $? (or $1M $1N $1~ $nnnnnnn?), so "$Nverify$U%..." names the
-//     channel "verify$U" as the reference warns. $? text runs to the next such
-//     control or the end of the template and may contain spaces, @ and %.
+//     channel "verify$U" as the product's documentation warns. $? text runs to the
+//     next such control or the end of the template and may contain spaces, @ and %.
 //   - $nnnnnnn? needs exactly seven digits; x00y00z gives x.y.z, SMTP 450 for 4,
 //     550 otherwise. Without digits: 550 5.1.2.
 //   - $1M/$1N: internal reprocessing channels are reprocess, process, conversion,

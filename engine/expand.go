@@ -85,7 +85,8 @@ func lowerByte(c byte) byte {
 }
 
 // labelsFrom drops the first n dot-separated labels of s, keeping a leading dot
-// when s had one ([inf] $1D of ".siroe.com" is ".com").
+// when s had one ($1D of ".siroe.com" is ".com"; the product's documentation does not
+// say, and keeping the dot lets $U%$H$nD rebuild a host as $D does).
 func labelsFrom(s string, n int) string {
 	if n <= 0 {
 		return s

@@ -12,11 +12,11 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 const goldenSep = "\n-----\n"
 
-// TestGoldenTraces runs the addresses listed at the top of each
-// testdata/*.trace file against the §8 configuration and compares the -debug
+// TestGoldenTraces runs the addresses listed at the top of each testdata/*.trace file
+// against the worked-example configuration (section8Rules) and compares the -debug
 // trace with the text below the separator. Input lines: address, then optional
-// "source=chan" and "kind=envelope-from|header-to|header-from". Run with -update
-// to regenerate.
+// "source=chan" and "kind=envelope-from|header-to|header-from". Run with -update to
+// regenerate.
 func TestGoldenTraces(t *testing.T) {
 	rs := compileRules(t, section8Rules, section8Channels())
 	files, _ := filepath.Glob("testdata/*.trace")

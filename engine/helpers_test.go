@@ -42,7 +42,8 @@ func ch(name, official string, hosts ...string) Channel {
 	return c
 }
 
-// section8Rules is the configuration of rewrite-rules.md §8, verbatim.
+// section8Rules is the configuration of the worked examples in the product's
+// documentation of rewrite rules, verbatim (the name is that section's number there).
 const section8Rules = `mail.example.net   $U%$D@mail.example.net
 example.net        $U%example.net@verify-daemon$Nverify
 example.net        $U%$D@mail.example.net

@@ -19,28 +19,30 @@ const ownerPrefix = "owner-"
 // on the local channel (each expansion rewritten again, nested to MaxAliasLevels).
 //
 // How it works: the address is rewritten; on the local channel its mailbox is
-// looked up in the alias table ([inf] first "mailbox@host" so hosted domains can
-// have their own aliases, then "mailbox", then the mailbox without its
-// subaddress). Each target is resolved again with the alias chain attached, so
-// nested aliases, loops (a -> b -> a, 5.4.6) and self-references
-// ("list: list, x" keeps list as a mailbox) are decided on the chain. [inf] Any
-// target that fails makes the whole resolution fail with that target's error: a
-// partly delivered list without a bounce for the rest would lose mail silently.
-// With Request.CheckExpansions the expansion goes on after a failure and lists
-// them all (the first is still Err).
+// looked up in the alias table (the product's documentation gives no lookup order; we
+// try "mailbox@host" first so hosted domains can have their own aliases, then
+// "mailbox", then the mailbox without its subaddress). Each target is resolved again
+// with the alias chain attached, so nested aliases, loops (a -> b -> a, 5.4.6) and
+// self-references ("list: list, x" keeps list as a mailbox) are decided on the chain.
+// Any target that fails makes the whole resolution fail with that target's error (the
+// product's documentation allows bad members to be dropped silently; we do not,
+// because a partly delivered list without a bounce for the rest loses mail unnoticed).
+// With Request.CheckExpansions the expansion goes on after a failure and lists them
+// all (the first is still Err).
 //
-// Owners. [inf] The reference documents no owner convention; we follow
+// Owners. The product's documentation describes no owner convention; we follow
 // sendmail's: if "owner-NAME" is an alias, every recipient produced by NAME's
 // expansion gets Sender "owner-NAME@HOST" (HOST: the domain NAME was addressed
 // at, else the local host; a hosted "owner-NAME@domain" alias is used as is).
 // A nested list with its own owner overrides its parent's.
 //
-// expandlimit. [inf] Honoured on the source channel (Request.SourceChannel),
-// never when the source is the local channel or an internal reprocessing
-// channel (that is where the offline expansion runs). The count is the number
-// of distinct final recipients of the one address's whole nested expansion;
-// "expandlimit 0" defers every alias. The expansion is still computed in full
-// so that its errors are reported in the SMTP dialogue.
+// expandlimit. The product's documentation only says that above the limit the
+// message is expanded offline, never on l or reprocess; the rest is our reading. It
+// is honoured on the source channel (Request.SourceChannel), never when the source is
+// the local channel or an internal reprocessing channel (that is where the offline
+// expansion runs). The count is the number of distinct final recipients of the one
+// address's whole nested expansion; "expandlimit 0" defers every alias. The expansion
+// is still computed in full so that its errors are reported in the SMTP dialogue.
 func (rs *RuleSet) Resolve(req Request) Resolution {
 	r := &resolver{rs: rs, req: req, seen: make(map[string]bool)}
 	rw := rs.Rewrite(req)
@@ -289,10 +291,12 @@ func splitSub(u string, c byte) (string, string) {
 	return u, ""
 }
 
-// safeMailbox reports whether a mailbox name can be used as a directory name. [inf]
-// A name with routing characters (@ % !) is refused too: it can only come from a
-// quoted local part ("user%remote"@here) and would become a relay the moment
-// anything downstream (a forward, the reprocess channel) parsed it unquoted.
+// safeMailbox reports whether a mailbox name can be used as a directory name (the
+// product's documentation has no such rule; a name like ".." would otherwise escape
+// the mailbox directory). A name with routing characters (@ % !) is refused too: it
+// can only come from a quoted local part ("user%remote"@here) and would become a relay
+// the moment anything downstream (a forward, the reprocess channel) parsed it
+// unquoted.
 func safeMailbox(m string) bool {
 	return m != "" && m[0] != '.' && !strings.ContainsAny(m, "/\x00@%!")
 }

@@ -174,9 +174,9 @@ func TestResolveCheckExpansions(t *testing.T) {
 	}
 }
 
-// TestResolveSelfAndNothing checks the reference's self-reference rule
-// (mappings.md §7.2: "list: list, x" expands to the mailbox list plus x) and the
-// error of an alias that produces no address.
+// TestResolveSelfAndNothing checks the product's self-reference rule ("list: list, x"
+// expands to the mailbox list plus x) and the error of an alias that produces no
+// address.
 func TestResolveSelfAndNothing(t *testing.T) {
 	needMappings(t)
 	al := compileAliases(t,

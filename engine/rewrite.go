@@ -427,8 +427,9 @@ func (call *rewriteCall) probeSpec(spec, u string, loc uint8, a *address, withAn
 	if ok, ag := call.tryProbe(&in); ok {
 		return call.winner(ag)
 	}
-	// 3. channel table. [inf] It is consulted whatever the tag: the tag is
-	// prepended to rule patterns, and a channel host name is not a pattern.
+	// 3. channel table. It is consulted whatever the tag (the product's documentation
+	// does not say): the tag is prepended to rule patterns, and a channel host name is
+	// not a pattern.
 	if _, ok := rs.hosts[string(call.lower)]; ok {
 		if call.trace {
 			call.step(2, "", "channel table: "+strconv.Quote(spec)+" is a channel host")
@@ -496,8 +497,9 @@ func (call *rewriteCall) probeSpec(spec, u string, loc uint8, a *address, withAn
 		if ok, ag := try(pat, &in); ok {
 			return call.winner(ag)
 		}
-		// [inf] Without a $% / $! rule the address goes to the local host whole:
-		// A%B@localhost, B!A@localhost.
+		// Without a $% / $! rule the address goes to the local host whole:
+		// A%B@localhost, B!A@localhost (the product's documentation does not say; like
+		// an address with no host at all, it goes to the local host).
 		local := u + sep + spec
 		if loc == locBang {
 			local = spec + sep + u

@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// TestSection8 runs every row of rewrite-rules.md §8 against its configuration.
+// TestSection8 runs every row of the product's worked rewriting examples against their
+// configuration (section8Rules).
 func TestSection8(t *testing.T) {
 	rs := compileRules(t, section8Rules, section8Channels())
 	row16 := compileRules(t, strings.Replace(strings.Replace(section8Rules,
@@ -106,8 +107,9 @@ func TestSection8Details(t *testing.T) {
 	}
 }
 
-// TestProbeOrder checks §2.2's documented probe order for dan@sc.cs.siroe.edu and
-// §2.3's for a domain literal, on a configuration where nothing matches early.
+// TestProbeOrder checks the probe order the product's documentation gives for
+// dan@sc.cs.siroe.edu and for a domain literal, on a configuration where nothing
+// matches early.
 func TestProbeOrder(t *testing.T) {
 	rs := compileRules(t, "nomatch.example $U%$D@tcp_local-daemon\n", []Channel{ch("l", "mail.example.net"), ch("tcp_local", "tcp_local-daemon")})
 	for _, tc := range []struct {

@@ -393,8 +393,9 @@ func numberedOp(t string, i int, digits string, c byte) (op, int, error) {
 }
 
 // errText returns the $? text starting at i: it runs to the next channel control
-// ($N $M $Q $C $T $?) or the end of the template. [inf] Unlike the channel-name
-// arguments, @ and % do not end it: error texts often name an address.
+// ($N $M $Q $C $T $?) or the end of the template. Unlike the channel-name arguments,
+// @ and % do not end it (the product's documentation does not say): error texts often
+// name an address.
 func errText(t string, i int) (string, int) {
 	k := i
 	for k < len(t) && !isArgEnd(t, k) {

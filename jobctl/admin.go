@@ -20,8 +20,9 @@ import (
 // message: the attempt in flight cannot be taken back.
 var ErrBusy = errors.New("jobctl: message is being delivered")
 
-// ReturnStatus is the RFC 3463 status given to recipients returned by the operator
-// ([inf]: the product's text is not documented; 5.0.0 "other undefined status").
+// ReturnStatus is the RFC 3463 status given to recipients returned by the operator.
+// The product's documentation gives none; 5.0.0 is RFC 3463's "other undefined
+// status", since no more specific code describes an operator's decision.
 const ReturnStatus = "5.0.0"
 
 // countReceivedLocked counts the pending recipients of a message entering the index

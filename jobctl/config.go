@@ -219,9 +219,9 @@ type Window struct {
 	Start, End int // minutes after midnight; End may be 1440 ("24:00")
 }
 
-// ParseWindow parses "HH:MM-HH:MM". [inf] A window whose start equals its end is
-// open all day (the product's grammar is undocumented; an empty window would be a
-// silent way to stop a channel, which qm stop already does explicitly).
+// ParseWindow parses "HH:MM-HH:MM". A window whose start equals its end is open all
+// day (the product's documentation does not give the grammar; an empty window would be
+// a silent way to stop a channel, which qm stop already does explicitly).
 func ParseWindow(s string) (*Window, error) {
 	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
 	if !ok {
@@ -321,7 +321,8 @@ type Config struct {
 	// queued (no master program: nothing dequeues it).
 	Programs map[string]channels.Program
 	// Channels by name; a key ending in "*" matches every channel with that prefix,
-	// the longest such prefix winning ([inf] "most specific first").
+	// the longest such prefix winning (the product's documentation does not say which
+	// of several matching sections applies; we take the most specific).
 	Channels map[string]Channel
 	// Pools maps a pool name to its job_limit. Empty: no pool limits at all.
 	Pools map[string]int

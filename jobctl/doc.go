@@ -94,7 +94,7 @@
 // return temporary failures, which are recorded like any other). Run returns once
 // every job has recorded its results.
 //
-// Decisions where the reference is [inf]:
+// Decisions where the product's documentation is silent:
 //   - Notices are evaluated continuously per message rather than by a daily return
 //     job at 00:30: ages are exact, and a missed run cannot skip a warning.
 //   - Several ages passed at once (after downtime) give one delay notice.

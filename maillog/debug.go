@@ -12,15 +12,15 @@ import (
 	"time"
 )
 
-// DefaultDebugLimit bounds one debug transcript file. [inf] The product's debug
-// logs have no documented bound; a transcript includes message contents, so
-// without one a busy debug session could fill the disk. 16 MiB holds thousands of
-// ordinary sessions' worth of dialogue.
+// DefaultDebugLimit bounds one debug transcript file. The product's debug logs have
+// no documented bound; a transcript includes message contents, so without one a busy
+// debug session could fill the disk. 16 MiB holds thousands of ordinary sessions'
+// worth of dialogue.
 const DefaultDebugLimit = 16 << 20
 
 // DebugLog is one SMTP session's debug transcript: the channel's slave_debug log
 // (an inbound session, `<channel>_slave.log-<id>`) or master_debug log (an
-// outbound connection, `<channel>_master.log-<id>`), operations.md §5.4.
+// outbound connection, `<channel>_master.log-<id>`), named as the product names them.
 //
 // Both directions are written, one line per protocol line, each stamped
 // "hh:mm:ss.mmm C: " (from the SMTP client) or "S: " (from the SMTP server), plus

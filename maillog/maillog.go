@@ -26,7 +26,8 @@ type Record struct {
 	Diag      string    // diagnostic text
 	// Conn is the connection's source information, written when the caller has
 	// LOG_CONNECTION bit 1 set (E records: "helo ([client-ip])", as in the
-	// reference's example), after MESSAGE-ID and before DIAG; "" writes nothing.
+	// product's documented example), after MESSAGE-ID and before DIAG; "" writes
+	// nothing.
 	Conn string
 }
 
@@ -216,7 +217,8 @@ func (l *Logger) format(r Record) []byte {
 		field(orDash(r.MessageID))
 	}
 	if r.Conn != "" {
-		// free text like DIAG ("host ([ip])", operations.md §5.3), but never empty
+		// free text like DIAG ("host ([ip])", as in the product's documented example),
+		// but never empty
 		b = append(b, ' ')
 		b = append(b, cleanText(r.Conn)...)
 	}
@@ -315,8 +317,8 @@ func (l *Logger) Close() error {
 	return nil
 }
 
-// Connection records (LOG_CONNECTION bit 2, operations.md §5.2). [inf] The reference
-// names the codes and the direction marker but not the columns; mtad writes:
+// Connection records (LOG_CONNECTION bit 2). The product's documentation names the
+// codes and the direction marker but not the columns; mtad writes:
 //
 //	dd-Mon-yyyy hh:mm:ss.cc CHANNEL DIR CODE TRANSPORT APP MESSAGES [DIAG]
 //

@@ -36,10 +36,12 @@ type Access struct {
 //
 // Arguments are taken from the front of the output string, one '|'-terminated field
 // per flag present, in the fixed order U J K I(two fields) < > D T A X; whatever is
-// left is the $N/$F text (§4.2). A field without a terminating '|' takes the rest.
-// Decisions [inf]: $N/$F win over $Y when both are set; an unmatched (or failed)
-// mapping is Allow with no other effect, as "no match accepts" in every access
-// table; the $T/$A/$X slots follow the recalled order of the reference.
+// left is the $N/$F text (this order is the product's documented one). A field without
+// a terminating '|' takes the rest. Decisions where the product's documentation is
+// silent: $N/$F win over $Y when both are set; an unmatched (or failed) mapping is
+// Allow with no other effect, as "no match accepts" in every access table; the
+// documentation's text on the $T/$A/$X slots is incomplete, so they take the place
+// just before $N that its example $X4.2.1|$NHost$ temporarily$ blocked implies.
 func DecodeAccess(r Result) Access {
 	a := Access{Matched: r.Matched, Src: r.Src}
 	if !r.Matched {

@@ -10,12 +10,12 @@ func TestDecodeAccess(t *testing.T) {
 		name, tmpl string
 		want       Access
 	}{
-		// §4.2 documented equivalences.
+		// The equivalences the product's documentation gives.
 		{"D then text", "$N$D30|Relaying$ not$ allowed", relaying},
 		{"flags at end", "30|Relaying$ not$ allowed$D$N", relaying},
 		{"N first D last", "$N30|Relaying$ not$ allowed$D", relaying},
 		{"flags in the middle", "30|$N$DRelaying$ not$ allowed", relaying},
-		// §8.5 / troubleshooting guide.
+		// The product's troubleshooting example.
 		{"X then N", "$X4.2.1|$NHost$ temporarily$ blocked",
 			Access{Matched: true, Reject: true, Enhanced: "4.2.1", Text: "Host temporarily blocked"}},
 		{"Y", "$Y", Access{Matched: true, Allow: true}},

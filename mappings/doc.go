@@ -36,16 +36,18 @@
 // and tries candidates in entry order, so the first match is the one a linear scan
 // would find (TestIndexMatchesLinearScan checks exactly that).
 //
-// Map follows §3.2: $C continues with the next entry on the new string, $L also
-// asks for one more pass when the table runs out, $R restarts at the top, $E (or no
-// control flag) stops; the last of C/L/R/E written in a template decides. Passes
-// that restart from the top go through the loop guard (a string as long as or
-// longer than the previous one bumps a counter, a shorter one resets it, above 10
-// the request is ignored). A failing entry (${..} miss, $|..| without $Y, $?x?
-// losing) is skipped if a $C/$L/$R was read before the failure point, else the
-// whole mapping ends unmatched with the original input as output and no flags.
+// Map follows the product's documented process control: $C continues with the next
+// entry on the new string, $L also asks for one more pass when the table runs out, $R
+// restarts at the top, $E (or no control flag) stops; the last of C/L/R/E written in a
+// template decides. Passes that restart from the top go through the loop guard (a
+// string as long as or longer than the previous one bumps a counter, a shorter one
+// resets it, above 10 the request is ignored). A failing entry (${..} miss, $|..|
+// without $Y, $?x? losing) is skipped if a $C/$L/$R was read before the failure point,
+// else the whole mapping ends unmatched with the original input as output and no
+// flags.
 //
-// Decisions on points the reference marks [inf]:
+// Decisions on points the product's documentation leaves open (docs/configuration.md
+// repeats the ones an administrator can see):
 //   - $@ items get no capture number; IP matchers are saved and numbered like
 //     globs; a back-match $n* is not itself numbered.
 //   - Case-insensitivity is ASCII folding (offsets stay valid for captures).

@@ -15,7 +15,7 @@ var (
 	_ encoding.BinaryUnmarshaler = (*mappings.Aliases)(nil)
 )
 
-// The shape `mtactl test -match` prints (§6.2).
+// The shape `mtactl test -match` prints (the product's documented example).
 func ExamplePattern_MatchDetail() {
 	p, err := mappings.CompilePattern("$_*@*.$[a-z]*")
 	if err != nil {
@@ -37,7 +37,8 @@ func ExamplePattern_MatchDetail() {
 	//  2 - com
 }
 
-// An ORIG_SEND_ACCESS refusal as the SMTP server sees it (§8.5).
+// An ORIG_SEND_ACCESS refusal as the SMTP server sees it (the product's documented
+// example).
 func ExampleDecodeAccess() {
 	set, errs := mappings.Compile([]mappings.TableSource{{
 		Name: "ORIG_SEND_ACCESS", Src: "mappings:1",

@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// Limits from MS 6.3 (§1.2): patterns up to 256 characters, templates up to 1024.
+// Limits from the product's documentation for version 6.3: patterns up to 256
+// characters, templates up to 1024.
 const (
 	MaxPatternLen  = 256
 	MaxTemplateLen = 1024
@@ -463,7 +464,8 @@ const (
 	letters = "abcdefghijklmnopqrstuvwxyz"
 )
 
-// namedClass is the glob table of §2.3; the letter is accepted in either case.
+// namedClass is the product's documented table of named globs; the letter is accepted
+// in either case.
 func namedClass(c byte) ([4]uint64, bool) {
 	switch upper(c) {
 	case 'A':

@@ -26,7 +26,7 @@ func TestPatternMatch(t *testing.T) {
 		{"percent one", "a%c", "abc", true, []string{"b"}},
 		{"percent not zero", "a%c", "ac", false, nil},
 		{"percent not two", "a%c", "abbc", false, nil},
-		// §2.5 binding.
+		// Binding of wildcards to captures, as documented.
 		{"greedy earliest first", "*@*", "a@b@c", true, []string{"a@b", "c"}},
 		{"lazy first star", "$_*@*", "a@b@c", true, []string{"a", "b@c"}},
 		{"lazy second star", "*@$_*", "a@b@c", true, []string{"a@b", "c"}},
@@ -78,9 +78,9 @@ func TestPatternMatch(t *testing.T) {
 		{"lowercase glob letter", "$d*", "42", true, []string{"42"}},
 		{"glob greedy then literal", "$D*1", "1111", true, []string{"111"}},
 		{"glob lazy then star", "$_$D**", "123", true, []string{"", "123"}},
-		// test -match shape example (§6.2).
+		// The product's test -match example.
 		{"match example", "$_*@*.$[a-z]*", "a@b.example.com", true, []string{"a", "b.example", "com"}},
-		// IPv4 (§2.4, §8.3, §8.4).
+		// IP address matchers, with the product's examples.
 		{"ip prefix", "$(123.45.67.0/24)", "123.45.67.200", true, []string{"123.45.67.200"}},
 		{"ip prefix out", "$(123.45.67.0/24)", "123.45.68.1", false, nil},
 		{"ip ignore 8", "$<123.45.67.0/8>", "123.45.67.9", true, []string{"123.45.67.9"}},
@@ -104,7 +104,7 @@ func TestPatternMatch(t *testing.T) {
 		{"ip6 v4 input", "${2001:db8::/32}", "10.0.0.1", false, nil},
 		{"ip6 in probe", "TCP|*|*|${::1}|*", "TCP|::1|25|::1|999", true, []string{"::1", "25", "::1", "999"}},
 		// Access-table shaped probes.
-		// §8.12 pitfall. As printed, the reference's example cannot match: nothing
+		// A documented pitfall. As printed, the product's example cannot match: nothing
 		// follows "@sesta.com" in the probe, and the pattern needs "|*|*" after it.
 		{"pitfall as printed", "*|*@sesta.com|*|*", "tcp_local|a@b.org|l|u@x.org|rfc822;z@sesta.com", false, nil},
 		// The pitfall itself: a recipient pattern is satisfied by the ORCPT field

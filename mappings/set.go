@@ -10,12 +10,14 @@ import (
 // are cut to it (the full pattern is still matched).
 const prefixKeyMax = 8
 
-// Loop guard (§3.2) and a hard stop for what the guard cannot see.
+// Loop guard (the product's documented one) and a hard stop for what the guard cannot
+// see.
 const (
 	loopGuardLimit = 10 // counter above this: further iteration requests are ignored
 	// maxWork caps the $R/$L passes plus $|..| calls of one Map, nested mappings
-	// included. The §3.2 guard alone cannot: lengths may oscillate (grow ten
-	// times, shrink once, repeat) and nested tables multiply passes. [inf]
+	// included. The product's documented guard alone cannot: lengths may oscillate
+	// (grow ten times, shrink once, repeat) and nested tables multiply passes. The
+	// product documents no such cap; 1000 is our choice.
 	maxWork = 1000
 )
 
@@ -312,9 +314,10 @@ func (s *Set) Tables() []TableInfo {
 // when the table does not exist.
 //
 // Result semantics: no entry matched -> Matched false, Output "". An entry failed
-// (§3.2: ${..} miss, $|..| without $Y, $?x? loses) before any $C/$L/$R of its
-// template was read -> the mapping ends with Matched false, Output = the original
-// input and no flags, Src = the failing entry [inf]. A failure after $C/$L/$R was
+// (${..} miss, $|..| without $Y, $?x? loses) before any $C/$L/$R of its template was
+// read -> the mapping ends with Matched false, Output = the original input and no
+// flags, Src = the failing entry (the product's documentation says a failed entry
+// yields the input unchanged; the rest is our reading). A failure after $C/$L/$R was
 // read makes the entry count as not matching and scanning goes on.
 func (s *Set) Map(table, input string, in Flags, env *Env) (r Result, ok bool) {
 	t := s.table(table)

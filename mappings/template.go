@@ -47,10 +47,12 @@ func (f Flags) Describe() string {
 
 // maxOutput bounds one template's output (far above any address or probe); a
 // longer result fails the entry, which keeps $0$0$R style growth from eating memory
-// and keeps the matcher's memo small on re-passes. [inf]
+// and keeps the matcher's memo small on re-passes. The product documents no such
+// bound; the size is our choice.
 const maxOutput = 8 << 10
 
-// maxNestDepth bounds $|table;arg| recursion (a table may call itself). [inf]
+// maxNestDepth bounds $|table;arg| recursion (a table may call itself). The product
+// documents no such bound; 10 is our choice.
 const maxNestDepth = 10
 
 type opKind uint8
@@ -84,8 +86,9 @@ type Template struct {
 	data string // the ops' text
 	// need/forbid are the $:x / $;x input-flag tests, hoisted out of the op list:
 	// they decide whether the entry applies at all, so they are checked before the
-	// pattern is even tried. [inf: a failed test makes the entry not apply, as if
-	// its pattern had not matched; it is not an entry failure]
+	// pattern is even tried. A failed test makes the entry not apply, as if its
+	// pattern had not matched; it is not an entry failure (the product's
+	// documentation does not say which).
 	need, forbid Flags
 }
 

@@ -26,7 +26,7 @@ var ErrNotLoopback = errors.New("METRICS_LISTEN is not a loopback address")
 // endpoint has no authentication and tells anyone who can reach it the queue's shape
 // and the channel names. An empty host or an unspecified address (0.0.0.0, ::) means
 // every interface and counts as remote; other host names are refused too, since we
-// cannot know where they resolve. [inf] METRICS_LISTEN is ours, not the product's.
+// cannot know where they resolve. METRICS_LISTEN is our option, not the product's.
 func CheckListen(addr string, allowRemote bool) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

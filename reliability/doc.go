@@ -1,9 +1,8 @@
-// Package reliability is the black-box reliability suite of the MTA (issue 10): it
-// proves that mail acknowledged with 250 survives any crash, and that faults of the
-// network, the disk and hostile clients end the right way. It has no code of its
-// own: everything is in its tests, which build and run the real mtad and mtactl
-// binaries, or start daemon.Start in-process, against fake remote SMTP servers on
-// 127.0.0.1:0.
+// Package reliability is the black-box reliability suite of the MTA: it proves that
+// mail acknowledged with 250 survives any crash, and that faults of the network, the
+// disk and hostile clients end the right way. It has no code of its own: everything
+// is in its tests, which build and run the real mtad and mtactl binaries, or start
+// daemon.Start in-process, against fake remote SMTP servers on 127.0.0.1:0.
 //
 // It owns reliability/ only and must not be imported by anything. It may import any
 // package of the module (it is the top of the dependency order) but never reaches

@@ -50,14 +50,14 @@ func TestRemoteFaults(t *testing.T) {
 	t.Parallel()
 	trickle := 20 * time.Millisecond
 	if soak {
-		trickle = time.Second // the "one byte a second"
+		trickle = time.Second // one byte a second, as a slow attacker sends
 	}
 	// The faulty channel's reply timeouts, short so that a stalled server costs
 	// the test under a second, yet longer than the gaps of a trickled reply:
 	// 40 gaps, where the EHLO reply is 46 bytes. A trickled reply thus outlasts
 	// the timeout, and still arrives: the timeouts bound inactivity, not a reply.
 	stage := 40 * trickle
-	badOptions := fmt.Sprintf("! short stage timeouts ([ours]: values with a unit)\n"+
+	badOptions := fmt.Sprintf("! short stage timeouts (values with a unit: our extension)\n"+
 		"STATUS_GREETING_RECEIVE_TIME=%v\nSTATUS_RECEIVE_TIME=%v\nSTATUS_DATA_RECEIVE_TIME=%v\n", stage, stage, stage)
 	cases := []struct {
 		fault string

@@ -20,11 +20,11 @@ import (
 	"mtad.dev/mta/compiler"
 )
 
-// The load soak (issue 10 item 6): capacity is measured first, then 80 % of it is
-// offered for the soak duration while the configuration is swapped and the relay
-// channel stopped and started every cycle. The sizes: under the soak tag 30 min
-// with one cycle a minute; in CI a few seconds, enough to run every step once or
-// twice. SOAK_DURATION (a Go duration) overrides the duration of either size.
+// The load soak: capacity is measured first, then 80 % of it is offered for the soak
+// duration while the configuration is swapped and the relay channel stopped and
+// started every cycle. The sizes: under the soak tag 30 min with one cycle a minute;
+// in CI a few seconds, enough to run every step once or twice. SOAK_DURATION (a Go
+// duration) overrides the duration of either size.
 const (
 	loadSoakCI        = 6 * time.Second
 	loadSoakLong      = 30 * time.Minute

@@ -1,5 +1,6 @@
 // Command fillqueue enqueues many messages straight into a queue directory (mtad
-// stopped), for the scale test of issue 9: a million messages for a stopped channel.
+// stopped), for the scale test (bench/scale.sh): a million messages for a stopped
+// channel.
 // It uses the queue package's own Enqueue, so every message is committed and fsynced
 // exactly as mtad would (many concurrent callers share one commit, as SMTP sessions do).
 //

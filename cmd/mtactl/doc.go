@@ -34,8 +34,8 @@
 // Without -config the configuration built into the binary (examples/default) is used.
 // The test commands read DIR/compiled.image when it exists (so that text edits are
 // inert until the next cnbuild, as in the product) and the text files otherwise or
-// with -noimage. Decisions where the reference is silent: test -rewrite's default
-// source channel is l and its default sender RETURN_ADDRESS, else
+// with -noimage. Decisions where the product's documentation is silent: test
+// -rewrite's default source channel is l and its default sender RETURN_ADDRESS, else
 // postmaster@<local host>; -compare calls the current configuration "old" and the
 // -compare image "new" and exits 1 when any address changed.
 package main

@@ -5,7 +5,7 @@ package main
 // control socket; mtad completes the header, routes the recipients with source
 // channel l, queues the message durably and logs E lines (daemon/submit.go).
 //
-// Decisions where the reference is silent [inf]:
+// Decisions where the product's documentation is silent:
 //   - mtad not running: nothing is spooled. The message is refused with
 //     EX_TEMPFAIL (75) and a clear message, so that the caller (a cron job, a
 //     script) knows it was not sent and may retry; a spool that no one reads

@@ -218,8 +218,9 @@ func rewriteOne(img *compiler.Image, o *testOpts, addr string) *rewriteReport {
 	rep.HeaderTo = show(other(engine.HeaderTo))
 	rep.HeaderFrom = show(other(engine.HeaderFrom))
 
-	// Access tables: ORIG_SEND_ACCESS on the address as given (after rewriting,
-	// before expansion), SEND_ACCESS on each expanded recipient (mappings.md §4.4).
+	// Access tables, as the product applies them: ORIG_SEND_ACCESS on the address as
+	// given (after rewriting, before expansion), SEND_ACCESS on each expanded
+	// recipient.
 	from := senderFor(img, o)
 	if st := access(img, "ORIG_SEND_ACCESS", o.source, from, rw.Channel, rw.Address, addr); st != nil {
 		rep.Error = newErrorReport(st)
@@ -245,8 +246,8 @@ func rewriteOne(img *compiler.Image, o *testOpts, addr string) *rewriteReport {
 }
 
 // senderFor is the envelope From used in access probes: -from rewritten as an
-// envelope From, else RETURN_ADDRESS, else postmaster@<local host> (rewrite-rules.md
-// §7.1: the default poster is the postmaster).
+// envelope From, else RETURN_ADDRESS, else postmaster@<local host> (the product's
+// documentation says only that the default poster is the postmaster).
 func senderFor(img *compiler.Image, o *testOpts) string {
 	from := o.from
 	if from == "" {
@@ -315,8 +316,8 @@ func printTrace(w io.Writer, steps []engine.TraceStep) {
 	}
 }
 
-// printRewrite prints one address in the imsimta test -rewrite layout
-// (rewrite-rules.md §7.2).
+// printRewrite prints one address in the layout of the product's imsimta test
+// -rewrite.
 func printRewrite(w io.Writer, img *compiler.Image, o *testOpts, rep *rewriteReport) {
 	if o.debug {
 		printTrace(w, rep.Trace)

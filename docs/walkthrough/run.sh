@@ -7,7 +7,8 @@
 # directory, points tcp_local at a loopback SMTP stub (smtp-stub.py, python3) that
 # defers every recipient at yahoo.example with 451 4.7.0 [TSS04] and accepts the
 # rest, submits mail with mtactl sendmail, then runs the troubleshooting steps of
-# the product's guide (seed 002 §26.2) with our commands only. Everything listens
+# the product's guide (Messaging Server 6.3 Administration Guide, chapter 26
+# "Troubleshooting the MTA") with our commands only. Everything listens
 # on 127.0.0.1; nothing reaches the Internet (tcp_local uses no MX lookups). The
 # temporary paths are printed as /etc/mta (configuration) and /var/mta/data (data).
 set -euo pipefail

@@ -1,8 +1,9 @@
 package channels
 
-// This file is the MIME downgrade for an SMTP server without 8BITMIME
-// (channels.md §3.8 sevenbit/eightnegotiate; seed 002 §26.3.9 "Received
-// Message is Encoded"; RFC 6152 §3, RFC 2045, RFC 2046).
+// This file is the MIME downgrade for an SMTP server without 8BITMIME, as the
+// channel keywords sevenbit and eightnegotiate ask for (the product's
+// documentation says such mail arrives re-encoded, quoted-printable for text;
+// RFC 6152 §3, RFC 2045, RFC 2046).
 //
 // It owns only the conversion of a stored message into a 7-bit one; it does not
 // decide whether to convert (the SMTP client does, from the channel keywords and
@@ -98,9 +99,10 @@ func (p Problem) String() string {
 // message with a Header8Bit problem is refused (Status); otherwise the message
 // is sent with those octets as they are — most servers accept them, and
 // bouncing mail the MTA accepted would be worse (RFC 6152 §3 leaves the choice).
-// [inf] A BodyUnconvertible problem is treated the same way: it is sent as it
-// is (what the client did before this conversion existed) unless the channel
-// is eightstrict.
+// The product's documentation does not cover a body that cannot be encoded; a
+// BodyUnconvertible problem is treated the same way: it is sent as it is (what
+// the client did before this conversion existed) unless the channel is
+// eightstrict.
 type SevenBitError struct {
 	Problems []Problem
 }
@@ -153,8 +155,9 @@ func (e *SevenBitError) Has(k ProblemKind) bool {
 }
 
 // Status is the permanent failure to report when the channel refuses to send
-// the message (eightstrict). [inf] 554 with RFC 3463 5.6.3 "conversion
-// required but not supported": the message as it is can never go to this host.
+// the message (eightstrict). The product's documentation names no code; we use
+// 554 with RFC 3463 5.6.3 "conversion required but not supported", permanent
+// because the message as it is can never go to this host.
 func (e *SevenBitError) Status(host string) *status.Status {
 	return status.New(554, "5.6.3", "%s does not support 8BITMIME and the message cannot be made 7-bit: %s", host, e.Error())
 }
@@ -456,8 +459,9 @@ func (d *downgrader) entity(b []byte, part, defType string, isMessage bool, dept
 		}
 	}
 	if !hasCT && defType == "text/plain" && bytes.ContainsFunc(body, func(r rune) bool { return r >= 0x80 }) {
-		// [inf] An unlabelled 8-bit text is in no known charset; say so rather
-		// than let it default to us-ascii (RFC 1428 §3, unknown-8bit).
+		// An unlabelled 8-bit text is in no known charset; say so rather than
+		// let it default to us-ascii (RFC 1428 §3, unknown-8bit). The product's
+		// documentation is silent on this case.
 		add = append(add, "Content-Type: text/plain; charset=unknown-8bit")
 	}
 	out := h.rewrite(label, add...)
@@ -586,7 +590,8 @@ func (d *downgrader) delimiter(b, dash []byte, isClose bool) ([]byte, bool) {
 	return append(out, tail...), true
 }
 
-// sanitizeFree makes preamble or epilogue text 7-bit. [inf] Nothing reads it
+// sanitizeFree makes preamble or epilogue text 7-bit. The product's
+// documentation is silent on it; we chose this because nothing reads it
 // (RFC 2046 §5.1.1), and it cannot be encoded, so octets >= 0x80 and NULs
 // become "?" and over-long lines are broken; it is otherwise copied.
 func sanitizeFree(b []byte) ([]byte, bool) {

@@ -49,8 +49,8 @@ func sevenBitServer(t *testing.T, got chan<- []byte) int {
 	})
 }
 
-// Regression for seed 002 §26.3.9: 8-bit content to a server without 8BITMIME
-// arrives as valid quoted-printable that decodes to the original bytes.
+// 8-bit content sent to a server without 8BITMIME must arrive as valid
+// quoted-printable that decodes to the original bytes, never as raw 8-bit.
 func TestSMTPEightBitToSevenBitServer(t *testing.T) {
 	got := make(chan []byte, 1)
 	port := sevenBitServer(t, got)

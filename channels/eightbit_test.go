@@ -43,7 +43,8 @@ var eightBitCases = []struct {
 		},
 	},
 	{
-		// Seed 002 §26.3.9: the MTA's own example of an encoded message.
+		// The product documentation's own example of a message that a server
+		// without 8BITMIME receives encoded.
 		name: "seed-iso-8859-1-nul",
 		in: "Date: Wed, 04 Jul 2001 11:59:56 -0700 (PDT)\r\nFrom: \"Desdemona Vilalobos\" <Desdemona@sesta.com> \r\n" +
 			"To: santosh@varrius.com\r\nSubject: test message with 8bit data \r\nMIME-Version: 1.0\r\n" +

@@ -48,11 +48,12 @@ type Timeouts struct {
 	Quit      time.Duration // QUIT reply before closing
 }
 
-// DefaultTimeouts are RFC 5321 §4.5.3.2's values. Connect (not in the RFC) is
-// our choice [inf]: 30 s, long enough for a slow SYN-ACK, short enough that a
-// dead first MX does not hold the message for minutes before the second is
-// tried. Rset is 30 s [inf]: a cached connection that does not answer quickly is
-// dropped and replaced, never waited on.
+// DefaultTimeouts are RFC 5321 §4.5.3.2's values. Connect is in neither the RFC
+// nor the product's documentation, so we chose 30 s: long enough for a slow
+// SYN-ACK, short enough that a dead first MX does not hold the message for
+// minutes before the second is tried. Rset is our choice too, 30 s: a cached
+// connection that does not answer quickly is dropped and replaced, never waited
+// on.
 func DefaultTimeouts() Timeouts {
 	return Timeouts{
 		Connect:   30 * time.Second,

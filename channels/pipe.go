@@ -175,9 +175,9 @@ func (p *Pipe) exitStatus(code int, text string) *status.Status {
 	return sysexitStatus(code, text)
 }
 
-// sysexitStatus maps a sysexits.h code. Per the brief: 75 (EX_TEMPFAIL)
-// temporary, 64-78 permanent, with Postfix's enhanced codes; any other non-zero
-// exit is temporary [inf] (an unknown failure must defer, never bounce).
+// sysexitStatus maps a sysexits.h code: 75 (EX_TEMPFAIL) temporary, 64-78
+// permanent, with Postfix's enhanced codes; any other non-zero exit is
+// temporary, since an unknown failure must defer, never bounce.
 func sysexitStatus(code int, text string) *status.Status {
 	perm := map[int]string{
 		64: "5.3.0", // EX_USAGE

@@ -500,7 +500,8 @@ func TestSMTPContextCancel(t *testing.T) {
 
 // A cached connection that passes the RSET check but then dies, or answers
 // MAIL with 421 (the server's idle timeout): the message must still go out on
-// a fresh connection (seed 000).
+// a fresh connection, since a stale cached connection must never fail a
+// message.
 func TestSMTPCachedConnectionDiesLate(t *testing.T) {
 	for _, mode := range []string{"dies after RSET", "421 to MAIL"} {
 		t.Run(mode, func(t *testing.T) { testCachedDiesLate(t, mode) })

@@ -86,10 +86,12 @@ func (z *zoneServer) asked(name string, qtype uint16) int {
 	return z.queries[dns.Fqdn(name)+"|"+dns.TypeToString[qtype]]
 }
 
-// TestSMTPFollowsDNSChangeAfterTTL (issue 6, seed 001: a cache that ignored TTLs
-// froze queues): a domain's MX, or its MX host's address, has a short TTL; the
-// answer changes after a first delivery. Within the TTL the cached answer is
-// used; once the TTL has passed the next delivery follows the new answer. The
+// TestSMTPFollowsDNSChangeAfterTTL guards against a DNS cache that ignores
+// TTLs, which keeps sending a domain's mail to a host it has moved away from and
+// leaves its queue stuck. A domain's MX, or its MX host's address, has a short
+// TTL; the answer changes after a first delivery. Within the TTL the cached
+// answer is used; once the TTL has passed the next delivery follows the new
+// answer. The
 // real dnsx resolver talks to a miekg/dns server on loopback; the two "hosts"
 // 127.0.0.1 and 127.0.0.2 are two sinks (the dial hook maps them to ports).
 func TestSMTPFollowsDNSChangeAfterTTL(t *testing.T) {

@@ -9,8 +9,9 @@ import (
 	"mtad.dev/mta/mappings"
 )
 
-// TestAccessProbes checks the probe string each access table gets, in order
-// (mappings.md §4.3-4.6).
+// TestAccessProbes checks the probe string each access table gets, in order:
+// PORT_ACCESS, FROM_ACCESS, then the SEND and MAIL access tables, in the forms
+// the product's documentation gives.
 func TestAccessProbes(t *testing.T) {
 	e := startServer(t)
 	c := dialRaw(t, e.addr)
@@ -100,7 +101,8 @@ func TestAccessDecisions(t *testing.T) {
 			want: "250",
 		},
 		{
-			// the seed recipe (002 §26.2.7.1): *|*@sesta.com|*|*  $X4.2.1|$NHost$ temporarily$ blocked
+			// the product documentation's example of a temporary refusal:
+			// *|*@sesta.com|*|*  $X4.2.1|$NHost$ temporarily$ blocked
 			name: "sesta temporary block",
 			rules: []rule{{"ORIG_SEND_ACCESS", contains("|joe@sesta.com|"),
 				mappings.Access{Reject: true, Enhanced: "4.2.1", Text: "Host temporarily blocked"}}},

@@ -31,8 +31,9 @@ func body(n int) string {
 	return "Subject: lines\r\n" + strings.Repeat("line\r\n", n) + "."
 }
 
-// TestChannelSessionLimits runs the source-channel limits of channels.md §3.9
-// (and musttlsserver) through whole SMTP dialogues.
+// TestChannelSessionLimits runs the channels' limits on a session and a message
+// (transactionlimit, recipientcutoff, deferralrejectlimit, the disconnect*limit
+// keywords, linelimit) and musttlsserver through whole SMTP dialogues.
 func TestChannelSessionLimits(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -17,13 +17,15 @@ const (
 	// DefaultMaxRecipients is ALLOW_RECIPIENTS_PER_TRANSACTION's 6.x default.
 	DefaultMaxRecipients = 128
 	// DefaultMaxErrors is how many protocol errors (bad or out-of-sequence commands)
-	// a session may make before 421 and close. [inf] disconnectbadcommandlimit has no
-	// documented default; MAX_B_ENTRIES is 10.
+	// a session may make before 421 and close. The product's documentation gives
+	// disconnectbadcommandlimit no default; we use 10, the default of its
+	// MAX_B_ENTRIES option, which counts bad commands too.
 	DefaultMaxErrors = 10
 	// DefaultMaxConns is MAX_PROCS*MAX_CONNS of the sample dispatcher.cnf (5*20).
 	DefaultMaxConns = 100
-	// DefaultMaxConnsPerIP caps one client address. [inf] not a dispatcher option in
-	// the reference; 20 is one worker's MAX_CONNS.
+	// DefaultMaxConnsPerIP caps one client address. The product's dispatcher has no
+	// such option; we cap anyway so that one client cannot take every connection,
+	// at 20, one worker's MAX_CONNS in the sample dispatcher.cnf.
 	DefaultMaxConnsPerIP = 20
 	// DefaultBlockSize is BLOCK_SIZE.
 	DefaultBlockSize = 1024
@@ -103,14 +105,15 @@ type ChannelPolicy struct {
 	LineLimit          int    // linelimit: most lines of a message enqueued to this channel (as blocklimit); 0 none
 
 	// RequireTLS is musttlsserver (or musttls): MAIL is refused, 530 5.7.0, until
-	// STARTTLS succeeded (channels.md §3.6, RFC 3207 §4). Checked against the
+	// STARTTLS succeeded (RFC 3207 §4). Checked against the
 	// source channel of the time, so a tlsswitchchannel target need not say it.
 	RequireTLS bool
 	// TLSSwitchChannel is tlsswitchchannel CH: the source channel after a
-	// successful STARTTLS (as saslswitchchannel after AUTH; channels.md §3.5).
+	// successful STARTTLS (as saslswitchchannel is after AUTH).
 	TLSSwitchChannel string
 
-	// Limits of the channel as a source (channels.md §3.9); 0 means none.
+	// Limits the channel's keywords set on a session it is the source of; 0 means
+	// none.
 	//
 	// TransactionLimit is transactionlimit: transactions (accepted MAIL commands)
 	// per connection; a MAIL beyond it gets 452 4.5.3 and the connection stays.
@@ -135,7 +138,7 @@ type ChannelPolicy struct {
 	// AUTHs do with disconnectbadauthlimit; 0: Policy.MaxErrors.
 	DisconnectBadCommandLimit int
 
-	// SASL is the channel's SMTP AUTH keyword as a source channel (channels.md §3.6):
+	// SASL is the channel's SMTP AUTH keyword as a source channel:
 	// nosasl/nosaslserver (the zero value), maysaslserver, mustsaslserver.
 	SASL SASLMode
 	// DisconnectBadAuthLimit is disconnectbadauthlimit: failed AUTHs on one
@@ -143,10 +146,10 @@ type ChannelPolicy struct {
 	DisconnectBadAuthLimit int
 	// AllowPlainAuthLoopback offers AUTH without TLS to clients connecting from a
 	// loopback address (a local submission agent or webmail on the same host).
-	// [inf] Not a keyword of the real product, which leaves plaintext AUTH to
-	// per-mechanism settings; mtad's default is to offer AUTH only inside TLS
-	// (RFC 4954 §4 and §14: PLAIN and LOGIN send the password in the clear), and a
-	// client elsewhere gets 538 5.7.11.
+	// It is not a keyword of the product, which leaves plaintext AUTH to
+	// per-mechanism settings, and no configuration sets it yet. mtad offers AUTH
+	// only inside TLS (RFC 4954 §4 and §14: PLAIN and LOGIN send the password in
+	// the clear), and a client elsewhere gets 538 5.7.11.
 	AllowPlainAuthLoopback bool
 	// SlaveDebug is slave_debug: every session whose source channel is this one
 	// (as decided at connection time, after switchchannel) writes its dialogue to
@@ -154,7 +157,7 @@ type ChannelPolicy struct {
 	SlaveDebug bool
 }
 
-// LOG_CONNECTION bits (operations.md §3.3).
+// LOG_CONNECTION bits, as the product's documentation numbers them.
 const (
 	LogConnSource  = 1 // connection source info in E (and J) records
 	LogConnRecords = 2 // separate O/C/X connection records
@@ -267,8 +270,8 @@ func (p *Policy) lineLimitStatus(tx *intake.Transaction, content []byte) *status
 	}
 	for i := range tx.Len() {
 		rc := tx.Recipient(i)
-		// [inf] as with blocklimit, one destination over its limit refuses the
-		// message for all: DATA has one reply.
+		// As with blocklimit, one destination over its limit refuses the message
+		// for all recipients: DATA has only one reply to give.
 		if cp, ok := p.Channels[rc.Channel]; ok && cp.LineLimit > 0 && count() > cp.LineLimit {
 			return status.New(552, "5.3.4", "Message exceeds maximum number of lines for channel %s (%d)", rc.Channel, cp.LineLimit)
 		}

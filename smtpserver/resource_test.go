@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// TestIdleConnectionResources (issue 7): 10 000 connection attempts that never send
-// a command, in batches of 1 000 opened at once from 127.0.0.1. Each must be
+// TestIdleConnectionResources checks that a flood of idle connections cannot
+// exhaust the server: 10 000 connection attempts that never send a command, in batches of 1 000 opened at once from 127.0.0.1. Each must be
 // refused at the cap (421 4.3.2) or, once admitted, cut by the greeting timeout
 // (421 4.4.2), and the process must stay within a bound while it happens and come
 // back to where it started afterwards.

@@ -248,8 +248,8 @@ func decodeSASL(s string) ([]byte, bool) {
 }
 
 // parsePlain splits a PLAIN response, authzid NUL authcid NUL password (RFC 4616
-// §2). [inf] An authorization identity other than the user itself is refused: we
-// have no notion of one user acting for another.
+// §2). An authorization identity other than the user itself is refused: mtad has
+// no notion of one user acting for another.
 func parsePlain(b []byte) (user, pass string, ok bool) {
 	p := bytes.Split(b, []byte{0})
 	if len(p) != 3 {

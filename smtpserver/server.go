@@ -233,10 +233,11 @@ func (s *Server) logRefused(pol *Policy, local, remote netip.AddrPort, why strin
 	})
 }
 
-// sourceChannel applies switchchannel (channels.md §3.5): the client IP literal is
-// rewritten with the rules and, when it routes to a channel that allows being switched
-// to, that channel becomes the session's source. [inf] The literal is rewritten as an
-// envelope To address, "postmaster@[IP]", from the initial channel.
+// sourceChannel applies switchchannel: the client IP literal is rewritten with the
+// rules and, when it routes to a channel that allows being switched to, that
+// channel becomes the session's source. The product's documentation does not say
+// which address the literal is rewritten as; we rewrite "postmaster@[IP]" as an
+// envelope To address from the initial channel, so ordinary rules for "[IP]" apply.
 func (s *Server) sourceChannel(pol *Policy, ip netip.Addr) string {
 	src := pol.DefaultSource
 	cp, ok := pol.Channels[src]
@@ -447,8 +448,8 @@ func addrPort(a net.Addr) netip.AddrPort {
 // FROM_ACCESS probes: TCP|server-ip|server-port|client-ip|client-port.
 func portProbe(local, remote netip.AddrPort) string { return intake.PortProbe(local, remote) }
 
-// inFlags are the access tables' input flags (mappings.md §4.2): E EHLO, T TLS,
-// A SASL.
+// inFlags are the access tables' input flags, which a table entry can test: E
+// EHLO, T TLS, A SASL.
 func inFlags(ehlo, tls, auth bool) mappings.Flags {
 	var f mappings.Flags
 	if auth {

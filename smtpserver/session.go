@@ -54,12 +54,14 @@ func (s *session) tlsStarted() { s.Reset() }
 
 // authenticated is called by the connection after a successful AUTH (sasl.go): the
 // access tables get the $A input flag and the source channel becomes the current
-// one's saslswitchchannel (channels.md §3.5). The target's noswitchchannel does not
-// stop it: the reference's own example is "tcp_auth ... mustsaslserver
-// noswitchchannel" reached through saslswitchchannel (channels.md §6), and
-// allowswitchchannel is not required either, since the administrator named the
-// target explicitly. [inf] The target must exist in the policy, and a source
-// channel marked noswitchchannel ("no switching to or from") stays put.
+// one's saslswitchchannel. The target's noswitchchannel does not stop it: the
+// product's documentation shows "tcp_auth ... mustsaslserver noswitchchannel" as
+// the channel authenticated sessions are switched to, so a noswitchchannel target
+// must still be reachable this way. allowswitchchannel is not required either,
+// since the administrator named the target explicitly. A source marked
+// noswitchchannel keeps the session, as the keyword's description ("no switching
+// to or from") says. The documentation does not say what happens when the target
+// does not exist; we switch only to a channel the policy knows.
 //
 // After a tlsswitchchannel switch, AUTH's switch takes precedence: when the TLS
 // channel has no saslswitchchannel of its own, the one of the channel the
@@ -167,8 +169,8 @@ func (s *session) Mail(from string, opts *mailOptions) *smtpReply {
 	}
 	src := s.g.src
 	if cp := pol.Channels[src]; cp.TransactionLimit > 0 && s.g.nTx >= cp.TransactionLimit {
-		// transactionlimit (channels.md §3.9): the connection stays, so that a
-		// client may still QUIT cleanly and come back.
+		// transactionlimit caps the messages of one connection. The connection
+		// stays, so that a client may still QUIT cleanly and come back.
 		st := status.New(452, "4.5.3", "Too many transactions on this connection (limit %d)", cp.TransactionLimit)
 		s.logJ(pol, from, "", "", "", st)
 		return smtpErr(st)
@@ -179,7 +181,7 @@ func (s *session) Mail(from string, opts *mailOptions) *smtpReply {
 		return smtpErr(st)
 	}
 	if cp := pol.Channels[src]; cp.SASL == SASLMust && !s.g.auth {
-		// mustsaslserver (channels.md §3.6), RFC 4954 §6.
+		// mustsaslserver: nothing is accepted before AUTH (530, RFC 4954 §6).
 		st := status.New(530, "5.7.0", "Authentication required")
 		s.logJ(pol, from, "", "", "", st)
 		return smtpErr(st)
@@ -331,8 +333,9 @@ func (s *session) Data(r *dataReader) *smtpReply {
 	for i := range tx.in.Len() {
 		rc := tx.in.Recipient(i)
 		if cp, ok := pol.Channels[rc.Channel]; ok && cp.BlockLimit > 0 && size > cp.BlockLimit*pol.blockSize() {
-			// [inf] one oversized destination refuses the message for all: DATA has
-			// one reply.
+			// One oversized destination refuses the message for all recipients: the
+			// product's documentation does not say how a mixed case ends, and DATA
+			// has only one reply to give.
 			return fail(status.New(552, "5.3.4", "Message size exceeds fixed maximum message size for channel %s", rc.Channel))
 		}
 	}

@@ -273,7 +273,10 @@ func (c *checker) test(t *Test) test {
 	var subs []test
 	switch {
 	case sp.tests == 0 && len(t.Tests) > 0:
+		// Most often a missing block or semicolon ("if true keep;"): the test
+		// that follows is not looked at, to keep to one message.
 		c.errorf(t.Tests[0].Pos, "test %q takes no test, found %q", t.Name, t.Tests[0].Name)
+		return nil
 	case sp.tests == 1 && (len(t.Tests) != 1 || t.TestList):
 		c.errorf(t.Pos, "test %q takes exactly one test", t.Name)
 	case sp.tests == 2 && !t.TestList:
@@ -350,6 +353,9 @@ func (c *checker) args(name string, at Pos, list []*Argument, sp *spec) (*callAr
 		if i+1 >= len(list) || !ts.value.accepts(list[i+1]) {
 			c.errorf(arg.Pos, ":%s needs a %s after it", arg.Tag, ts.value)
 			ok = false
+			if i+1 < len(list) && list[i+1].Kind != ArgTag {
+				i++ // the wrong value, not a positional argument
+			}
 			continue
 		}
 		i++
@@ -363,15 +369,20 @@ func (c *checker) args(name string, at Pos, list []*Argument, sp *spec) (*callAr
 func (c *checker) positional(a *callArgs, sp *spec) bool {
 	n, min := len(a.pos), len(sp.args)-sp.optional
 	if n < min || n > len(sp.args) {
-		want := fmt.Sprint(len(sp.args))
-		if sp.optional > 0 {
-			want = fmt.Sprintf("%d to %d", min, len(sp.args))
+		want := fmt.Sprintf("%d positional arguments", len(sp.args))
+		switch {
+		case len(sp.args) == 0:
+			want = "no positional argument"
+		case sp.optional > 0:
+			want = fmt.Sprintf("%d to %d positional arguments", min, len(sp.args))
+		case len(sp.args) == 1:
+			want = "1 positional argument"
 		}
 		where := a.at
 		if n > len(sp.args) {
 			where = a.pos[len(sp.args)].Pos
 		}
-		c.errorf(where, "%q takes %s positional arguments, found %d", a.name, want, n)
+		c.errorf(where, "%q takes %s, found %d", a.name, want, n)
 		return false
 	}
 	kinds := sp.args[:n]

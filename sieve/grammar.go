@@ -76,8 +76,16 @@ var grammarParser = participle.MustBuild[gScript](
 )
 
 // Parse reads a script into its syntax tree. name is the file name positions
-// carry ("" for none). Errors are *Error with the position of the problem.
+// carry ("" for none). The error, when there is one, is an ErrorList.
 func Parse(name string, src []byte, limits Limits) (*File, error) {
+	f, err := parse(name, src, limits)
+	if err != nil {
+		return nil, asErrorList(err)
+	}
+	return f, nil
+}
+
+func parse(name string, src []byte, limits Limits) (*File, error) {
 	limits = limits.withDefaults()
 	if len(src) > limits.MaxScriptSize {
 		return nil, &Error{Pos: Pos{File: name, Line: 1, Column: 1},

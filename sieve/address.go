@@ -8,33 +8,10 @@ import "strings"
 // comments and group names are dropped; "<>" gives the empty address.
 func parseAddressList(s string) []string {
 	var out []string
-	depth, quoted, angle := 0, false, false
+	angle := false
 	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) {
-			out = appendAddress(out, s[start:])
-			break
-		}
-		c := s[i]
-		switch {
-		case quoted:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				quoted = false
-			}
-		case depth > 0:
-			if c == '\\' {
-				i++
-			} else if c == '(' {
-				depth++
-			} else if c == ')' {
-				depth--
-			}
-		case c == '"':
-			quoted = true
-		case c == '(':
-			depth++
+	topLevel(s, func(i int) bool {
+		switch c := s[i]; {
 		case c == '<':
 			angle = true
 		case c == '>':
@@ -47,8 +24,62 @@ func parseAddressList(s string) []string {
 			// A group's name ("undisclosed-recipients:") is not an address.
 			start = i + 1
 		}
+		return true
+	})
+	return appendAddress(out, s[start:])
+}
+
+// Byte classes of scan.
+const (
+	inText    = iota // outside quoted strings and comments
+	inQuoted         // in a quoted string, quotes included
+	inComment        // in a comment, parentheses included
+)
+
+// scan calls fn with the offset and class of each byte of s until fn returns
+// false. A backslash and the byte it escapes have the class around them.
+func scan(s string, fn func(i, class int) bool) {
+	depth, quoted, escaped := 0, false, false
+	for i := 0; i < len(s); i++ {
+		c, class := s[i], inText
+		switch {
+		case quoted:
+			class = inQuoted
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				quoted = false
+			}
+		case depth > 0:
+			class = inComment
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '(':
+				depth++
+			case c == ')':
+				depth--
+			}
+		case c == '"':
+			class, quoted = inQuoted, true
+		case c == '(':
+			class, depth = inComment, 1
+		}
+		if !fn(i, class) {
+			return
+		}
 	}
-	return out
+}
+
+// topLevel calls fn with the offset of each byte outside quoted strings and
+// comments, until fn returns false.
+func topLevel(s string, fn func(i int) bool) {
+	scan(s, func(i, class int) bool { return class != inText || fn(i) })
 }
 
 // appendAddress adds the addr-spec of one mailbox, if it has one.
@@ -66,39 +97,32 @@ func appendAddress(out []string, m string) []string {
 		}
 		return append(out, strings.TrimSpace(stripComments(inner)))
 	}
-	a := strings.TrimSpace(stripComments(m))
-	if a == "" {
+	// A bare addr-spec: comments and the white space around its tokens go.
+	var b strings.Builder
+	scan(m, func(i, class int) bool {
+		c := m[i]
+		if class == inQuoted || class == inText && c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			b.WriteByte(c)
+		}
+		return true
+	})
+	if b.Len() == 0 {
 		return out
 	}
-	return append(out, strings.Join(strings.Fields(a), ""))
+	return append(out, b.String())
 }
 
-// indexOutsideQuotes finds c outside quoted strings and comments.
+// indexOutsideQuotes finds c outside quoted strings and comments, -1 if none.
 func indexOutsideQuotes(s string, c byte) int {
-	depth, quoted := 0, false
-	for i := 0; i < len(s); i++ {
-		switch {
-		case quoted:
-			if s[i] == '\\' {
-				i++
-			} else if s[i] == '"' {
-				quoted = false
-			}
-		case depth > 0:
-			if s[i] == '(' {
-				depth++
-			} else if s[i] == ')' {
-				depth--
-			}
-		case s[i] == '"':
-			quoted = true
-		case s[i] == '(':
-			depth++
-		case s[i] == c:
-			return i
+	at := -1
+	topLevel(s, func(i int) bool {
+		if s[i] == c {
+			at = i
+			return false
 		}
-	}
-	return -1
+		return true
+	})
+	return at
 }
 
 // stripComments removes (comments) outside quoted strings.
@@ -107,34 +131,11 @@ func stripComments(s string) string {
 		return s
 	}
 	var b strings.Builder
-	depth, quoted := 0, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quoted:
-			if c == '"' {
-				quoted = false
-			} else if c == '\\' && i+1 < len(s) {
-				b.WriteByte(c)
-				i++
-				c = s[i]
-			}
-		case depth > 0:
-			if c == '\\' {
-				i++
-			} else if c == '(' {
-				depth++
-			} else if c == ')' {
-				depth--
-			}
-			continue
-		case c == '"':
-			quoted = true
-		case c == '(':
-			depth++
-			continue
+	scan(s, func(i, class int) bool {
+		if class != inComment {
+			b.WriteByte(s[i])
 		}
-		b.WriteByte(c)
-	}
+		return true
+	})
 	return b.String()
 }

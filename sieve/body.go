@@ -61,33 +61,20 @@ func buildBody(c *checker, a *callArgs, n node, _ []test) test {
 
 func (t *testBody) eval(e *eval) (bool, error) {
 	if t.transform == bodyRaw {
-		raw := string(e.msg[min(e.bodyStart, len(e.msg)):])
-		if t.m.mt == mtCount {
-			return t.m.matchCount(e, 1, t.keys)
-		}
-		return t.m.matchOne(e, value{s: raw}, t.keys)
+		ta := tally{m: &t.m, keys: t.keys}
+		ta.add(e, value{s: string(e.msg[min(e.bodyStart, len(e.msg)):])})
+		return ta.result(e)
 	}
 	if err := e.walkBody(); err != nil {
 		return false, err
 	}
-	count := 0
+	ta := tally{m: &t.m, keys: t.keys}
 	for _, p := range e.body.parts {
-		if !t.wants(p.mediaType) {
-			continue
-		}
-		if t.m.mt == mtCount {
-			count++
-			continue
-		}
-		ok, err := t.m.matchOne(e, value{s: p.text}, t.keys)
-		if ok || err != nil {
-			return ok, err
+		if t.wants(p.mediaType) && !ta.add(e, value{s: p.text}) {
+			break
 		}
 	}
-	if t.m.mt == mtCount {
-		return t.m.matchCount(e, count, t.keys)
-	}
-	return false, nil
+	return ta.result(e)
 }
 
 // wants says whether a part's type is one the test looks at: text/* for :text;

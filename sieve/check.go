@@ -160,10 +160,7 @@ func (c *checker) block(cmds []*Command, depth int) []command {
 	var out []command
 	var chain *cmdIf
 	for _, cmd := range cmds {
-		c.count++
-		if c.count == c.limits.MaxCommands+1 {
-			c.errorf(cmd.Pos, "script has more than %d commands and tests", c.limits.MaxCommands)
-		}
+		c.countNode(cmd.Pos)
 		switch cmd.Name {
 		case "require":
 			c.errorf(cmd.Pos, "require must come before any other command, at the top of the script")
@@ -190,6 +187,15 @@ func (c *checker) block(cmds []*Command, depth int) []command {
 		}
 	}
 	return out
+}
+
+// countNode counts a command or test against Limits.MaxCommands; the error is
+// given once, at the first one too many.
+func (c *checker) countNode(at Pos) {
+	c.count++
+	if c.count == c.limits.MaxCommands+1 {
+		c.errorf(at, "script has more than %d commands and tests", c.limits.MaxCommands)
+	}
 }
 
 // branch checks one if, elsif or else.
@@ -254,10 +260,7 @@ func (c *checker) command(cmd *Command, depth int) command {
 
 // test checks a test and compiles it.
 func (c *checker) test(t *Test) test {
-	c.count++
-	if c.count == c.limits.MaxCommands+1 {
-		c.errorf(t.Pos, "script has more than %d commands and tests", c.limits.MaxCommands)
-	}
+	c.countNode(t.Pos)
 	sp, ok := testSpecs[t.Name]
 	if !ok {
 		if _, isCmd := commandSpecs[t.Name]; isCmd || t.Name == "if" || t.Name == "require" {

@@ -104,9 +104,7 @@ func (d *dateSpec) match(e *eval, times []time.Time) (bool, error) {
 	if !dateParts[part] {
 		return false, nil
 	}
-	if d.m.mt == mtCount {
-		return d.m.matchCount(e, len(times), d.keys)
-	}
+	ta := tally{m: &d.m, keys: d.keys}
 	for _, t := range times {
 		switch {
 		case d.zone != nil:
@@ -114,12 +112,11 @@ func (d *dateSpec) match(e *eval, times []time.Time) (bool, error) {
 		case !d.originalZone:
 			t = t.In(e.localZone())
 		}
-		ok, err := d.m.matchOne(e, value{s: datePart(t, part)}, d.keys)
-		if ok || err != nil {
-			return ok, err
+		if !ta.add(e, value{s: datePart(t, part)}) {
+			break
 		}
 	}
-	return false, nil
+	return ta.result(e)
 }
 
 func (e *eval) localZone() *time.Location {

@@ -134,16 +134,13 @@ func (t *testHasFlag) eval(e *eval) (bool, error) {
 			have = canonicalFlags(have, []string{e.vars[v]})
 		}
 	}
-	if t.m.mt == mtCount {
-		return t.m.matchCount(e, len(have), t.flags)
-	}
+	ta := tally{m: &t.m, keys: t.flags}
 	for _, f := range have {
-		ok, err := t.m.matchOne(e, value{s: f}, t.flags)
-		if ok || err != nil {
-			return ok, err
+		if !ta.add(e, value{s: f}) {
+			break
 		}
 	}
-	return false, nil
+	return ta.result(e)
 }
 
 // --- set (RFC 5229 §4) ---

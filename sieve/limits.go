@@ -42,26 +42,18 @@ func DefaultLimits() Limits {
 // withDefaults fills the zero fields.
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
-	if l.MaxScriptSize <= 0 {
-		l.MaxScriptSize = d.MaxScriptSize
-	}
-	if l.MaxNesting <= 0 {
-		l.MaxNesting = d.MaxNesting
-	}
-	if l.MaxCommands <= 0 {
-		l.MaxCommands = d.MaxCommands
-	}
-	if l.MaxStringLength <= 0 {
-		l.MaxStringLength = d.MaxStringLength
-	}
-	if l.MaxVariables <= 0 {
-		l.MaxVariables = d.MaxVariables
-	}
-	if l.MaxRedirects <= 0 {
-		l.MaxRedirects = d.MaxRedirects
-	}
-	if l.MaxWork <= 0 {
-		l.MaxWork = d.MaxWork
-	}
+	orDefault(&l.MaxScriptSize, d.MaxScriptSize)
+	orDefault(&l.MaxNesting, d.MaxNesting)
+	orDefault(&l.MaxCommands, d.MaxCommands)
+	orDefault(&l.MaxStringLength, d.MaxStringLength)
+	orDefault(&l.MaxVariables, d.MaxVariables)
+	orDefault(&l.MaxRedirects, d.MaxRedirects)
+	orDefault(&l.MaxWork, d.MaxWork)
 	return l
+}
+
+func orDefault[T int | int64](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }

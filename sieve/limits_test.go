@@ -121,3 +121,23 @@ func TestErrorList(t *testing.T) {
 		t.Fatalf("got %#v", err)
 	}
 }
+
+func TestParseAddressList(t *testing.T) {
+	cases := map[string]string{
+		`"Wile E. Coyote" <coyote@desert.example.org>`:              "coyote@desert.example.org",
+		`a@example.com, B <b@example.com> (comment), c@example.com`: "a@example.com|b@example.com|c@example.com",
+		`"Doe, John" <jd@example.com>`:                              "jd@example.com",
+		`undisclosed-recipients:;`:                                  "",
+		`team: a@x.example, b@x.example;, c@x.example`:              "a@x.example|b@x.example|c@x.example",
+		`<@route.example:user@example.com>`:                         "user@example.com",
+		`<>`:                                                        "",
+		`user (the \) one) @ example.com`:                           "user@example.com",
+		`"quoted local"@example.com`:                                `"quoted local"@example.com`,
+		`broken <unclosed@example.com`:                              "unclosed@example.com",
+	}
+	for in, want := range cases {
+		if got := strings.Join(parseAddressList(in), "|"); got != want {
+			t.Errorf("%s: got %q, want %q", in, got, want)
+		}
+	}
+}

@@ -194,6 +194,35 @@ func (m *matcher) matchKey(e *eval, v value, k *key) (bool, error) {
 	return ok, nil
 }
 
+// tally runs the values of a test through its matcher: with :count it counts
+// them and compares the count at the end, otherwise it stops at the first
+// value that matches.
+type tally struct {
+	m    *matcher
+	keys []key
+	n    int
+	ok   bool
+	err  error
+}
+
+// add takes one value; it returns false when the test is decided.
+func (t *tally) add(e *eval, v value) bool {
+	if t.m.mt == mtCount {
+		t.n++
+		return true
+	}
+	t.ok, t.err = t.m.matchOne(e, v, t.keys)
+	return !t.ok && t.err == nil
+}
+
+// result is the test's outcome once every value was added (or add said stop).
+func (t *tally) result(e *eval) (bool, error) {
+	if t.m.mt == mtCount {
+		return t.m.matchCount(e, t.n, t.keys)
+	}
+	return t.ok, t.err
+}
+
 // compare orders two (already folded) strings with the matcher's comparator.
 func (m *matcher) compare(a, b string) int {
 	if m.cmp == cmpNumeric {

@@ -83,24 +83,15 @@ func buildHeader(c *checker, a *callArgs, n node, _ []test) test {
 }
 
 func (t *testHeader) eval(e *eval) (bool, error) {
-	count := 0
+	ta := tally{m: &t.m, keys: t.keys}
 	for _, h := range t.names {
 		for _, i := range e.fieldIndexes(h, t.index, t.last) {
-			v := e.decoded(int(i))
-			if t.m.mt == mtCount {
-				count++
-				continue
-			}
-			ok, err := t.m.matchOne(e, v, t.keys)
-			if ok || err != nil {
-				return ok, err
+			if !ta.add(e, e.decoded(int(i))) {
+				return ta.result(e)
 			}
 		}
 	}
-	if t.m.mt == mtCount {
-		return t.m.matchCount(e, count, t.keys)
-	}
-	return false, nil
+	return ta.result(e)
 }
 
 type testExists struct {
@@ -164,29 +155,17 @@ func buildAddress(c *checker, a *callArgs, n node, _ []test) test {
 }
 
 func (t *testAddress) eval(e *eval) (bool, error) {
-	count := 0
+	ta := tally{m: &t.m, keys: t.keys}
 	for _, h := range t.names {
 		for _, i := range e.fieldIndexes(h, t.index, t.last) {
 			for _, addr := range e.addresses(int(i)) {
-				v, ok := e.addressPart(addr, t.part)
-				if !ok {
-					continue
-				}
-				if t.m.mt == mtCount {
-					count++
-					continue
-				}
-				ok, err := t.m.matchOne(e, value{s: v}, t.keys)
-				if ok || err != nil {
-					return ok, err
+				if v, ok := e.addressPart(addr, t.part); ok && !ta.add(e, value{s: v}) {
+					return ta.result(e)
 				}
 			}
 		}
 	}
-	if t.m.mt == mtCount {
-		return t.m.matchCount(e, count, t.keys)
-	}
-	return false, nil
+	return ta.result(e)
 }
 
 // addresses returns the addresses of a field, parsed on first use.
@@ -273,27 +252,15 @@ func validEnvelopePart(s string) bool {
 }
 
 func (t *testEnvelope) eval(e *eval) (bool, error) {
-	count := 0
+	ta := tally{m: &t.m, keys: t.keys}
 	for _, p := range t.parts {
 		for _, addr := range e.envelopePart(strings.ToLower(e.expand(p))) {
-			v, ok := e.addressPart(addr, t.part)
-			if !ok && !(addr == "" && t.part == partAll) {
-				continue
-			}
-			if t.m.mt == mtCount {
-				count++
-				continue
-			}
-			ok, err := t.m.matchOne(e, value{s: v}, t.keys)
-			if ok || err != nil {
-				return ok, err
+			if v, ok := e.addressPart(addr, t.part); ok && !ta.add(e, value{s: v}) {
+				return ta.result(e)
 			}
 		}
 	}
-	if t.m.mt == mtCount {
-		return t.m.matchCount(e, count, t.keys)
-	}
-	return false, nil
+	return ta.result(e)
 }
 
 // envelopePart gives the addresses of an envelope part. The null reverse path
@@ -333,24 +300,17 @@ func buildString(c *checker, a *callArgs, n node, _ []test) test {
 
 // eval: for :count, empty strings are not counted (RFC 5229 §5).
 func (t *testString) eval(e *eval) (bool, error) {
-	count := 0
+	ta := tally{m: &t.m, keys: t.keys}
 	for _, s := range t.sources {
 		v := e.expand(s)
-		if t.m.mt == mtCount {
-			if v != "" {
-				count++
-			}
+		if v == "" && t.m.mt == mtCount {
 			continue
 		}
-		ok, err := t.m.matchOne(e, value{s: v}, t.keys)
-		if ok || err != nil {
-			return ok, err
+		if !ta.add(e, value{s: v}) {
+			break
 		}
 	}
-	if t.m.mt == mtCount {
-		return t.m.matchCount(e, count, t.keys)
-	}
-	return false, nil
+	return ta.result(e)
 }
 
 // --- spamtest, virustest (RFC 5235) ---
@@ -376,11 +336,9 @@ func buildVirusTest(c *checker, a *callArgs, n node, _ []test) test {
 }
 
 func (t *testScore) eval(e *eval) (bool, error) {
-	v := e.scoreValue(t.virus, t.percent)
-	if t.m.mt == mtCount {
-		return t.m.matchCount(e, 1, t.key)
-	}
-	return t.m.matchOne(e, value{s: v}, t.key)
+	ta := tally{m: &t.m, keys: t.key}
+	ta.add(e, value{s: e.scoreValue(t.virus, t.percent)})
+	return ta.result(e)
 }
 
 // scoreValue is what spamtest or virustest compares. Not tested is "0". The

@@ -3,7 +3,6 @@ package sieve
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -39,7 +38,8 @@ func Compile(name string, src []byte, opts Options) (*Script, error) {
 	return Check(f, opts)
 }
 
-// Check checks a parsed script and compiles it for evaluation.
+// Check checks a parsed script and compiles it for evaluation. When the
+// script requires "encoded-character", the strings of f are decoded in place.
 func Check(f *File, opts Options) (*Script, error) {
 	c := &checker{
 		file:    f.Name,
@@ -94,7 +94,7 @@ func (c *checker) top(cmds []*Command) []command {
 	if c.caps["encoded-character"] {
 		c.decodeEncoded(cmds[i:])
 	}
-	return c.block(cmds[i:], 0)
+	return c.block(cmds[i:])
 }
 
 // require records the capabilities a require command names (RFC 5228 §3.2).
@@ -156,7 +156,7 @@ func (c *checker) decodeEncoded(cmds []*Command) {
 
 // block checks a list of commands and compiles it; if/elsif/else chains become
 // one node.
-func (c *checker) block(cmds []*Command, depth int) []command {
+func (c *checker) block(cmds []*Command) []command {
 	var out []command
 	var chain *cmdIf
 	for _, cmd := range cmds {
@@ -167,21 +167,21 @@ func (c *checker) block(cmds []*Command, depth int) []command {
 			chain = nil
 		case "if":
 			chain = &cmdIf{node: node{cmd.Pos, "if"}}
-			chain.branches = append(chain.branches, c.branch(cmd, depth))
+			chain.branches = append(chain.branches, c.branch(cmd))
 			out = append(out, chain)
 		case "elsif", "else":
 			if chain == nil || chain.hasElse {
 				c.errorf(cmd.Pos, "%s must follow if or elsif", cmd.Name)
-				c.branch(cmd, depth)
+				c.branch(cmd)
 				continue
 			}
-			chain.branches = append(chain.branches, c.branch(cmd, depth))
+			chain.branches = append(chain.branches, c.branch(cmd))
 			if cmd.Name == "else" {
 				chain.hasElse = true
 			}
 		default:
 			chain = nil
-			if n := c.command(cmd, depth); n != nil {
+			if n := c.command(cmd); n != nil {
 				out = append(out, n)
 			}
 		}
@@ -199,7 +199,7 @@ func (c *checker) countNode(at Pos) {
 }
 
 // branch checks one if, elsif or else.
-func (c *checker) branch(cmd *Command, depth int) ifBranch {
+func (c *checker) branch(cmd *Command) ifBranch {
 	b := ifBranch{}
 	if len(cmd.Args) > 0 {
 		c.errorf(cmd.Args[0].Pos, "%s takes no %s", cmd.Name, cmd.Args[0].describe())
@@ -217,7 +217,7 @@ func (c *checker) branch(cmd *Command, depth int) ifBranch {
 	if !cmd.HasBlock {
 		c.errorf(cmd.Pos, "%s needs a block in braces", cmd.Name)
 	}
-	b.block = c.block(cmd.Block, depth+1)
+	b.block = c.block(cmd.Block)
 	return b
 }
 
@@ -232,7 +232,7 @@ type callArgs struct {
 func (a *callArgs) has(tag string) bool { _, ok := a.tags[tag]; return ok }
 
 // command checks a command other than require/if/elsif/else.
-func (c *checker) command(cmd *Command, depth int) command {
+func (c *checker) command(cmd *Command) command {
 	sp, ok := commandSpecs[cmd.Name]
 	if !ok {
 		if _, isTest := testSpecs[cmd.Name]; isTest {
@@ -309,7 +309,11 @@ func (c *checker) needs(at Pos, kind, name string, ext []string) bool {
 		c.errorf(at, "%s %q is not available here (extension %q is not allowed)", kind, name, ext[0])
 		return false
 	}
-	c.errorf(at, "%s %q needs require %q", kind, name, ext[0])
+	names := make([]string, len(ext))
+	for i, e := range ext {
+		names[i] = fmt.Sprintf("%q", e)
+	}
+	c.errorf(at, "%s %q needs require %s", kind, name, strings.Join(names, " or "))
 	return false
 }
 
@@ -445,16 +449,6 @@ func (c *checker) slot(name string) int {
 	c.slotOf[low] = len(c.slotNames)
 	c.slotNames = append(c.slotNames, low)
 	return len(c.slotNames) - 1
-}
-
-// sortedKeys is for deterministic error messages.
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // asErrorList turns any error of Parse into an ErrorList.

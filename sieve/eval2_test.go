@@ -260,3 +260,10 @@ func TestCancelledContext(t *testing.T) {
 		t.Errorf("cancelled: %v %s", err, render(r))
 	}
 }
+
+func TestAddressOnlyOnAddressFields(t *testing.T) {
+	runCases(t, []evalCase{
+		{"subject is not an address field", `if address :contains "subject" "acme" { discard; }`, "", nil, "implicit keep"},
+		{"reply-to is", `if address :is "reply-to" "x@example.com" { discard; }`, "Reply-To: X <x@example.com>\r\n\r\n", nil, "discard"},
+	})
+}

@@ -157,6 +157,9 @@ func buildAddress(c *checker, a *callArgs, n node, _ []test) test {
 func (t *testAddress) eval(e *eval) (bool, error) {
 	ta := tally{m: &t.m, keys: t.keys}
 	for _, h := range t.names {
+		if !addressField(h.s.lit) && (h.s.parts == nil || !addressField(e.expand(h.s))) {
+			continue
+		}
 		for _, i := range e.fieldIndexes(h, t.index, t.last) {
 			for _, addr := range e.addresses(int(i)) {
 				if v, ok := e.addressPart(addr, t.part); ok && !ta.add(e, value{s: v}) {
@@ -166,6 +169,20 @@ func (t *testAddress) eval(e *eval) (bool, error) {
 		}
 	}
 	return ta.result(e)
+}
+
+// addressField says whether a field holds addresses. RFC 5228 §5.1 restricts
+// the address test to such fields, so that "address" on Subject finds nothing
+// rather than words that look like addresses.
+func addressField(name string) bool {
+	switch strings.ToLower(name) {
+	case "from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender",
+		"resent-to", "resent-cc", "resent-bcc", "return-path", "delivered-to", "x-original-to",
+		"envelope-to", "errors-to", "disposition-notification-to", "mail-followup-to",
+		"mail-reply-to", "original-recipient", "x-envelope-to", "x-envelope-from", "x-sender":
+		return true
+	}
+	return false
 }
 
 // addresses returns the addresses of a field, parsed on first use.

@@ -1,0 +1,3 @@
+require "addheader";
+addheader "X-A" "1";
+addheader "X-B: 2";

@@ -1,0 +1,2 @@
+fileinto "Junk";
+if envelope :is "from" "a@example.com" { reject "no"; }

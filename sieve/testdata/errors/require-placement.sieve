@@ -1,0 +1,3 @@
+keep;
+require "fileinto";
+if true { require "reject"; }

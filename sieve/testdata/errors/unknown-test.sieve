@@ -1,0 +1,1 @@
+if frob "x" { keep; }

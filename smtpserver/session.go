@@ -348,13 +348,19 @@ func (s *session) Data(r *dataReader) *smtpReply {
 	return s.accept(tx, content, len(rcvd))
 }
 
-// protocol is the "with" word of our Received: field (RFC 3848).
+// protocol is the "with" word of our Received: field (RFC 3848): ESMTP after
+// EHLO, with S when the session runs under TLS and A when the client
+// authenticated (ESMTPA is AUTH without TLS, the loopback exception).
 func (s *session) protocol() string {
 	switch {
 	case !s.g.ehlo:
 		return "SMTP"
+	case s.g.tls && s.g.auth:
+		return "ESMTPSA"
 	case s.g.tls:
 		return "ESMTPS"
+	case s.g.auth:
+		return "ESMTPA"
 	}
 	return "ESMTP"
 }

@@ -49,8 +49,16 @@
 //     pool that gives none and has no global value). No dispatcher.cnf: no services.
 //   - Defaults: MAX_RECEIVED_LINES and MAX_INTERNAL_RECEIVED_LINES 50,
 //     MAX_REWRITE_PASSES 20 (our option), SMTP server option times 10 minutes except
-//     DATA_RECEIVE_TIME 60, SMTP client times unset (the client's RFC 5321
-//     defaults; ChannelOptions.ClientTimeouts), MAX_CLIENT_THREADS 20, logging on.
+//     DATA_RECEIVE_TIME 60, and our MIN_DATA_RECEIVE_RATE 500 bytes/s,
+//     MAX_SESSION_TIME 60 minutes and BANNER_DELAY 1 second (whole seconds), SMTP
+//     client times unset (the client's RFC 5321 defaults;
+//     ChannelOptions.ClientTimeouts), MAX_CLIENT_THREADS 20, logging on.
+//   - The SMTP server's keys of a channel option file apply to sessions whose
+//     source channel is that channel, from admission or a later switch; a key
+//     the file does not set is the arrival channel's (tcp_local, else the first
+//     smtp channel), except BANNER_DELAY. BANNER_HOST and BANNER_ADDITION are the
+//     arrival channel's only. A server key where it cannot take effect warns
+//     (serveroptions.go).
 //     Time options are whole minutes (DNS_TIMEOUT: seconds) or, as our extension, a
 //     value with a unit (30s, 1500ms, 2m).
 //   - nodns gives the SMTP client no resolver at all: IP literals and a literal

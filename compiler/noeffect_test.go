@@ -50,7 +50,7 @@ func TestKeywordTable(t *testing.T) {
 // subsystemSettings are the types the compiler hands the subsystems
 // (subsystems.go). Every field of each must be read outside the compiler: a
 // setting the subsystem ignores is a keyword or option silently ignored.
-var subsystemSettings = []any{channels.SMTPSettings{}, channels.PipeSettings{}, smtpserver.ChannelPolicy{}, jobctl.Channel{}, engine.Channel{}}
+var subsystemSettings = []any{channels.SMTPSettings{}, channels.PipeSettings{}, smtpserver.ChannelPolicy{}, smtpserver.Timeouts{}, jobctl.Channel{}, engine.Channel{}}
 
 // notSettings are fields of subsystemSettings that carry no configuration, so
 // that nothing reading them is no keyword ignored.

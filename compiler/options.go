@@ -383,7 +383,19 @@ type ChannelOptions struct {
 	PipeMode           string
 	PipeTemporaryExits []int
 	PipePermanentExits []int
-	Raw                map[string]string
+
+	// The SMTP server's slow-client and early-talker limits (our extensions; see
+	// Image.ServerTimeouts). MinDataReceiveRate (MIN_DATA_RECEIVE_RATE, bytes per
+	// second, default 500) is the least rate of the message of DATA;
+	// MaxSessionTime (MAX_SESSION_TIME, default 60 min) bounds a session, plus
+	// what its message bytes earn at that rate; BannerDelay (BANNER_DELAY, whole
+	// seconds, default 1 s) holds the banner back to catch early talkers. Zero
+	// turns each off.
+	MinDataReceiveRate int
+	MaxSessionTime     time.Duration
+	BannerDelay        time.Duration
+
+	Raw map[string]string
 }
 
 var channelOptionTable = map[string]optKind{
@@ -404,6 +416,8 @@ var channelOptionTable = map[string]optKind{
 	"MAX_CLIENT_THREADS": optInt,
 	"PIPE_COMMAND":       optString, "PIPE_TIMEOUT": optInt,
 	"PIPE_MODE": optString, "PIPE_TEMPORARY_EXITS": optString, "PIPE_PERMANENT_EXITS": optString,
+	// the SMTP server's slow-client and early-talker limits (our extensions)
+	"MIN_DATA_RECEIVE_RATE": optInt, "MAX_SESSION_TIME": optMinutes, "BANNER_DELAY": optSeconds,
 }
 
 // DefaultChannelOptions are the values of a channel without an option file.
@@ -417,9 +431,34 @@ func DefaultChannelOptions() ChannelOptions {
 		StatusTransmitTime:            10 * time.Minute,
 		MaxBEntries:                   10,
 		MaxClientThreads:              20,
+		MinDataReceiveRate:            DefaultMinDataReceiveRate,
+		MaxSessionTime:                DefaultMaxSessionTime,
+		BannerDelay:                   DefaultBannerDelay,
 		Raw:                           map[string]string{},
 	}
 }
+
+// Defaults of the SMTP server's slow-client and early-talker limits (our
+// extensions), chosen never to hurt a legitimate client:
+//   - 500 bytes per second is Postfix's smtpd_min_data_rate, below the slowest
+//     links still in use (a GSM data call moves about 1200); a client that
+//     averages less still has DATA_RECEIVE_TIME to spare before it is cut off.
+//   - an hour of session is more than any client needs for its commands: time
+//     spent sending messages at the minimum rate is added to it, our own SMTP
+//     client drops a connection idle for 30 s, and Postfix's reuses one for at
+//     most 5 minutes.
+//   - one second of banner delay is many round trips, enough for a client that
+//     does not wait for the banner to show itself, and far inside the 5 minutes
+//     a client waits for it (RFC 5321 §4.5.3.2).
+const (
+	DefaultMinDataReceiveRate = 500
+	DefaultMaxSessionTime     = 60 * time.Minute
+	DefaultBannerDelay        = time.Second
+)
+
+// maxBannerDelay: a client gives up waiting for the banner after 5 minutes
+// (RFC 5321 §4.5.3.2), so a longer delay would refuse everyone.
+const maxBannerDelay = 5 * time.Minute
 
 func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorList) ChannelOptions {
 	o := DefaultChannelOptions()
@@ -459,6 +498,13 @@ func readChannelOptions(name string, f *cnf.OptionFile, errs, warns *cnf.ErrorLi
 		o.PipeTimeout = time.Duration(v) * time.Second
 	}
 	readPipeOptions(&o, r, f, errs) // pipeoptions.go
+	r.int("MIN_DATA_RECEIVE_RATE", &o.MinDataReceiveRate)
+	r.dur("MAX_SESSION_TIME", &o.MaxSessionTime)
+	r.dur("BANNER_DELAY", &o.BannerDelay)
+	if o.BannerDelay >= maxBannerDelay {
+		*errs = append(*errs, &cnf.Error{Pos: optPos(f.Options, "BANNER_DELAY"),
+			Msg: fmt.Sprintf("bad value for option BANNER_DELAY: %v is not under %v, the time a client waits for the banner", o.BannerDelay, maxBannerDelay)})
+	}
 	if v, ok := r.strs["552_PERMANENT_ERROR_STRING"]; ok && v != "" {
 		o.PermanentErrorStrings552 = strings.Split(v, "|")
 	}

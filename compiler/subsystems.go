@@ -3,6 +3,7 @@ package compiler
 import (
 	"net/netip"
 	"strings"
+	"time"
 
 	"mtad.dev/mta/channels"
 	"mtad.dev/mta/engine"
@@ -238,4 +239,71 @@ func (c *ChannelConfig) engineChannel() engine.Channel {
 		ExpandLimitSet:   c.ExpandLimit >= 0,
 		ExpandChannel:    c.ExpandChannel,
 	}
+}
+
+// The SMTP server's settings from the channel option files. The product's
+// documentation says the server reads the option file of the channel a
+// connection arrives on only, never that of a channel it is switched to. mtad
+// also applies the limits of the channel a session is switched to (our decision,
+// documented in docs/configuration.md), key by key: a key that channel's file
+// does not set keeps the arrival channel's value. What cannot follow a switch
+// (the banner's text and our host name) stays the arrival channel's, and
+// cnbuild warns about it where it would be ignored (serveroptions.go).
+
+// DefaultSMTPSource is the channel SMTP connections arrive on: tcp_local when
+// it exists (the product's convention), else the first channel with the smtp
+// keyword. Its option file is the SMTP service's.
+func (img *Image) DefaultSMTPSource() string {
+	if _, ok := img.Channel("tcp_local"); ok {
+		return "tcp_local"
+	}
+	for _, c := range img.Channels {
+		if c.SMTP {
+			return c.Name
+		}
+	}
+	return "tcp_local"
+}
+
+// ServerChannelPolicy is what the SMTP server needs of channel c: its keywords
+// (ServerPolicy), and the limits of its option file for sessions it is the
+// source channel of.
+func (img *Image) ServerChannelPolicy(c *ChannelConfig) smtpserver.ChannelPolicy {
+	p := c.ServerPolicy()
+	p.Timeouts = img.ServerTimeouts(c.Name)
+	p.MaxRecipients = serverSetting(img, c.Name, "ALLOW_RECIPIENTS_PER_TRANSACTION",
+		func(o ChannelOptions) int { return o.AllowRecipientsPerTransaction })
+	return p
+}
+
+// ServerTimeouts are the SMTP server's time limits for a session whose source
+// channel is channel.
+func (img *Image) ServerTimeouts(channel string) smtpserver.Timeouts {
+	t := smtpserver.Timeouts{
+		Command:     serverSetting(img, channel, "COMMAND_RECEIVE_TIME", func(o ChannelOptions) time.Duration { return o.CommandReceiveTime }),
+		DataBlock:   serverSetting(img, channel, "DATA_RECEIVE_TIME", func(o ChannelOptions) time.Duration { return o.DataReceiveTime }),
+		MinDataRate: int64(serverSetting(img, channel, "MIN_DATA_RECEIVE_RATE", func(o ChannelOptions) int { return o.MinDataReceiveRate })),
+		Session:     serverSetting(img, channel, "MAX_SESSION_TIME", func(o ChannelOptions) time.Duration { return o.MaxSessionTime }),
+	}
+	// The banner delay is not inherited. A client that switchchannel moved to
+	// another channel at admission is one the rewrite rules recognised by its
+	// address: an internal client, greeted at once unless that channel's own
+	// option file sets BANNER_DELAY.
+	own := img.ChannelOptionsFor(channel)
+	if _, set := own.Raw["BANNER_DELAY"]; set || strings.EqualFold(channel, img.DefaultSMTPSource()) {
+		t.BannerDelay = own.BannerDelay
+	}
+	return t
+}
+
+// serverSetting is one server key's value for sessions whose source channel is
+// channel: that channel's option file's when it sets the key (or when it is the
+// arrival channel), else the arrival channel's.
+func serverSetting[T any](img *Image, channel, key string, get func(ChannelOptions) T) T {
+	arrival := img.DefaultSMTPSource()
+	own := img.ChannelOptionsFor(channel)
+	if _, set := own.Raw[key]; set || strings.EqualFold(channel, arrival) {
+		return get(own)
+	}
+	return get(img.ChannelOptionsFor(arrival))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,44 +25,41 @@ import (
 // hostname is the name the MTA gives itself: the local channel's official host.
 func hostname(img *compiler.Image) string { return img.Hostname() }
 
-// defaultSource is the channel SMTP connections start in: tcp_local when it exists
-// (the product's convention), else the first SMTP channel.
-func defaultSource(img *compiler.Image) string {
-	if _, ok := img.Channel("tcp_local"); ok {
-		return "tcp_local"
-	}
-	for _, c := range img.Channels {
-		if c.SMTP {
-			return c.Name
-		}
-	}
-	return "tcp_local"
+// defaultSource is the channel SMTP connections arrive on (compiler's
+// DefaultSMTPSource): tcp_local when it exists, else the first SMTP channel.
+func defaultSource(img *compiler.Image) string { return img.DefaultSMTPSource() }
+
+// bannerDelayExempt are the clients greeted without the banner delay: loopback,
+// where local programs and the benchmarks connect from and nobody talks first.
+func bannerDelayExempt() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 }
 
-// newPolicy derives the SMTP service's immutable policy from an image.
+// newPolicy derives the SMTP service's immutable policy from an image. The
+// service's own limits are those of the channel connections arrive on; each
+// channel carries the limits its option file gives sessions it is the source
+// channel of (compiler's ServerChannelPolicy).
 func newPolicy(img *compiler.Image) *smtpserver.Policy {
 	src := defaultSource(img)
 	opts := img.ChannelOptionsFor(src)
 	p := &smtpserver.Policy{
-		Intake:         newIntakeRules(img),
-		Channels:       make(map[string]smtpserver.ChannelPolicy, len(img.Channels)),
-		DefaultSource:  src,
-		BannerAddition: opts.BannerAddition,
-		MaxRecipients:  opts.AllowRecipientsPerTransaction,
-		BlockSize:      int64(img.Options.BlockSize),
-		LineLimit:      img.Options.LineLimit,
-		LogConnection:  img.Options.LogConnection,
-		Timeouts: smtpserver.Timeouts{
-			Command:   opts.CommandReceiveTime,
-			DataBlock: opts.DataReceiveTime,
-		},
+		Intake:            newIntakeRules(img),
+		Channels:          make(map[string]smtpserver.ChannelPolicy, len(img.Channels)),
+		DefaultSource:     src,
+		BannerAddition:    opts.BannerAddition,
+		MaxRecipients:     opts.AllowRecipientsPerTransaction,
+		BlockSize:         int64(img.Options.BlockSize),
+		LineLimit:         img.Options.LineLimit,
+		LogConnection:     img.Options.LogConnection,
+		Timeouts:          img.ServerTimeouts(src),
+		BannerDelayExempt: bannerDelayExempt(),
 	}
 	if img.Options.BlockLimit > 0 {
 		p.MaxMessageBytes = int64(img.Options.BlockLimit) * int64(img.Options.BlockSize)
 	}
 	for i := range img.Channels {
 		c := &img.Channels[i]
-		p.Channels[c.Name] = c.ServerPolicy()
+		p.Channels[c.Name] = img.ServerChannelPolicy(c)
 	}
 	return p
 }

@@ -11,8 +11,8 @@ import (
 // hand-backs queue content that already has one.
 
 // ReceivedSMTP is the Received: field of a message from an SMTP client: the name
-// it gave in EHLO/HELO and its address, our name, the protocol ("SMTP", "ESMTP",
-// "ESMTPS" ...) and id, the transaction's own (the queue id is not known before
+// it gave in EHLO/HELO and its address, our name, the protocol (the RFC 3848
+// "with" word the server gives: "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA") and id, the transaction's own (the queue id is not known before
 // the message is queued; the diagnostic log carries both). It names the recipient
 // when there is exactly one, never more, so that a list does not leak its members.
 func (t *Transaction) ReceivedSMTP(helo string, ip netip.Addr, with, id string, now time.Time) string {

@@ -58,6 +58,10 @@ type conn struct {
 	nRcpt    int // RCPT commands presented
 	nRejects int // RCPT commands refused
 
+	// the session's time bound (deadlines.go)
+	start    time.Time // accepted
+	credited int64     // message bytes that earned session time at the minimum data rate
+
 	// connection logging and debugging (see opened)
 	logConn  bool                   // write the C record at close (LOG_CONNECTION bit 2)
 	connSrc  string                 // the source channel at admission: O and C records pair
@@ -93,6 +97,7 @@ func newConn(s *Server, nc net.Conn, pol *Policy, local, remote netip.AddrPort) 
 		portProbe: portProbe(local, remote),
 		firstCmd:  true,
 		id:        newID()[:10],
+		start:     time.Now(),
 	}
 	c.sess = &session{srv: s, g: c}
 	c.data.c = c
@@ -140,6 +145,9 @@ func (c *conn) serve() {
 		}
 	}()
 	defer c.recoverPanic()
+	if !c.greetingWait() {
+		return
+	}
 	c.reply(c.banner())
 	for !c.dead.Load() {
 		line, ok := c.readCommand()
@@ -174,9 +182,10 @@ func (c *conn) banner() *smtpReply {
 // command at all (too long, NUL or bare CR). ok is false when the connection ends.
 func (c *conn) readCommand() (line string, ok bool) {
 	for {
-		d := c.pol.Timeouts.command()
+		t := c.timeouts()
+		d := t.command()
 		if c.firstCmd {
-			d = c.pol.Timeouts.greeting()
+			d = t.greeting()
 		}
 		b, tooLong, ok := c.readLineWithin(d, "command")
 		if !ok {
@@ -197,11 +206,13 @@ func (c *conn) readCommand() (line string, ok bool) {
 	}
 }
 
-// readLineWithin arms the read deadline, flushes the replies owed, and reads one
-// line. ok is false when the connection ended: closed, timed out (answered 421),
-// or the server is shutting down and no transaction is open (answered 421).
+// readLineWithin arms the read deadline (d, or the end of the session's time when
+// that comes first), flushes the replies owed, and reads one line. ok is false
+// when the connection ended: closed, timed out or out of session time (answered
+// 421), or the server is shutting down and no transaction is open (answered 421).
 func (c *conn) readLineWithin(d time.Duration, where string) (line []byte, tooLong, ok bool) {
-	c.nc.SetReadDeadline(time.Now().Add(d))
+	deadline, cut := c.readDeadline(d)
+	c.nc.SetReadDeadline(deadline)
 	c.reading.Store(true)
 	// Checked after arming the deadline: Shutdown sets closing, then expires the
 	// deadline, so either we see the flag here or the read below wakes up.
@@ -213,7 +224,11 @@ func (c *conn) readLineWithin(d time.Duration, where string) (line []byte, tooLo
 	c.flushBeforeRead(false)
 	line, tooLong, err := c.readLine()
 	c.reading.Store(false)
-	if err != nil {
+	switch {
+	case err != nil && c.isCut(err, cut):
+		c.cutOff(cut)
+		return nil, false, false
+	case err != nil:
 		c.readFailed(err, where)
 		return nil, false, false
 	}

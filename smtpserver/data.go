@@ -143,12 +143,26 @@ type dataReader struct {
 	// bare is set once the whole message has been read: a bare CR or LF was
 	// on the wire.
 	bare bool
+
+	// For the DATA phase's bound and the session's (deadlines.go): when the 354
+	// went out, the bytes read since, and how many more may earn session time.
+	start      time.Time
+	got        int64
+	creditLeft int64
+}
+
+// newDataReader starts reading the message of a DATA command whose 354 has just
+// been sent, for a session whose messages may have limit bytes.
+func newDataReader(c *conn, limit int64) dataReader {
+	return dataReader{c: c, scan: dataScanner{state: dsBeginLine}, start: time.Now(), creditLeft: limit}
 }
 
 // read copies the message into dst, keeping at most limit bytes, and reads on to
 // the end-of-data line, so the next command starts right after it. Each wait for
-// more bytes has the DATA block timeout; when the client goes away or times out,
-// the connection has been answered and closed, and the error is io.EOF.
+// more bytes has the earliest of the DATA block timeout, the DATA phase's bound
+// and the session's (deadlines.go); when the client goes away, times out or is
+// cut off, the connection has been answered and closed, and the error is
+// io.EOF.
 func (r *dataReader) read(dst *bytes.Buffer, limit int64) error {
 	r.scan.dst, r.scan.room = dst, limit
 	c := r.c
@@ -158,17 +172,33 @@ func (r *dataReader) read(dst *bytes.Buffer, limit int64) error {
 		}
 		if c.br.Buffered() == 0 {
 			c.flushBeforeRead(true)
-			c.nc.SetReadDeadline(time.Now().Add(c.pol.Timeouts.dataBlock()))
+			deadline, cut := r.deadline()
+			c.nc.SetReadDeadline(deadline)
 			if _, err := c.br.Peek(1); err != nil {
-				c.readFailed(err, "DATA")
+				r.readFailed(err, cut)
 				return io.EOF
 			}
 		}
 		buf, _ := c.br.Peek(c.br.Buffered())
 		n, end := r.scan.scan(buf)
 		c.br.Discard(n)
+		r.counted(n)
 		r.done = end
 	}
 	r.bare = r.scan.bare
 	return nil
+}
+
+// readFailed ends the connection after a failed wait for more of the message.
+// A client cut off for being too slow has its transaction's recipients logged
+// (J) before the 421 closes the connection, so that a client seeing EOF can
+// rely on them as on the C record.
+func (r *dataReader) readFailed(err error, cut string) {
+	c := r.c
+	if !c.isCut(err, cut) {
+		c.readFailed(err, "DATA")
+		return
+	}
+	c.sess.dataCutOff(c.cutStatus(cut), r.got)
+	c.cutOff(cut)
 }

@@ -24,7 +24,8 @@
 // session's (session.go): MAIL, RCPT and DATA call session.Mail, Rcpt and Data,
 // which ask intake and return the reply. Files: server.go (listeners, caps, admission, Shutdown),
 // conn.go (the connection and its command loop), wire.go (lines in, replies out),
-// command.go (MAIL and RCPT arguments), data.go (the message of DATA).
+// command.go (MAIL and RCPT arguments), data.go (the message of DATA), deadlines.go
+// (the time bounds of DATA and of the session, the banner delay).
 //
 // Snapshots. A connection takes Config.Policy() when it is accepted and uses it for
 // PORT_ACCESS, the banner, EHLO and the source-channel switch. Each MAIL FROM takes the
@@ -56,7 +57,19 @@
 // and only line ends and line-leading dots are looked at byte by byte (dot-stuffing
 // is removed there). The message ends only at CR LF "." CR LF, a CR always pairing
 // with the byte after it. Each wait for more of the message has the DATA block
-// timeout, and a stalled DATA is answered 421 and closed. One byte over the size
+// timeout, and a stalled DATA is answered 421 and closed.
+//
+// Time limits (deadlines.go). They are the session's source channel's
+// (ChannelPolicy.Timeouts, else Policy.Timeouts), from the moment it is the
+// source. Besides the timeout of each wait, the DATA phase may last the DATA block
+// timeout plus what its bytes are worth at MinDataRate, and the session Session
+// plus what its message bytes are worth at that rate: a client that dribbles a
+// byte now and then inside each timeout cannot hold a connection slot for ever. A
+// read that misses either bound gets 421 4.4.2 (J records for a cut DATA, a
+// warning line, the too_slow rejection class). Before the banner, the channel's
+// BannerDelay (admission's channel, after switchchannel; not for clients in
+// Policy.BannerDelayExempt) refuses a client that talks first with 554, a J
+// record with its address and the early_talker class. One byte over the size
 // limit is kept to tell "too big" from "exactly the limit"; the rest is read and
 // dropped to the end of the message. Enqueue is bounded by DataTermination.
 //

@@ -2,6 +2,7 @@ package smtpserver
 
 import (
 	"bytes"
+	"net/netip"
 	"time"
 
 	"mtad.dev/mta/intake"
@@ -34,7 +35,9 @@ const (
 	MaxCommandLine = 512
 )
 
-// Timeouts are the server-side SMTP timeouts, RFC 5321 §4.5.3.2 defaults.
+// Timeouts are the server-side SMTP time limits of a session. The first four
+// bound one wait each and default to RFC 5321 §4.5.3.2's values; the others
+// bound a whole phase or the session (deadlines.go) and are off when zero.
 type Timeouts struct {
 	Greeting  time.Duration // until the first command; default 5 min
 	Command   time.Duration // waiting for each further command; default 5 min (COMMAND_RECEIVE_TIME)
@@ -42,6 +45,21 @@ type Timeouts struct {
 	// DataTermination bounds our own work after the final dot (Enqueue): RFC 5321
 	// §4.5.3.2.6 is how long the client waits for that reply. Default 10 min.
 	DataTermination time.Duration
+
+	// MinDataRate, in bytes per second, is the least rate at which a client must
+	// send the message of DATA: the DATA phase may last DataBlock plus the time
+	// its bytes take at this rate, so a client that keeps up the rate is never cut
+	// off and one that dribbles is, with 421 4.4.2. 0: no minimum.
+	MinDataRate int64
+	// Session bounds the whole connection from its accept, plus the time the
+	// message bytes it sent are worth at MinDataRate; over it the session gets
+	// 421 4.4.2 at its next read. 0: no bound.
+	Session time.Duration
+	// BannerDelay holds the 220 banner back this long; a client that sends
+	// anything meanwhile is refused with 554 and closed (an early talker: a
+	// legitimate client waits for the banner). Clients in
+	// Policy.BannerDelayExempt are greeted at once. 0: no delay.
+	BannerDelay time.Duration
 }
 
 func (t Timeouts) greeting() time.Duration { return orDur(t.Greeting, 5*time.Minute) }
@@ -90,6 +108,11 @@ type Policy struct {
 	// connection records (maillog.ConnRecord). Taken per connection (O/C/X) and per
 	// transaction (E/J), so a reload changes it without a restart.
 	LogConnection int
+
+	// BannerDelayExempt lists the client networks greeted without the banner
+	// delay. mtad exempts loopback: local programs never talk first, and the
+	// benchmarks connect over loopback.
+	BannerDelayExempt []netip.Prefix
 }
 
 // ChannelPolicy is what the SMTP server needs of one channel's keywords.
@@ -155,6 +178,16 @@ type ChannelPolicy struct {
 	// (as decided at connection time, after switchchannel) writes its dialogue to
 	// Config.DebugDir/<channel>_slave.log-<session id>.
 	SlaveDebug bool
+
+	// Timeouts, when any field is set, are the time limits of a session while
+	// this channel is its source channel (from admission after switchchannel, or
+	// from a later tlsswitchchannel or saslswitchchannel on), in place of
+	// Policy.Timeouts: whole, so a zero field means that limit's package default,
+	// not Policy's. BannerDelay is the channel's at admission.
+	Timeouts Timeouts
+	// MaxRecipients replaces Policy.MaxRecipients while this channel is the
+	// session's source channel; 0: Policy's.
+	MaxRecipients int
 }
 
 // LOG_CONNECTION bits, as the product's documentation numbers them.
@@ -229,14 +262,39 @@ func (p *Policy) maxMessageBytes(src string) int64 {
 }
 
 func (p *Policy) maxRecipients(src string) int {
+	cp, ok := p.Channels[src]
 	max := p.MaxRecipients
+	if ok && cp.MaxRecipients > 0 {
+		max = cp.MaxRecipients
+	}
 	if max <= 0 {
 		max = DefaultMaxRecipients
 	}
-	if cp, ok := p.Channels[src]; ok && cp.RecipientLimit > 0 && cp.RecipientLimit < max {
+	if ok && cp.RecipientLimit > 0 && cp.RecipientLimit < max {
 		max = cp.RecipientLimit
 	}
 	return max
+}
+
+// timeouts are the time limits of a session whose source channel is src: the
+// channel's own when it has any, else the policy's.
+func (p *Policy) timeouts(src string) Timeouts {
+	if cp, ok := p.Channels[src]; ok && cp.Timeouts != (Timeouts{}) {
+		return cp.Timeouts
+	}
+	return p.Timeouts
+}
+
+// bannerDelayExempt tells whether a client at ip is greeted without the banner
+// delay.
+func (p *Policy) bannerDelayExempt(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, n := range p.BannerDelayExempt {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxErrors is the protocol-error limit of a session whose source channel is src:

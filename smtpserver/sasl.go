@@ -179,7 +179,7 @@ func (c *conn) authStep(challenge string) (resp []byte, done bool) {
 		return nil, true
 	}
 	c.reply(&smtpReply{Code: 334, EnhancedCode: noEnhancedCode, Message: base64.StdEncoding.EncodeToString([]byte(challenge))})
-	line, tooLong, ok := c.readLineWithin(c.pol.Timeouts.command(), "AUTH")
+	line, tooLong, ok := c.readLineWithin(c.timeouts().command(), "AUTH")
 	switch {
 	case !ok:
 		return nil, true

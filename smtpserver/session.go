@@ -348,20 +348,26 @@ func (s *session) Data(r *dataReader) *smtpReply {
 	return s.accept(tx, content, len(rcvd))
 }
 
-// protocol is the "with" word of our Received: field (RFC 3848).
+// protocol is the "with" word of our Received: field (RFC 3848): ESMTP after
+// EHLO, with S when the session runs under TLS and A when the client
+// authenticated (ESMTPA is AUTH without TLS, the loopback exception).
 func (s *session) protocol() string {
 	switch {
 	case !s.g.ehlo:
 		return "SMTP"
+	case s.g.tls && s.g.auth:
+		return "ESMTPSA"
 	case s.g.tls:
 		return "ESMTPS"
+	case s.g.auth:
+		return "ESMTPA"
 	}
 	return "ESMTP"
 }
 
 // accept hands a message that passed the DATA checks to intake and answers.
 func (s *session) accept(tx *transaction, content []byte, receivedLen int) *smtpReply {
-	ctx, cancel := context.WithTimeout(s.srv.baseCtx, tx.pol.Timeouts.dataTermination())
+	ctx, cancel := context.WithTimeout(s.srv.baseCtx, tx.pol.timeouts(s.g.src).dataTermination())
 	defer cancel()
 	hk := s.srv.cfg.Metrics
 	var t0 time.Time
@@ -421,6 +427,30 @@ func (s *session) origin(pol *Policy) intake.Origin {
 func (s *session) logJ(pol *Policy, from, dest, to, orcpt string, st *status.Status) {
 	s.srv.cfg.Metrics.Rejection(rejectClass(st))
 	s.logJSize(pol, from, dest, to, orcpt, 0, st)
+}
+
+// dataCutOff writes the J records of a transaction whose DATA was cut off for
+// being too slow, one per recipient as for any refused message; size is what
+// had arrived of it.
+func (s *session) dataCutOff(st *status.Status, size int64) {
+	tx := s.tx
+	if tx == nil {
+		return
+	}
+	for i := range tx.in.Len() {
+		rc := tx.in.Recipient(i)
+		s.logJSize(tx.pol, tx.from, rc.Channel, rc.Addr, rc.ORCPT, size, st)
+	}
+}
+
+// logEarlyTalker writes the J record of a client refused for talking before the
+// banner. It carries the client's address whatever LOG_CONNECTION says: without
+// an envelope, the address is all that tells one refusal from another.
+func (s *session) logEarlyTalker(st *status.Status) {
+	o := s.origin(s.g.pol)
+	o.Description = "([" + ipString(s.g.remote.Addr()) + "])"
+	o.LogDescription = true
+	s.srv.intake.LogRefused(o, "", "", "", "", 0, st)
 }
 
 // logJSize writes a J record for a refused message of known size.

@@ -103,7 +103,9 @@ func (c *conn) dataCmd(arg string) {
 		return
 	}
 	c.reply(replyStartData)
-	c.data = dataReader{c: c, scan: dataScanner{state: dsBeginLine}}
+	// One byte over the size limit is read into the message (session.Data), and
+	// earns session time like the rest.
+	c.data = newDataReader(c, c.pol.maxMessageBytes(c.src)+1)
 	rep := c.sess.Data(&c.data)
 	if !c.data.done && c.data.read(nil, 0) != nil {
 		return // the connection is gone
@@ -178,7 +180,8 @@ func (c *conn) startTLS(hasArgs bool) {
 	c.flushOut()
 	c.br.Discard(c.br.Buffered())
 	tc := tls.Server(c.raw, c.srv.cfg.TLS)
-	tc.SetDeadline(time.Now().Add(c.pol.Timeouts.command()))
+	deadline, _ := c.readDeadline(c.timeouts().command())
+	tc.SetDeadline(deadline)
 	if err := tc.Handshake(); err != nil {
 		c.srv.log.Info("TLS handshake failed", "conn", c.id, "remote", c.remote, "err", err)
 		c.ending("TLS handshake failed: " + err.Error())

@@ -81,7 +81,7 @@ func (c *conn) flushOut() {
 		return
 	}
 	if !c.dead.Load() {
-		c.nc.SetWriteDeadline(time.Now().Add(c.pol.Timeouts.command()))
+		c.nc.SetWriteDeadline(time.Now().Add(c.timeouts().command()))
 		c.nc.Write(c.out)
 		c.dbg.FromServer(c.out)
 	}

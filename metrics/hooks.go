@@ -22,7 +22,9 @@ type Hooks struct {
 	// mtad_smtp_rejections_total{class}: refusals of a command or connection.
 	// label class: "connection_limit", "port_access", "access" (the *_ACCESS
 	// mappings), "relay", "unknown_recipient", "size", "recipient_limit", "loop",
-	// "protocol" (syntax or sequence), "temporary" (any 4xx not listed), "other".
+	// "protocol" (syntax or sequence), "too_slow" (below the minimum data rate or
+	// over the session time limit), "early_talker" (input before the greeting),
+	// "temporary" (any 4xx not listed), "other".
 	SMTPRejections *prometheus.CounterVec
 	// mtad_queue_commit_duration_seconds: from Enqueue's call to the group commit's
 	// fsync returning, as the DATA reply waits for it.

@@ -15,8 +15,10 @@
 //
 // One copy per recipient under root/<mailbox>/ (mailbox = lower-cased local part
 // without +detail), with "Return-Path: <from>" and "Delivered-To: addr" prepended
-// and the stored content copied byte-exact. Written to tmp/, fsynced, renamed
-// into new/, and new/ fsynced: a message appears in new/ complete or not at all.
+// and the stored content copied byte-exact in its LF form: every CRLF becomes LF,
+// as Maildir readers expect, every other byte stays (maildirlf.go). Written to
+// tmp/, fsynced, renamed into new/ with S= the file's size, and new/ fsynced: a
+// message appears in new/ complete or not at all.
 //
 // # SMTP and LMTP client
 //

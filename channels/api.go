@@ -56,6 +56,12 @@ type Result struct {
 	// result of an attempt has it, so that its other messages wait instead of
 	// each trying a host that is down.
 	ConnFailed bool
+	// NoRemoteMTA says Remote is not a host with a DNS name: an LMTP server on a
+	// Unix socket, a local program. A delivery status notification then has no
+	// Remote-MTA field (RFC 3464 §2.3.5 makes it "dns; hostname"; a socket path
+	// is not one, and no other name type is registered). Otherwise the job
+	// controller reports the first word of Remote.
+	NoRemoteMTA bool
 }
 
 // failedAtConnection is the rule every program applies for Result.ConnFailed:

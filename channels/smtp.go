@@ -331,9 +331,11 @@ func (s *SMTP) interpret(c *smtpConn, reps txReplies, broke *txError, tag string
 }
 
 // result is one recipient's Result: remote is who answered, "" when no server
-// took part; reply is what mail.log shows after "smtp;".
+// took part; reply is what mail.log shows after "smtp;" (or "lmtp;"). A server on
+// a Unix socket has no DNS name to report in a notice.
 func (s *SMTP) result(st *status.Status, remote, reply string) Result {
-	return Result{Err: st, Remote: remote, Reply: s.proto + ";" + reply, ConnFailed: failedAtConnection(st, remote)}
+	return Result{Err: st, Remote: remote, Reply: s.proto + ";" + reply, ConnFailed: failedAtConnection(st, remote),
+		NoRemoteMTA: s.opts.Network == "unix"}
 }
 
 // sessionRefused is the status of a host refusing our session (at the greeting,

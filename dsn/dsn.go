@@ -312,11 +312,18 @@ func addrType(s string) string {
 
 // diagnosticCode types a diagnostic (RFC 3464 §2.3.6): one that already carries a
 // type ("smtp;550 ...", as channel programs report replies) keeps it, an SMTP reply
-// is "smtp", anything else (a local or connection error) is "x-local".
+// is "smtp", anything else (a local or connection error) is "x-local". An LMTP
+// server's reply is an SMTP reply (RFC 2033 uses SMTP's reply codes) and RFC 3464
+// registers no "lmtp" type, so "lmtp;..." (what mail.log shows, to tell the
+// protocols apart) is typed "smtp".
 func diagnosticCode(d string) string {
 	d = strings.TrimSpace(d)
 	if typ, rest, ok := strings.Cut(d, ";"); ok && typ != "" && !strings.ContainsAny(typ, " \t") {
-		return strings.ToLower(typ) + "; " + strings.TrimSpace(rest)
+		typ = strings.ToLower(typ)
+		if typ == "lmtp" {
+			typ = "smtp"
+		}
+		return typ + "; " + strings.TrimSpace(rest)
 	}
 	if len(d) >= 3 && d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9' {
 		return "smtp; " + d

@@ -237,6 +237,7 @@ func TestDiagnosticCode(t *testing.T) {
 		{"550 5.1.1 no such user", "smtp; 550 5.1.1 no such user"},
 		{"smtp;250 2.0.0 ok", "smtp; 250 2.0.0 ok"},
 		{"SMTP; 451 later", "smtp; 451 later"},
+		{"lmtp;550 5.1.1 no mailbox", "smtp; 550 5.1.1 no mailbox"},
 		{"TCP active open: Failed connect(); refused", "x-local; TCP active open: Failed connect(); refused"},
 	}
 	for _, tt := range tests {

@@ -141,7 +141,7 @@ type noticeRcpt struct {
 	idx      int
 	status   string
 	diag     string
-	remote   string
+	remote   string // the host for Remote-MTA, "" for none
 	attempts int
 }
 
@@ -211,10 +211,9 @@ func (c *Controller) sendNotice(env *queue.Envelope, rs []noticeRcpt, action dsn
 	}
 	for _, r := range list {
 		rc := env.Rcpts[r.idx]
-		remote, _, _ := strings.Cut(r.remote, " ")
 		rep.Recipients = append(rep.Recipients, dsn.Recipient{
 			Original: rc.ORCPT, Final: rc.Addr, Action: action, Status: r.status,
-			RemoteMTA: remote, Diagnostic: r.diag, WillRetryUntil: until,
+			RemoteMTA: r.remote, Diagnostic: r.diag, WillRetryUntil: until,
 		})
 	}
 	content, err := c.q.Content(env.ID)

@@ -1,6 +1,7 @@
 package jobctl
 
 import (
+	"strings"
 	"time"
 
 	"mtad.dev/mta/channels"
@@ -68,11 +69,21 @@ func classifyResults(env *queue.Envelope, idx []int, results []channels.Result, 
 			if res.Err.Temporary() { // expired while this attempt ran
 				st = "5.4.7"
 			}
-			p.failed = append(p.failed, noticeRcpt{idx: i, status: st, diag: diag, remote: res.Remote, attempts: r.Attempts + 1})
+			p.failed = append(p.failed, noticeRcpt{idx: i, status: st, diag: diag, remote: remoteMTA(res), attempts: r.Attempts + 1})
 			p.lastErr = diag
 		}
 	}
 	return p
+}
+
+// remoteMTA is the host a notice names in Remote-MTA for a result: the first
+// word of Remote, or "" when the program said it is no DNS host.
+func remoteMTA(res channels.Result) string {
+	if res.NoRemoteMTA {
+		return ""
+	}
+	host, _, _ := strings.Cut(res.Remote, " ")
+	return host
 }
 
 // requeue plans recipient i to stay queued until at, logged Q with logDiag.

@@ -94,7 +94,7 @@ func (md *Maildir) Deliver(ctx context.Context, m *Message) []Result {
 			out[i] = Result{Err: st, Reply: "maildir;" + st.Error(), ConnFailed: failedAtConnection(st, "")}
 			continue
 		}
-		out[i] = Result{Reply: "maildir;new/" + name}
+		out[i] = Result{Reply: "maildir;new/" + name, Handoff: DeliveredHere}
 	}
 	return out
 }
@@ -212,7 +212,7 @@ type Bitbucket struct{}
 func (Bitbucket) Deliver(ctx context.Context, m *Message) []Result {
 	out := make([]Result, len(m.Rcpts))
 	for i := range out {
-		out[i] = Result{Reply: "bitbucket;discarded"}
+		out[i] = Result{Reply: "bitbucket;discarded", Handoff: DeliveredHere}
 	}
 	return out
 }

@@ -197,20 +197,24 @@ func fromHeader(r *Report) string {
 }
 
 func subject(rs []Recipient) string {
-	failed, delayed := false, false
+	failed, delayed, succeeded := false, false, false
 	for _, r := range rs {
 		switch r.Action {
 		case Failed:
 			failed = true
 		case Delayed:
 			delayed = true
+		case Delivered, Relayed:
+			succeeded = true
 		}
 	}
 	switch {
-	case failed && !delayed:
+	case failed && !delayed && !succeeded:
 		return "Delivery Status Notification (Failure)"
-	case delayed && !failed:
+	case delayed && !failed && !succeeded:
 		return "Delivery Status Notification (Delay)"
+	case succeeded && !failed && !delayed:
+		return "Delivery Status Notification (Success)"
 	}
 	return "Delivery Status Notification"
 }
@@ -234,6 +238,10 @@ func explanation(r *Report) string {
 			fmt.Fprintf(&b, "Your message cannot be delivered to the following recipient:\n\n")
 		case Delayed:
 			fmt.Fprintf(&b, "Your message has not yet been delivered to the following recipient;\ndelivery will be attempted again:\n\n")
+		case Delivered:
+			fmt.Fprintf(&b, "Your message was delivered to the following recipient:\n\n")
+		case Relayed:
+			fmt.Fprintf(&b, "Your message was relayed to the following recipient's mail system, which\ndoes not send delivery notifications; this is the last report about it:\n\n")
 		default:
 			fmt.Fprintf(&b, "Status of your message for the following recipient (%s):\n\n", rc.Action)
 		}

@@ -195,6 +195,8 @@ func TestSubject(t *testing.T) {
 		{[]Action{Failed}, "Delivery Status Notification (Failure)"},
 		{[]Action{Delayed, Delayed}, "Delivery Status Notification (Delay)"},
 		{[]Action{Failed, Delayed}, "Delivery Status Notification"},
+		{[]Action{Delivered, Relayed}, "Delivery Status Notification (Success)"},
+		{[]Action{Failed, Delivered}, "Delivery Status Notification"},
 	}
 	for _, tt := range tests {
 		var rs []Recipient

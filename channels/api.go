@@ -38,6 +38,29 @@ type Rcpt struct {
 	Host   string // destination domain
 }
 
+// Handoff says what a delivery (Result.Err nil) did with the sender's request
+// for delivery status notifications (RFC 3461: NOTIFY, ORCPT, RET, ENVID), so
+// that the job controller knows whether a success notice (NOTIFY=SUCCESS) is
+// now its to send (RFC 3461 §6.2).
+type Handoff uint8
+
+const (
+	// HandedOn: the message went on with the request, to a next hop that takes
+	// it over: an SMTP or LMTP server that offers DSN got NOTIFY, ORCPT, RET and
+	// ENVID, or the queue again (the reprocess and hold channels). That hop
+	// reports; we send nothing. It is the zero value, so a program that does not
+	// say keeps the behaviour it had before Handoff existed.
+	HandedOn Handoff = iota
+	// DeliveredHere: the message reached its final place here: a Maildir, an
+	// LMTP store that does not offer DSN, a pipe program, the bitbucket. A
+	// recipient that asked for it gets a "delivered" notice.
+	DeliveredHere
+	// RelayedWithoutDSN: an SMTP server that does not offer DSN took it, without
+	// NOTIFY or ORCPT, so no notice will come from beyond it. A recipient that
+	// asked for it gets a "relayed" notice.
+	RelayedWithoutDSN
+)
+
 // Result is the outcome for one recipient. Err nil means delivered.
 type Result struct {
 	Err    *status.Status // nil: delivered; Temporary(): requeue; else return
@@ -56,6 +79,14 @@ type Result struct {
 	// result of an attempt has it, so that its other messages wait instead of
 	// each trying a host that is down.
 	ConnFailed bool
+	// NoRemoteMTA says Remote is not a host with a DNS name: an LMTP server on a
+	// Unix socket, a local program. A delivery status notification then has no
+	// Remote-MTA field (RFC 3464 §2.3.5 makes it "dns; hostname"; a socket path
+	// is not one, and no other name type is registered). Otherwise the job
+	// controller reports the first word of Remote.
+	NoRemoteMTA bool
+	// Handoff, for a delivered recipient, says who reports its success.
+	Handoff Handoff
 }
 
 // failedAtConnection is the rule every program applies for Result.ConnFailed:

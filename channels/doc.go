@@ -15,8 +15,10 @@
 //
 // One copy per recipient under root/<mailbox>/ (mailbox = lower-cased local part
 // without +detail), with "Return-Path: <from>" and "Delivered-To: addr" prepended
-// and the stored content copied byte-exact. Written to tmp/, fsynced, renamed
-// into new/, and new/ fsynced: a message appears in new/ complete or not at all.
+// and the stored content copied byte-exact in its LF form: every CRLF becomes LF,
+// as Maildir readers expect, every other byte stays (maildirlf.go). Written to
+// tmp/, fsynced, renamed into new/ with S= the file's size, and new/ fsynced: a
+// message appears in new/ complete or not at all.
 //
 // # SMTP and LMTP client
 //
@@ -67,6 +69,13 @@
 //     class 4.4.x (connection lost or timed out mid-session, a greeting or EHLO
 //     refused for good, a server's own 4.4.x). The job controller then backs
 //     the host off as a whole.
+//   - Result.Handoff of a delivery says who reports its success to a sender
+//     who asked (NOTIFY=SUCCESS, RFC 3461 §6.2): a server that offers DSN got
+//     NOTIFY, ORCPT, RET and ENVID and reports itself (HandedOn); otherwise an
+//     LMTP store is the final delivery (DeliveredHere) and an SMTP server a
+//     relay beyond which nothing is reported (RelayedWithoutDSN): the job
+//     controller sends the notice. A server on a Unix socket has no DNS name for
+//     a notice's Remote-MTA (Result.NoRemoteMTA).
 //   - Every stage has its own inactivity timeout (RFC 5321 §4.5.3.2), and the
 //     context's cancellation interrupts any blocked read or write.
 //   - STARTTLS (tls.go): TLSMay upgrades when offered and falls back to plaintext
@@ -74,6 +83,9 @@
 //     in plaintext (451 4.7.5). Nothing is pipelined before the handshake.
 //   - A server without 8BITMIME gets a 7-bit rendering (eightbit.go): only the
 //     MIME parts that need it are re-encoded, the rest goes out byte-identical.
+//
+// Maildir, pipe and bitbucket deliveries are final (Handoff DeliveredHere): a
+// sender who asked gets a "delivered" notice from the job controller.
 //
 // # Pipe
 //

@@ -94,7 +94,7 @@ func (md *Maildir) Deliver(ctx context.Context, m *Message) []Result {
 			out[i] = Result{Err: st, Reply: "maildir;" + st.Error(), ConnFailed: failedAtConnection(st, "")}
 			continue
 		}
-		out[i] = Result{Reply: "maildir;new/" + name}
+		out[i] = Result{Reply: "maildir;new/" + name, Handoff: DeliveredHere}
 	}
 	return out
 }
@@ -109,19 +109,19 @@ func (md *Maildir) deliverOne(m *Message, r Rcpt) (string, *status.Status) {
 		return "", fsStatus("creating maildir "+mbox, err)
 	}
 
+	// The file holds the LF form of the message (copyLF): what Maildir readers
+	// expect. Its size, for S= in the final name, is known once it is written.
 	from := m.From
-	head := "Return-Path: <" + from + ">\r\nDelivered-To: " + r.Addr + "\r\n"
-	size := int64(len(head)) + m.Size
+	head := "Return-Path: <" + from + ">\nDelivered-To: " + r.Addr + "\n"
 
 	now := md.now()
 	base := fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, md.pid, md.counter.Add(1), md.hostname)
-	name := base + ",S=" + strconv.FormatInt(size, 10)
-	tmp := filepath.Join(dir, "tmp", name)
+	tmp := filepath.Join(dir, "tmp", base)
 
 	// O_EXCL: the name is unique by construction; if it is not, never overwrite.
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fsStatus("creating "+filepath.Join(mbox, "tmp", name), err)
+		return "", fsStatus("creating "+filepath.Join(mbox, "tmp", base), err)
 	}
 	ok := false
 	defer func() {
@@ -133,13 +133,14 @@ func (md *Maildir) deliverOne(m *Message, r Rcpt) (string, *status.Status) {
 	if _, err := io.WriteString(f, head); err != nil {
 		return "", fsStatus("writing "+mbox, err)
 	}
-	n, err := io.Copy(f, io.NewSectionReader(m.Content, 0, m.Size))
+	n, written, err := copyLF(f, io.NewSectionReader(m.Content, 0, m.Size))
 	if err != nil {
 		return "", fsStatus("writing "+mbox, err)
 	}
 	if n != m.Size {
 		return "", status.New(451, "4.3.0", "message content is %d bytes, expected %d", n, m.Size)
 	}
+	name := base + ",S=" + strconv.FormatInt(int64(len(head))+written, 10)
 	// The file must be on disk before its name appears in new/, else a crash
 	// could leave an empty or partial message that the user then sees.
 	if err := f.Sync(); err != nil {
@@ -211,7 +212,7 @@ type Bitbucket struct{}
 func (Bitbucket) Deliver(ctx context.Context, m *Message) []Result {
 	out := make([]Result, len(m.Rcpts))
 	for i := range out {
-		out[i] = Result{Reply: "bitbucket;discarded"}
+		out[i] = Result{Reply: "bitbucket;discarded", Handoff: DeliveredHere}
 	}
 	return out
 }

@@ -72,7 +72,8 @@ func TestMaildirByteExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := "Return-Path: <sender@example.org>\r\nDelivered-To: " + m.Rcpts[i].Addr + "\r\n" + string(content)
+		// The Maildir holds the LF form of the stored message (maildirlf.go).
+		want := lfForm("Return-Path: <sender@example.org>\r\nDelivered-To: " + m.Rcpts[i].Addr + "\r\n" + string(content))
 		if string(got) != want {
 			t.Errorf("rcpt %d: content differs:\n got %q\nwant %q", i, got, want)
 		}
@@ -103,7 +104,7 @@ func TestMaildirNullSender(t *testing.T) {
 		t.Fatal(res[0].Err)
 	}
 	got, _ := os.ReadFile(filepath.Join(root, "u", strings.TrimPrefix(res[0].Reply, "maildir;")))
-	if !bytes.HasPrefix(got, []byte("Return-Path: <>\r\n")) {
+	if !bytes.HasPrefix(got, []byte(lfForm("Return-Path: <>\r\n"))) {
 		t.Errorf("got %q", got)
 	}
 }

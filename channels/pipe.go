@@ -40,16 +40,24 @@ func (p *Pipe) Deliver(ctx context.Context, m *Message) []Result {
 			reply = st.Error()
 		}
 		for i := range out {
-			out[i] = Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply, ConnFailed: failedAtConnection(st, "pipe")}
+			out[i] = pipeResult(st, reply)
 		}
 		return out
 	}
 	for i, r := range m.Rcpts {
 		argv, env := p.recipientArgs(m, r)
-		st, reply := p.run(ctx, m, argv, env)
-		out[i] = Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply, ConnFailed: failedAtConnection(st, "pipe")}
+		out[i] = pipeResult(p.run(ctx, m, argv, env))
 	}
 	return out
+}
+
+// pipeResult is the Result of a run that ended with st (nil: exit 0). The
+// program is where the message ends, as far as we can tell: a delivery is
+// final here (a success notice is ours to send), and "pipe" is no host with a
+// DNS name to report.
+func pipeResult(st *status.Status, reply string) Result {
+	return Result{Err: st, Remote: "pipe", Reply: "x-unix;" + reply, ConnFailed: failedAtConnection(st, "pipe"),
+		NoRemoteMTA: true, Handoff: DeliveredHere}
 }
 
 // stderrLimit bounds what we keep of a program's stderr; diagLineLimit bounds

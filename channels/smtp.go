@@ -323,6 +323,7 @@ func (s *SMTP) interpret(c *smtpConn, reps txReplies, broke *txError, tag string
 			answer(k, st, st.Error())
 		case rep.Code/100 == 2:
 			answer(k, nil, rep.String())
+			results[k].Handoff = s.handoff(c)
 		default:
 			answer(k, rep.Status(), rep.String())
 		}
@@ -331,9 +332,26 @@ func (s *SMTP) interpret(c *smtpConn, reps txReplies, broke *txError, tag string
 }
 
 // result is one recipient's Result: remote is who answered, "" when no server
-// took part; reply is what mail.log shows after "smtp;".
+// took part; reply is what mail.log shows after "smtp;" (or "lmtp;"). A server on
+// a Unix socket has no DNS name to report in a notice.
 func (s *SMTP) result(st *status.Status, remote, reply string) Result {
-	return Result{Err: st, Remote: remote, Reply: s.proto + ";" + reply, ConnFailed: failedAtConnection(st, remote)}
+	return Result{Err: st, Remote: remote, Reply: s.proto + ";" + reply, ConnFailed: failedAtConnection(st, remote),
+		NoRemoteMTA: s.opts.Network == "unix"}
+}
+
+// handoff is what a delivery through c did with the sender's DSN request: a
+// server that offers DSN got it with the message and reports from now on
+// (envelopeCommands sends NOTIFY, ORCPT, RET and ENVID only to such a server);
+// otherwise an LMTP server is the final store, an SMTP server a relay beyond
+// which no notice comes.
+func (s *SMTP) handoff(c *smtpConn) Handoff {
+	switch {
+	case c.has("DSN"):
+		return HandedOn
+	case s.opts.LMTP:
+		return DeliveredHere
+	}
+	return RelayedWithoutDSN
 }
 
 // sessionRefused is the status of a host refusing our session (at the greeting,

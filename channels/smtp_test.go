@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -894,19 +893,7 @@ func (ls *lmtpSession) LMTPData(r io.Reader, sc smtp.StatusCollector) error {
 
 func TestLMTPUnixPerRecipient(t *testing.T) {
 	be := &lmtpSink{}
-	srv := smtp.NewServer(be)
-	srv.LMTP = true
-	srv.Domain = "lmtp.test"
-	sock := filepath.Join(t.TempDir(), "lmtp.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-
-	c := NewLMTP(SMTPOptions{SMTPSettings: SMTPSettings{Daemon: sock, Network: "unix", HeloName: "client.test"}})
-	t.Cleanup(func() { c.Close() })
+	c := lmtpOnUnixSocket(t, be, false)
 	for round := 0; round < 2; round++ {
 		res := c.Deliver(testCtx(t), msgOf([]byte("x\r\n"), "s@d", "a@d", "full@d", "b@d"))
 		if res[0].Err != nil || res[2].Err != nil {

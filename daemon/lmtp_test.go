@@ -138,22 +138,8 @@ func TestLMTPChannelPerRecipient(t *testing.T) {
 				addr = filepath.Join(t.TempDir(), "lmtp.sock")
 			}
 			store, l := newLMTPStore(t, tc.network, addr, script)
-			dir, data := t.TempDir(), t.TempDir()
-			writeConfig(t, dir, map[string]string{
-				"imta.cnf": fmt.Sprintf(`store.test   $U%%$D@store-daemon
-localhost    $U%%localhost@localhost
-
-l
-localhost
-
-store lmtp %s backoff "pt1s"
-store-daemon
-
-tcp_local smtp
-tcp-daemon
-`, tc.daemon(l)),
-			})
-			d := startDaemonAt(t, dir, data)
+			data := t.TempDir()
+			d := startDaemonAt(t, lmtpStoreConfig(t, tc.daemon(l)), data)
 			body := []byte("Subject: to the store\r\nMessage-ID: <lmtp1@test>\r\n\r\n.leading dot\r\n..two\r\nbin \x01\xff caf\xc3\xa9\r\nlast\r\n")
 			c := dial(t, d.Addr().String())
 			c.Cmd("EHLO client.test", "250")

@@ -296,7 +296,7 @@ func TestDeferredExpansionE2E(t *testing.T) {
 	var first []byte
 	for _, mb := range []string{"m1", "m2", "m3"} {
 		got := waitMaildir(t, data, mb, 1)[0]
-		if !bytes.HasSuffix(got, body) || bytes.Count(got, []byte("Received:")) != 1 {
+		if !bytes.HasSuffix(got, lfForm(body)) || bytes.Count(got, []byte("Received:")) != 1 {
 			t.Errorf("%s: content %q", mb, got)
 		}
 		rest := got[bytes.Index(got, []byte("Received:")):]
@@ -331,7 +331,7 @@ func TestOwnerBounceE2E(t *testing.T) {
 		t.Errorf("reply %q: want one id (every member has the owner as sender)", reply)
 	}
 	kept := waitMaildir(t, data, "kept", 1)[0]
-	if !bytes.HasPrefix(kept, []byte("Return-Path: <owner-team@localhost>\r\n")) {
+	if !bytes.HasPrefix(kept, lfForm([]byte("Return-Path: <owner-team@localhost>\r\n"))) {
 		t.Errorf("member's copy: %q", kept[:min(len(kept), 80)])
 	}
 	dsn := string(waitMaildir(t, data, "listowner", 1)[0])

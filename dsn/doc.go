@@ -15,4 +15,12 @@
 //     documented.
 //   - With RET=HDRS or no RET the original's header is returned (text/rfc822-headers),
 //     as RFC 3461 §4.3 recommends when RET is absent.
+//   - A diagnostic typed "lmtp" (as the LMTP channel reports a reply, so that
+//     mail.log tells the protocols apart) becomes Diagnostic-Code "smtp; ...": an
+//     LMTP reply is an SMTP reply, and RFC 3464 registers no "lmtp" type.
+//   - Remote-MTA is always "dns; host". A recipient with no RemoteMTA (a local
+//     program, an LMTP server on a Unix socket: the caller decides) has no
+//     Remote-MTA field: a socket path is no DNS name, and an experimental name
+//     type (x-unix, x-local-hostname) would tell a reader nothing the
+//     Diagnostic-Code does not.
 package dsn

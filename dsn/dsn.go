@@ -197,20 +197,24 @@ func fromHeader(r *Report) string {
 }
 
 func subject(rs []Recipient) string {
-	failed, delayed := false, false
+	failed, delayed, succeeded := false, false, false
 	for _, r := range rs {
 		switch r.Action {
 		case Failed:
 			failed = true
 		case Delayed:
 			delayed = true
+		case Delivered, Relayed:
+			succeeded = true
 		}
 	}
 	switch {
-	case failed && !delayed:
+	case failed && !delayed && !succeeded:
 		return "Delivery Status Notification (Failure)"
-	case delayed && !failed:
+	case delayed && !failed && !succeeded:
 		return "Delivery Status Notification (Delay)"
+	case succeeded && !failed && !delayed:
+		return "Delivery Status Notification (Success)"
 	}
 	return "Delivery Status Notification"
 }
@@ -234,6 +238,10 @@ func explanation(r *Report) string {
 			fmt.Fprintf(&b, "Your message cannot be delivered to the following recipient:\n\n")
 		case Delayed:
 			fmt.Fprintf(&b, "Your message has not yet been delivered to the following recipient;\ndelivery will be attempted again:\n\n")
+		case Delivered:
+			fmt.Fprintf(&b, "Your message was delivered to the following recipient:\n\n")
+		case Relayed:
+			fmt.Fprintf(&b, "Your message was relayed to the following recipient's mail system, which\ndoes not send delivery notifications; this is the last report about it:\n\n")
 		default:
 			fmt.Fprintf(&b, "Status of your message for the following recipient (%s):\n\n", rc.Action)
 		}
@@ -312,11 +320,18 @@ func addrType(s string) string {
 
 // diagnosticCode types a diagnostic (RFC 3464 §2.3.6): one that already carries a
 // type ("smtp;550 ...", as channel programs report replies) keeps it, an SMTP reply
-// is "smtp", anything else (a local or connection error) is "x-local".
+// is "smtp", anything else (a local or connection error) is "x-local". An LMTP
+// server's reply is an SMTP reply (RFC 2033 uses SMTP's reply codes) and RFC 3464
+// registers no "lmtp" type, so "lmtp;..." (what mail.log shows, to tell the
+// protocols apart) is typed "smtp".
 func diagnosticCode(d string) string {
 	d = strings.TrimSpace(d)
 	if typ, rest, ok := strings.Cut(d, ";"); ok && typ != "" && !strings.ContainsAny(typ, " \t") {
-		return strings.ToLower(typ) + "; " + strings.TrimSpace(rest)
+		typ = strings.ToLower(typ)
+		if typ == "lmtp" {
+			typ = "smtp"
+		}
+		return typ + "; " + strings.TrimSpace(rest)
 	}
 	if len(d) >= 3 && d[0] >= '2' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9' {
 		return "smtp; " + d

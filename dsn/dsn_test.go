@@ -195,6 +195,8 @@ func TestSubject(t *testing.T) {
 		{[]Action{Failed}, "Delivery Status Notification (Failure)"},
 		{[]Action{Delayed, Delayed}, "Delivery Status Notification (Delay)"},
 		{[]Action{Failed, Delayed}, "Delivery Status Notification"},
+		{[]Action{Delivered, Relayed}, "Delivery Status Notification (Success)"},
+		{[]Action{Failed, Delivered}, "Delivery Status Notification"},
 	}
 	for _, tt := range tests {
 		var rs []Recipient
@@ -237,6 +239,7 @@ func TestDiagnosticCode(t *testing.T) {
 		{"550 5.1.1 no such user", "smtp; 550 5.1.1 no such user"},
 		{"smtp;250 2.0.0 ok", "smtp; 250 2.0.0 ok"},
 		{"SMTP; 451 later", "smtp; 451 later"},
+		{"lmtp;550 5.1.1 no mailbox", "smtp; 550 5.1.1 no mailbox"},
 		{"TCP active open: Failed connect(); refused", "x-local; TCP active open: Failed connect(); refused"},
 	}
 	for _, tt := range tests {

@@ -63,7 +63,16 @@ func (c *Controller) Remove(id string) error {
 	delete(c.held, id) // deleted or returned; a failed return Adds it back
 	m := c.msgs[id]
 	if m == nil {
+		m = c.reporting[id]
+	}
+	if m == nil {
 		return nil
+	}
+	if m.rep.pending() {
+		// Settled recipients wait for their report: let it go first, so that
+		// what the operator does applies to what is really still pending.
+		c.hurryReportLocked(m)
+		return ErrBusy
 	}
 	for _, it := range m.items {
 		if it.state == stActive {
@@ -130,13 +139,13 @@ func (c *Controller) Return(ctx context.Context, id, diag string) (int, error) {
 	var rs []noticeRcpt
 	for i, r := range env.Rcpts {
 		if r.State == queue.Pending {
-			rs = append(rs, noticeRcpt{idx: i, status: ReturnStatus, diag: diag, attempts: r.Attempts})
+			rs = append(rs, noticeRcpt{idx: i, action: dsn.Failed, status: ReturnStatus, diag: diag, attempts: r.Attempts})
 		}
 	}
 	if len(rs) == 0 {
 		return 0, nil
 	}
-	wanted, err := c.sendNotice(env, rs, dsn.Failed, time.Time{})
+	wanted, err := c.sendNotice(env, rs, dsn.EventFailure, time.Time{})
 	if err != nil {
 		// Nothing was marked: put the message back in the schedule.
 		c.Add([]*queue.Envelope{env})

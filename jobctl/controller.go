@@ -25,21 +25,25 @@ type Controller struct {
 	err   error       // from New, returned by Run
 	subs  subscribers // who receives the outcomes in process (subscribe.go)
 
-	mu       sync.Mutex
-	cfg      Config
-	msgs     map[string]*msg
-	chans    map[string]*chanState
-	pools    map[string]*poolState
-	delayed  minHeap[*item]
-	hostsH   minHeap[*hostQ]
-	noticeH  minHeap[*msg]
-	jobs     map[*job]struct{}
-	seq      uint64
-	held     map[string]*heldMsg // held messages, for qm summarize (snapshot.go)
-	qsize    int64               // sum of the indexed messages' sizes
-	qblocks  int64               // and of their sizes in blocks
-	loaded   bool                // Run's start-up walk of the queue finished
-	loadDone chan struct{}       // closed when that walk ends, whatever its outcome
+	mu      sync.Mutex
+	cfg     Config
+	msgs    map[string]*msg
+	chans   map[string]*chanState
+	pools   map[string]*poolState
+	delayed minHeap[*item]
+	hostsH  minHeap[*hostQ]
+	noticeH minHeap[*msg]
+	reportH minHeap[*msgReport] // held reports by deadline (reports.go)
+	// reporting are messages with no work left whose report is still held or
+	// being sent, by id (reports.go).
+	reporting map[string]*msg
+	jobs      map[*job]struct{}
+	seq       uint64
+	held      map[string]*heldMsg // held messages, for qm summarize (snapshot.go)
+	qsize     int64               // sum of the indexed messages' sizes
+	qblocks   int64               // and of their sizes in blocks
+	loaded    bool                // Run's start-up walk of the queue finished
+	loadDone  chan struct{}       // closed when that walk ends, whatever its outcome
 
 	started  bool
 	stopping bool
@@ -100,15 +104,16 @@ type Counters struct {
 // reported by Run (and logged).
 func New(cfg Config) *Controller {
 	c := &Controller{
-		msgs:     map[string]*msg{},
-		chans:    map[string]*chanState{},
-		pools:    map[string]*poolState{},
-		jobs:     map[*job]struct{}{},
-		held:     map[string]*heldMsg{},
-		loadDone: make(chan struct{}),
-		stopCh:   make(chan struct{}),
-		poke:     make(chan struct{}, 1),
-		dctx:     context.Background(),
+		msgs:      map[string]*msg{},
+		reporting: map[string]*msg{},
+		chans:     map[string]*chanState{},
+		pools:     map[string]*poolState{},
+		jobs:      map[*job]struct{}{},
+		held:      map[string]*heldMsg{},
+		loadDone:  make(chan struct{}),
+		stopCh:    make(chan struct{}),
+		poke:      make(chan struct{}, 1),
+		dctx:      context.Background(),
 	}
 	c.cfg = cfg.withDefaults()
 	c.q = c.cfg.Queue
@@ -234,12 +239,18 @@ func (c *Controller) addLocked(e *queue.Envelope, now int64) {
 		return
 	}
 	delete(c.held, e.ID) // released
+	var reported map[int]bool
+	if old := c.reporting[e.ID]; old != nil {
+		// Settled recipients still waiting for their report (reports.go) are
+		// Pending on disk: they must not be tried again.
+		reported = old.rep.reported()
+	}
 	m := &msg{id: e.ID, arrival: e.Arrival.UnixNano(), size: e.Size, nidx: -1, notices: int16(e.Notices), class: ClassOf(e.Priority)}
 	if e.Arrival.IsZero() {
 		m.arrival = now
 	}
 	for i, r := range e.Rcpts {
-		if r.State != queue.Pending || r.Channel == "" {
+		if r.State != queue.Pending || r.Channel == "" || reported[i] {
 			continue
 		}
 		ch := c.chanLocked(r.Channel)
@@ -362,12 +373,27 @@ func (c *Controller) dropItem(it *item) {
 	}
 	it.h.count--
 	c.maybeDropHost(it.h)
-	if len(m.items) == 0 && c.msgs[m.id] == m {
+	c.forgetMsgIfDoneLocked(m)
+}
+
+// forgetMsgIfDoneLocked takes a message out of the index once no item of it is
+// left. One whose report is still held or being sent waits aside (reporting)
+// until the report is sent: the operator's actions wait for it (Remove).
+func (c *Controller) forgetMsgIfDoneLocked(m *msg) {
+	if len(m.items) > 0 {
+		return
+	}
+	if c.msgs[m.id] == m {
 		c.uncountMsgLocked(m)
 		delete(c.msgs, m.id)
 		if m.nidx >= 0 {
 			c.noticeH.remove(int(m.nidx))
 		}
+	}
+	if m.rep.pending() {
+		c.reporting[m.id] = m
+	} else if c.reporting[m.id] == m {
+		delete(c.reporting, m.id)
 	}
 }
 
@@ -500,6 +526,7 @@ func (c *Controller) popReady(h *hostQ, now time.Time) *item {
 			c.unindex(it)
 			if !w.Open(now) {
 				c.delayLocked(it, w.NextOpen(now).UnixNano())
+				c.wakeReportLocked(it.m)
 				continue
 			}
 			return it
@@ -772,12 +799,14 @@ func (c *Controller) shutdown(cancel context.CancelFunc) error {
 	defer t.Stop()
 	select {
 	case <-done:
+		c.flushReports()
 		return nil
 	case <-t.C():
 	}
 	c.log.Warn("shutdown grace elapsed; cancelling running deliveries")
 	cancel()
 	<-done
+	c.flushReports()
 	return nil
 }
 
@@ -797,6 +826,9 @@ func (c *Controller) nextDeadlineLocked() int64 {
 	if c.noticeH.len() > 0 {
 		consider(c.noticeH.min().nat)
 	}
+	if c.reportH.len() > 0 {
+		consider(c.reportH.min().by)
+	}
 	// A job that becomes stuck frees its share of the threaddepth arithmetic: wake
 	// up then, so that ready work of other hosts gets a job without waiting for the
 	// next enqueue.
@@ -811,7 +843,7 @@ func (c *Controller) nextDeadlineLocked() int64 {
 }
 
 // fireDueLocked moves due delayed items to ready, ends due host backoffs, and
-// returns the notice work that is due.
+// returns the notice work that is due: reports first, then delays and returns.
 func (c *Controller) fireDueLocked(now time.Time) []*noticeTask {
 	n := now.UnixNano()
 	for c.delayed.len() > 0 && c.delayed.min().at <= n {
@@ -824,6 +856,9 @@ func (c *Controller) fireDueLocked(now time.Time) []*noticeTask {
 		c.unblockHost(c.hostsH.min())
 	}
 	var due []*noticeTask
+	if !c.stopping {
+		due = c.dueReportsLocked(n)
+	}
 	for c.noticeH.len() > 0 && c.noticeH.min().nat <= n && !c.stopping {
 		m := c.noticeH.remove(0)
 		if t := c.noticeDueLocked(m, n); t != nil {

@@ -40,6 +40,7 @@ func (c *Controller) deliver(j *job, it *item) {
 		}
 		c.ringAdd(it.h)
 		c.maybeDropHost(it.h)
+		c.wakeReportLocked(it.m)
 		return
 	}
 	var idx []int
@@ -54,6 +55,7 @@ func (c *Controller) deliver(j *job, it *item) {
 		c.dropItem(it)
 		c.ringAdd(it.h)
 		c.maybeDropHost(it.h)
+		c.wakeReportLocked(it.m)
 		c.mu.Unlock()
 		return
 	}
@@ -139,25 +141,43 @@ func (c *Controller) callProgram(j *job, m *channels.Message) (res []channels.Re
 // noticeRcpt is one recipient to report in a notice.
 type noticeRcpt struct {
 	idx      int
+	channel  string // the recipient's channel, for a report held for it (reports.go)
+	action   dsn.Action
 	status   string
-	diag     string
-	remote   string
+	diag     string // the outcome as mail.log shows it ("smtp;550 ...", "maildir;new/...")
+	remote   string // the host for Remote-MTA, "" for none
 	attempts int
 }
 
-// sendNotice builds and submits one notice for the recipients of env that asked
-// for it (NOTIFY). wanted tells, per recipient, whether it was included (R) or
-// excluded by NOTIFY (K). Rules that keep notices from looping:
+// noticeDiagnostic is what a notice says in Diagnostic-Code for r. A failure or
+// delay reports its reason, whatever it is. A success reports a server's reply
+// ("smtp;250 ...", "lmtp;250 ..."): a local program's own words ("maildir;new/
+// FILE", "x-unix;0 delivered") are no diagnostic a sender can use.
+func noticeDiagnostic(r noticeRcpt) string {
+	if r.action != dsn.Delivered && r.action != dsn.Relayed {
+		return r.diag
+	}
+	typ, _, _ := strings.Cut(r.diag, ";")
+	if typ = strings.ToLower(typ); typ == "smtp" || typ == "lmtp" {
+		return r.diag
+	}
+	return ""
+}
+
+// sendNotice builds and submits one notice about ev for the recipients of env
+// that asked for it (NOTIFY), each with its own action. wanted tells, per
+// recipient, whether it was included (R) or excluded by NOTIFY (K). Rules that
+// keep notices from looping:
 //   - a notice always has the empty envelope sender;
-//   - a message with the empty sender never gets a delay notice, and its failure
-//     notice goes to the postmaster instead of <>;
+//   - a message with the empty sender never gets a delay or success notice, and
+//     its failure notice goes to the postmaster instead of <>;
 //   - a failed message with the empty sender addressed to the postmaster is
 //     dropped with an error log: that is a double bounce.
-func (c *Controller) sendNotice(env *queue.Envelope, rs []noticeRcpt, action dsn.Action, until time.Time) ([]bool, error) {
-	ev := dsn.EventFailure
-	if action == dsn.Delayed {
-		ev = dsn.EventDelay
-	}
+//
+// The original is returned whole only with RET=FULL and not in a success notice:
+// RFC 3461 §4.3 has RET apply to notices of failure, a success notice carries
+// the header only.
+func (c *Controller) sendNotice(env *queue.Envelope, rs []noticeRcpt, ev dsn.Event, until time.Time) ([]bool, error) {
 	wanted := make([]bool, len(rs))
 	var list []noticeRcpt
 	for k, r := range rs {
@@ -177,7 +197,7 @@ func (c *Controller) sendNotice(env *queue.Envelope, rs []noticeRcpt, action dsn
 
 	to := env.From
 	if to == "" {
-		if action == dsn.Delayed {
+		if ev != dsn.EventFailure {
 			return wanted, nil
 		}
 		allPM := true
@@ -194,7 +214,7 @@ func (c *Controller) sendNotice(env *queue.Envelope, rs []noticeRcpt, action dsn
 		c.log.Warn("message with empty sender failed; notice goes to the postmaster", "id", env.ID)
 	}
 	if cfg.Submit == nil {
-		c.log.Warn("no notice submitter configured; notice dropped", "id", env.ID, "action", string(action))
+		c.log.Warn("no notice submitter configured; notice dropped", "id", env.ID, "action", string(list[0].action))
 		return wanted, nil
 	}
 	rep := &dsn.Report{
@@ -207,14 +227,13 @@ func (c *Controller) sendNotice(env *queue.Envelope, rs []noticeRcpt, action dsn
 		EnvID:         env.EnvID,
 		Arrival:       env.Arrival,
 		OrigMessageID: env.MessageID,
-		Full:          strings.EqualFold(env.RET, "FULL"),
+		Full:          strings.EqualFold(env.RET, "FULL") && ev != dsn.EventSuccess,
 	}
 	for _, r := range list {
 		rc := env.Rcpts[r.idx]
-		remote, _, _ := strings.Cut(r.remote, " ")
 		rep.Recipients = append(rep.Recipients, dsn.Recipient{
-			Original: rc.ORCPT, Final: rc.Addr, Action: action, Status: r.status,
-			RemoteMTA: remote, Diagnostic: r.diag, WillRetryUntil: until,
+			Original: rc.ORCPT, Final: rc.Addr, Action: r.action, Status: r.status,
+			RemoteMTA: r.remote, Diagnostic: noticeDiagnostic(r), WillRetryUntil: until,
 		})
 	}
 	content, err := c.q.Content(env.ID)
@@ -241,6 +260,7 @@ type noticeTask struct {
 	step   int     // for a delay: the new Notices count
 	until  time.Time
 	source string
+	report []noticeRcpt // a report to send (reports.go) rather than a delay or a return
 }
 
 // noticeDueLocked decides what a message's notice deadline means now.
@@ -283,8 +303,13 @@ func (c *Controller) noticeDueLocked(m *msg, now int64) *noticeTask {
 	return nil
 }
 
-// runNotice sends a delay notice or returns the remaining recipients.
+// runNotice sends a delay notice or a report, or returns the remaining
+// recipients.
 func (c *Controller) runNotice(ctx context.Context, t *noticeTask) {
+	if t.report != nil {
+		c.sendReport(t.m, t.report)
+		return
+	}
 	if ctx.Err() != nil && !t.ret {
 		return
 	}
@@ -306,16 +331,20 @@ func (c *Controller) runNotice(ctx context.Context, t *noticeTask) {
 		c.returnExpired(t, env)
 		return
 	}
+	// Recipients a report holds are settled, only not yet marked in the queue.
+	c.mu.Lock()
+	reported := t.m.rep.reported()
+	c.mu.Unlock()
 	var rs []noticeRcpt
 	for i, r := range env.Rcpts {
-		if r.State == queue.Pending {
-			rs = append(rs, noticeRcpt{idx: i, status: enhancedIn(r.LastError, "4.0.0"), diag: r.LastError})
+		if r.State == queue.Pending && !reported[i] {
+			rs = append(rs, noticeRcpt{idx: i, action: dsn.Delayed, status: enhancedIn(r.LastError, "4.0.0"), diag: r.LastError})
 		}
 	}
 	if len(rs) == 0 {
 		return
 	}
-	wanted, err := c.sendNotice(env, rs, dsn.Delayed, t.until)
+	wanted, err := c.sendNotice(env, rs, dsn.EventDelay, t.until)
 	if err != nil {
 		c.log.Error("delay notice", "id", env.ID, "err", err)
 		c.mu.Lock()
@@ -359,7 +388,8 @@ func (c *Controller) requeueNotice(t *noticeTask) {
 }
 
 // returnExpired returns every recipient of the task's items: the last notices
-// age has passed.
+// age has passed. They join the message's report, which goes at once unless
+// other work of the message is under way (reports.go).
 func (c *Controller) returnExpired(t *noticeTask, env *queue.Envelope) {
 	var rs []noticeRcpt
 	for _, it := range t.items {
@@ -370,49 +400,22 @@ func (c *Controller) returnExpired(t *noticeTask, env *queue.Envelope) {
 				if diag == "" {
 					diag = "delivery time expired"
 				}
-				rs = append(rs, noticeRcpt{idx: int(i), status: "5.4.7", diag: diag, attempts: r.Attempts})
+				rs = append(rs, noticeRcpt{idx: int(i), channel: r.Channel, action: dsn.Failed, status: "5.4.7", diag: diag,
+					attempts: r.Attempts})
 			}
 		}
-	}
-	var outs []outcome
-	var updates []queue.Update
-	if len(rs) > 0 {
-		wanted, err := c.sendNotice(env, rs, dsn.Failed, time.Time{})
-		if err != nil {
-			c.log.Error("return notice", "id", env.ID, "err", err)
-			c.mu.Lock()
-			c.requeueNotice(t)
-			c.mu.Unlock()
-			return
-		}
-		for k, r := range rs {
-			updates = append(updates, queue.Update{Rcpt: r.idx, State: queue.Returned, Attempts: r.attempts, LastError: r.diag})
-			outs = append(outs, outcome{r.idx, maillog.ReturnCode(wanted[k]), r.diag})
-		}
-		if err := c.q.Update(env.ID, updates); err != nil {
-			c.log.Error("record returned recipients", "id", env.ID, "err", err)
-		}
-		c.logOutcomes(t.source, env, outs)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	now := c.now()
+	c.holdReportLocked(t.m, rs, now)
 	for _, it := range t.items {
-		for _, o := range outs {
-			if slicesContains(it.rcpts, int32(o.rcpt)) {
-				it.h.ch.ctr.Returned++
-			}
-		}
 		c.dropItem(it)
 	}
-}
-
-func slicesContains(s []int32, v int32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
+	send := c.takeReportLocked(t.m, now.UnixNano(), nil)
+	c.mu.Unlock()
+	if send != nil {
+		c.sendReport(t.m, send)
 	}
-	return false
 }
 
 // enhancedIn finds an RFC 3463 code in a diagnostic ("smtp;451 4.4.1 ..."), or def.

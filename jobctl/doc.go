@@ -2,8 +2,8 @@
 // index of the queue's pending work, starts and feeds channel jobs within the
 // maxjobs / pool / threaddepth limits, records every delivery result durably in the
 // queue, writes the D/Q/R/K/W lines of mail.log and publishes the same outcomes in
-// process (Subscribe), sends delay and failure notices (through package dsn and a
-// Submit hook), keeps the persistent hold list of stopped channels (qm stop/start),
+// process (Subscribe), sends delay, failure and success notices (through package
+// dsn and a Submit hook), keeps the persistent hold list of stopped channels (qm stop/start),
 // carries out the postmaster's actions on one message in the right order (qm hold,
 // release, delete, return: admin.go), and answers qm's questions (Snapshot).
 //
@@ -20,9 +20,10 @@
 // when it takes the item, so a million queued messages cost a few hundred bytes
 // each. Items live either in their host's ready FIFO (one per priority class,
 // urgent first) or in one min-heap of delayed items ordered by next attempt. A
-// second heap holds hosts backed off as a whole and a third holds each message's
-// next notice deadline. Run keeps one timer on the earliest of the three heads and
-// is woken by Add (queue OnCommit) and by results; the disk is never polled. At
+// second heap holds hosts backed off as a whole, a third each message's next
+// notice deadline and a fourth the deadline of each held report. Run keeps one
+// timer on the earliest of the four heads and is woken by Add (queue OnCommit)
+// and by results; the disk is never polled. At
 // start Run walks the queue once; Envelope.Rcpts[].Attempts/NextAttempt and
 // Envelope.Notices make a restart resume each recipient's schedule.
 //
@@ -57,10 +58,27 @@
 // temporarily and no server took the transaction (Result.ConnFailed, which the
 // delivery program sets), the host is backed off as a whole until that next attempt (at most the
 // channel's first interval): its other ready items wait with it instead of each
-// dialling a dead host. Permanent: the
-// failure notice is submitted first, then the recipients are marked Returned (R,
-// or K when NOTIFY excludes FAILURE): a crash in between repeats a notice rather
-// than losing one.
+// dialling a dead host. Permanent: the recipient waits for the message's report
+// (below) and is marked Returned (R, or K when NOTIFY excludes FAILURE) only
+// once the report's failure notice is submitted: a crash in between repeats a
+// notice rather than losing one. Delivered where the sender asked to hear of it
+// (NOTIFY=SUCCESS) and the program says no next hop will report it
+// (Result.Handoff DeliveredHere or RelayedWithoutDSN, RFC 3461 §6.2): the same,
+// marked Delivered (D) once the success notice is submitted.
+//
+// Reports (reports.go). What the attempts of one message find out is told in
+// one notice per event, like Postfix: one failure notice listing every
+// recipient that failed, one success notice listing every recipient delivered
+// ("delivered") or relayed to a hop without DSN ("relayed"). A recipient that
+// reached such a state is held, Pending on disk and out of the schedule, until
+// none of its message's other work is under way or about to start (every item
+// done or waiting for a later retry, or only ready in a stopped channel or for
+// a backed-off host), then the report goes: sent by the job whose attempt was
+// the last awaited, or by Run when something else ended the wait, at the
+// latest reportHoldMax after its first recipient. A notice that cannot be
+// submitted keeps its recipients held for retryNotice (failed ones requeued
+// durably, Q). A delay notice leaves out held recipients; qm hold, delete and
+// return first let a held report go; a clean shutdown sends what is held.
 //
 // Notices. A message's notice schedule is the notices list of the channel of its
 // first pending recipient, in NoticeUnit. Each intermediate age passed sends one
@@ -74,9 +92,10 @@
 // Outcomes. Every line the controller writes to mail.log (D, Q, R, K, W, and the
 // H and K of qm hold and delete) is also offered to the subscriptions of its
 // channel (Subscribe): qm run streams them instead of reading mail.log back. The
-// outcome of an attempt is published before its work leaves the active state, so
-// a subscriber that sees the channel's work done in a Snapshot has every outcome
-// of it in its buffer. Publishing never blocks: a subscription has a bounded buffer,
+// outcome of an attempt is published before its work leaves the active state (a
+// recipient held for a report counts as active work of its channel until the
+// report is sent), so a subscriber that sees the channel's work done in a
+// Snapshot has every outcome of it in its buffer. Publishing never blocks: a subscription has a bounded buffer,
 // and what does not fit is dropped and counted (Subscription.Lost), so a slow
 // subscriber loses outcomes rather than slowing delivery.
 //
@@ -102,5 +121,15 @@
 //     a Channels key "tcp_*" matches by prefix, the longest prefix winning.
 //   - Expired recipients are reported with Status 5.4.7; delay notices carry the
 //     enhanced code found in the last error, else 4.0.0.
+//   - A report waits at most reportHoldMax (5 minutes) for work of its message
+//     that is under way or about to start: long enough for the attempts of one
+//     delivery round, short enough that a saturated pool does not delay a bounce.
+//   - A success notice returns only the original's header, whatever RET says
+//     (RFC 3461 §4.3 has RET apply to notices of failure); its Diagnostic-Code is
+//     the server's reply when a server answered (SMTP, LMTP), none for a local
+//     program; Status is the reply's 2.x.x code, else 2.0.0.
+//   - Remote-MTA is the first word of Result.Remote, left out when the program
+//     says it is no DNS host (Result.NoRemoteMTA: an LMTP store on a Unix
+//     socket, a pipe program).
 //   - A channel without a Program (no master program) keeps its mail queued.
 package jobctl

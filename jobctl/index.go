@@ -26,6 +26,7 @@ type msg struct {
 	expired bool  // the last notice age passed while work was active
 	sched   []int // notices ages of the channel that schedules this message
 	items   []*item
+	rep     *msgReport // recipients waiting for the message's next report; nil: none (reports.go)
 }
 
 func (m *msg) heapKey() int64     { return m.nat }

@@ -1,6 +1,7 @@
 package jobctl
 
 import (
+	"strings"
 	"time"
 
 	"mtad.dev/mta/channels"
@@ -21,11 +22,15 @@ type outcome struct {
 type attemptPlan struct {
 	updates []queue.Update // the durable changes, one per recipient settled so far
 	outs    []outcome      // the mail.log lines, written once updates are durable
-	// failed are the permanent failures: they need a failure notice before they
-	// can be marked Returned (settleFailed adds their updates and lines).
-	failed []noticeRcpt
-	keep   []int32   // recipients that stay queued in the item
-	nextAt time.Time // the earliest next attempt of keep; zero when keep is empty
+	// failed are the permanent failures, and succeeded the deliveries the sender
+	// asked to hear of (NOTIFY=SUCCESS) that no next hop reports: they wait for
+	// the message's report (reports.go) and are marked in the queue only once it
+	// is submitted, so updates and outs leave them out (settleFailed adds the
+	// failed ones' then).
+	failed    []noticeRcpt
+	succeeded []noticeRcpt
+	keep      []int32   // recipients that stay queued in the item
+	nextAt    time.Time // the earliest next attempt of keep; zero when keep is empty
 	// delivered: some recipient was delivered (the host answered, and is no
 	// longer suspect).
 	delivered bool
@@ -52,6 +57,11 @@ func classifyResults(env *queue.Envelope, idx []int, results []channels.Result, 
 		switch {
 		case res.Err == nil:
 			p.delivered, p.connFail = true, false
+			if action, ok := successToReport(env, r, res); ok {
+				p.succeeded = append(p.succeeded, noticeRcpt{idx: i, channel: r.Channel, action: action,
+					status: successStatus(diag), diag: diag, remote: remoteMTA(res), attempts: r.Attempts + 1})
+				continue
+			}
 			p.updates = append(p.updates, queue.Update{Rcpt: i, State: queue.Delivered, Attempts: r.Attempts + 1, LastError: diag})
 			p.outs = append(p.outs, outcome{i, maillog.CodeDelivered, diag})
 		case res.Err.Temporary() && !expired:
@@ -68,11 +78,49 @@ func classifyResults(env *queue.Envelope, idx []int, results []channels.Result, 
 			if res.Err.Temporary() { // expired while this attempt ran
 				st = "5.4.7"
 			}
-			p.failed = append(p.failed, noticeRcpt{idx: i, status: st, diag: diag, remote: res.Remote, attempts: r.Attempts + 1})
+			p.failed = append(p.failed, noticeRcpt{idx: i, channel: r.Channel, action: dsn.Failed, status: st, diag: diag,
+				remote: remoteMTA(res), attempts: r.Attempts + 1})
 			p.lastErr = diag
 		}
 	}
 	return p
+}
+
+// successToReport tells whether a delivery is to be announced in a success
+// notice, and with which action: the recipient asked for it (NOTIFY=SUCCESS),
+// the sender can get one (not <>), and the program says the message stops
+// here or went to a next hop that will not report (RFC 3461 §6.2). A next hop
+// that took the request over (Handoff HandedOn) reports instead of us.
+func successToReport(env *queue.Envelope, r queue.Recipient, res channels.Result) (dsn.Action, bool) {
+	if env.From == "" || !dsn.Wants(r.Notify, dsn.EventSuccess) {
+		return "", false
+	}
+	switch res.Handoff {
+	case channels.DeliveredHere:
+		return dsn.Delivered, true
+	case channels.RelayedWithoutDSN:
+		return dsn.Relayed, true
+	}
+	return "", false
+}
+
+// successStatus is the Status of a success notice: the server's own 2.x.x
+// code when its reply has one, else 2.0.0.
+func successStatus(diag string) string {
+	if st := enhancedIn(diag, "2.0.0"); strings.HasPrefix(st, "2.") {
+		return st
+	}
+	return "2.0.0"
+}
+
+// remoteMTA is the host a notice names in Remote-MTA for a result: the first
+// word of Remote, or "" when the program said it is no DNS host.
+func remoteMTA(res channels.Result) string {
+	if res.NoRemoteMTA {
+		return ""
+	}
+	host, _, _ := strings.Cut(res.Remote, " ")
+	return host
 }
 
 // requeue plans recipient i to stay queued until at, logged Q with logDiag.
@@ -100,18 +148,18 @@ func (p *attemptPlan) settleFailed(wanted []bool, noticeErr error, now time.Time
 	}
 }
 
-// allDelivered: every recipient of the attempt was delivered, so nothing of the
-// item stays queued (record's fast path).
+// allDelivered: every recipient of the attempt was delivered and nothing waits
+// for a report, so nothing of the item stays queued (record's fast path).
 func (p *attemptPlan) allDelivered() bool {
-	return p.delivered && len(p.keep) == 0 && len(p.failed) == 0
+	return p.delivered && len(p.keep) == 0 && len(p.failed) == 0 && len(p.succeeded) == 0
 }
 
 // record stores the results of an attempt durably, logs them, and puts what is
 // left back into the index. Order matters, and the steps below keep it: the
-// notice for failed recipients is submitted before they are marked Returned, and
-// the Update (with the next attempt time) is durable before the item becomes
-// eligible again, so a crash repeats at worst a notice, never loses one, and never
-// retries early.
+// recipients a notice must report wait for the message's report and are marked
+// in the queue only once it is submitted (reports.go); the Update (with the next
+// attempt time) is durable before the item becomes eligible again. So a crash
+// repeats at worst a notice, never loses one, and never retries early.
 func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []int, results []channels.Result) {
 	now := c.now()
 	c.mu.Lock()
@@ -121,24 +169,43 @@ func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []
 	class := ClassOf(env.Priority)
 	p := classifyResults(env, idx, results, now, expired, &cfg, class)
 
-	// 1. The failure notice first; only then are its recipients planned Returned.
-	if len(p.failed) > 0 {
-		wanted, err := c.sendNotice(env, p.failed, dsn.Failed, time.Time{})
-		p.settleFailed(wanted, err, now)
-	}
 	if au, ok := c.q.(AsyncUpdater); ok && p.allDelivered() {
 		c.recordDelivered(au, ch, it, env, p.updates, p.outs)
 		return
 	}
+	// 1. The recipients to report join the message's report. When this attempt
+	// was the last work it waited for, its notices are submitted now, and what
+	// they report is marked in the same Update as the attempt's results.
+	c.mu.Lock()
+	c.holdReportLocked(it.m, p.failed, now)
+	c.holdReportLocked(it.m, p.succeeded, now)
+	report := c.takeReportLocked(it.m, now.UnixNano(), it)
+	c.mu.Unlock()
+	var reported attemptPlan
+	var retry []noticeRcpt
+	if report != nil {
+		reported, retry = c.reportNotices(env, report)
+	}
 	// 2. The results durable (and logged) ...
-	if err := c.q.Update(env.ID, p.updates); err != nil {
-		// Delivered recipients may be delivered again after a restart; that is
-		// the price of a failing disk, and better than losing mail.
-		c.log.Error("record delivery results", "id", env.ID, "channel", ch.name, "err", err)
+	if updates := append(p.updates, reported.updates...); len(updates) > 0 {
+		if err := c.q.Update(env.ID, updates); err != nil {
+			// Delivered recipients may be delivered again after a restart; that is
+			// the price of a failing disk, and better than losing mail.
+			c.log.Error("record delivery results", "id", env.ID, "channel", ch.name, "err", err)
+		}
 	}
 	c.logOutcomes(ch.name, env, p.outs)
+	c.logEachChannel(env, reported.outs)
 	// 3. ... before what is left becomes eligible again.
 	c.reschedule(ch, it, &p, len(idx), expired, now, cfg.RetryDelay(class, 1))
+	if report != nil {
+		c.mu.Lock()
+		next := c.reportSentLocked(it.m, retry)
+		c.mu.Unlock()
+		if next != nil {
+			c.sendReport(it.m, next)
+		}
+	}
 }
 
 // reschedule applies an attempt's plan to the in-memory schedule once its Update
@@ -229,6 +296,7 @@ func (c *Controller) recordDelivered(au AsyncUpdater, ch *chanState, it *item, e
 		c.dropItem(it)
 		c.ringAdd(h)
 		c.maybeDropHost(h)
+		c.wakeReportLocked(it.m)
 		c.mu.Unlock()
 	})
 }

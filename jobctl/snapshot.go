@@ -85,6 +85,7 @@ func (c *Controller) snapshot(walk bool) Snapshot {
 		if !walk {
 			break
 		}
+		c.countReportLocked(info, m)
 		for _, it := range m.items {
 			ci := info[it.h.ch]
 			switch it.state {
@@ -107,6 +108,11 @@ func (c *Controller) snapshot(walk bool) Snapshot {
 			}
 			a.queued++
 			a.oldest = min(a.oldest, m.arrival)
+		}
+	}
+	if walk {
+		for _, m := range c.reporting {
+			c.countReportLocked(info, m)
 		}
 	}
 	for ch, ci := range info {
@@ -139,6 +145,18 @@ func (c *Controller) snapshot(walk bool) Snapshot {
 		return compareStrings(a.ID, b.ID)
 	})
 	return s
+}
+
+// countReportLocked counts every recipient m's report holds or is sending as
+// active work of its channel: its outcome is not logged (or published) before
+// the report is sent, and a subscriber that sees its channel's work done must
+// have every outcome of it (qm run).
+func (c *Controller) countReportLocked(info map[*chanState]*ChannelInfo, m *msg) {
+	m.rep.forEach(func(r noticeRcpt) {
+		if ci := info[c.chans[r.channel]]; ci != nil {
+			ci.Active++
+		}
+	})
 }
 
 // Channel returns one channel's info from a snapshot (ok false when absent).

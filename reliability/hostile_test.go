@@ -221,7 +221,9 @@ func checkQueued(t *testing.T, data string, checks []hostileCheck) {
 				t.Errorf("mailbox %s has %d messages, want %d", name, len(got), want)
 			}
 		case "contains", "lacks":
-			text := unescape(t, "check", 0, c.arg)
+			// A Maildir holds the LF form of a message (every CRLF written as
+			// LF): the text is looked for in that form.
+			text := strings.ReplaceAll(unescape(t, "check", 0, c.arg), "\r\n", "\n")
 			found := false
 			for _, m := range delivered {
 				found = found || strings.Contains(m, text)

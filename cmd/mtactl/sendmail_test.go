@@ -24,7 +24,11 @@ func sendmailCmd(t *testing.T, data, stdin string, args ...string) (string, stri
 	return out.String(), errb.String(), rc
 }
 
-// maildirFiles returns the contents of the messages in a Maildir's new/.
+// maildirFiles returns the messages in a Maildir's new/ in the form the queue
+// held them, CRLF: the Maildir stores the LF form (every CRLF written as LF), and
+// what sendmail queues has no bare LF or CR, so turning each LF back into CRLF
+// gives the queued bytes exactly. (sendmail's own conversion of line ends is
+// pinned by TestReadMessage.)
 func maildirFiles(t *testing.T, data, mailbox string) []string {
 	t.Helper()
 	dir := filepath.Join(data, "mailboxes", mailbox, "new")
@@ -35,7 +39,7 @@ func maildirFiles(t *testing.T, data, mailbox string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, string(b))
+		out = append(out, strings.ReplaceAll(string(b), "\n", "\r\n"))
 	}
 	return out
 }
@@ -66,7 +70,8 @@ tcp-daemon
 }
 
 // TestSendmailDelivers: a script's message (LF line ends, no Date/Message-ID/From)
-// reaches the Maildir with CRLF and the added fields; mail.log has E then D lines.
+// is queued with CRLF and the added fields and reaches the Maildir; mail.log has E
+// then D lines.
 func TestSendmailDelivers(t *testing.T) {
 	data := dataDir(t)
 	startMTAD(t, data, "")

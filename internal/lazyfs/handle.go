@@ -78,6 +78,9 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	h.lfs.mu.Lock()
 	defer h.lfs.mu.Unlock()
+	if h.lfs.fileSyncErr != 0 {
+		return h.lfs.fileSyncErr
+	}
 	return fs.ToErrno(h.lfs.fileSynced(h.fd, h.ino))
 }
 
@@ -111,6 +114,9 @@ func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {
 func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	d.lfs.mu.Lock()
 	defer d.lfs.mu.Unlock()
+	if d.lfs.dirSyncErr != 0 {
+		return d.lfs.dirSyncErr
+	}
 	d.lfs.dirSynced(d.ino)
 	return 0
 }

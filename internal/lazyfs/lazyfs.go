@@ -28,6 +28,9 @@ type FS struct {
 	files map[uint64]*fileState           // by inode: files written or cut since their last fsync
 	dirs  map[uint64]map[string]nameState // by inode: directories changed since their last fsync
 	syncs Syncs
+	// fileSyncErr and dirSyncErr, when not 0, are what every fsync of a file or of
+	// a directory returns (and it then makes nothing durable): a failing disk.
+	fileSyncErr, dirSyncErr syscall.Errno
 }
 
 // fileState is what a file needs to go back to its last fsync.
@@ -64,11 +67,39 @@ type Loss struct {
 	BytesLost     int64 // bytes of unsynced content dropped or restored
 	NamesDropped  int   // names created or renamed into a directory not fsync'd since
 	NamesRestored int   // names removed or renamed away, brought back
+	// Names lists the first maxNames of those names, relative to the mount point,
+	// with "-" (dropped) or "+" (restored) before each: what a test reports.
+	Names []string
+}
+
+const maxNames = 20
+
+func (l *Loss) name(sign, rel string) {
+	if len(l.Names) < maxNames {
+		l.Names = append(l.Names, sign+rel)
+	}
+}
+
+// Add sums o into l (Names keeps the first ones).
+func (l *Loss) Add(o Loss) {
+	l.FilesCut += o.FilesCut
+	l.BytesLost += o.BytesLost
+	l.NamesDropped += o.NamesDropped
+	l.NamesRestored += o.NamesRestored
+	for _, n := range o.Names {
+		if len(l.Names) < maxNames {
+			l.Names = append(l.Names, n)
+		}
+	}
 }
 
 func (l Loss) String() string {
-	return fmt.Sprintf("%d files cut back (%d bytes), %d names dropped, %d names restored",
+	s := fmt.Sprintf("%d files cut back (%d bytes), %d names dropped, %d names restored",
 		l.FilesCut, l.BytesLost, l.NamesDropped, l.NamesRestored)
+	if len(l.Names) > 0 {
+		s += " " + fmt.Sprint(l.Names)
+	}
+	return s
 }
 
 // Mount mounts a lazy filesystem at mountpoint (an existing directory). Its
@@ -108,7 +139,17 @@ func (f *FS) Syncs() Syncs {
 	return f.syncs
 }
 
+// FailSyncs makes every later fsync of a file fail with fileErr and every fsync
+// of a directory with dirErr (0: succeed) and make nothing durable, as a failing
+// disk would; a power cut or an unmount clears it.
+func (f *FS) FailSyncs(fileErr, dirErr syscall.Errno) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fileSyncErr, f.dirSyncErr = fileErr, dirErr
+}
+
 func (f *FS) reset() {
+	f.fileSyncErr, f.dirSyncErr = 0, 0
 	f.files = map[uint64]*fileState{}
 	f.dirs = map[uint64]map[string]nameState{}
 	f.syncs = Syncs{}

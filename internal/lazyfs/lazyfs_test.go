@@ -381,3 +381,32 @@ func TestMmapReadsSeeWrites(t *testing.T) {
 		t.Errorf("mapping shows %q after the write", m[4096:4098])
 	}
 }
+
+// TestFailSyncs: a failing disk's fsync returns the error and makes nothing durable.
+func TestFailSyncs(t *testing.T) {
+	f := MountForTest(t)
+	p := filepath.Join(f.Dir(), "f")
+	durableFile(t, p, "kept")
+	f.FailSyncs(syscall.EIO, syscall.EIO)
+	w, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString(" lost")
+	if err := w.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("file fsync: %v, want EIO", err)
+	}
+	w.Close()
+	write(t, filepath.Join(f.Dir(), "new"), "x", false)
+	d, err := os.Open(f.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("directory fsync: %v, want EIO", err)
+	}
+	d.Close()
+	cut(t, f)
+	want(t, p, "kept")
+	want(t, filepath.Join(f.Dir(), "new"), "<missing>")
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -48,7 +49,7 @@ func (f *FS) forget() (Loss, error) {
 		return loss, fmt.Errorf("lazyfs: %w", err)
 	}
 	b := &builder{lfs: f, idx: idx, placed: map[uint64]bool{root.Ino: true}, loss: &loss}
-	if err := b.build(fresh, f.tree, root.Ino); err != nil {
+	if err := b.build(fresh, f.tree, "", root.Ino); err != nil {
 		return loss, err
 	}
 	if err := os.Rename(f.tree, old); err != nil {
@@ -133,9 +134,10 @@ type builder struct {
 }
 
 // build fills dst, a new directory, with the durable entries of directory ino,
-// which is at cur now ("" if it was removed): its present entries, corrected by
-// what each name pointed to before its first change since the last fsync.
-func (b *builder) build(dst, cur string, ino uint64) error {
+// which is at cur now ("" if it was removed) and at rel in the durable tree: its
+// present entries, corrected by what each name pointed to before its first
+// change since the last fsync.
+func (b *builder) build(dst, cur, rel string, ino uint64) error {
 	present := map[string]nameState{}
 	if cur != "" {
 		ents, err := os.ReadDir(cur)
@@ -166,9 +168,11 @@ func (b *builder) build(dst, cur string, ino uint64) error {
 			}
 			if now.exists && (!before.exists || now.ino != before.ino) {
 				b.loss.NamesDropped++
+				b.loss.name("-", path.Join(rel, name))
 			}
 			if before.exists && (!now.exists || now.ino != before.ino) {
 				b.loss.NamesRestored++
+				b.loss.name("+", path.Join(rel, name))
 			}
 		}
 	}
@@ -178,7 +182,7 @@ func (b *builder) build(dst, cur string, ino uint64) error {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if err := b.place(filepath.Join(dst, name), durable[name]); err != nil {
+		if err := b.place(filepath.Join(dst, name), path.Join(rel, name), durable[name]); err != nil {
 			return err
 		}
 	}
@@ -187,27 +191,29 @@ func (b *builder) build(dst, cur string, ino uint64) error {
 
 // place makes the durable entry e at path: a directory (built in turn) or a hard
 // link to the file's inode.
-func (b *builder) place(path string, e nameState) error {
+func (b *builder) place(dst, rel string, e nameState) error {
 	if e.mode&syscall.S_IFMT != syscall.S_IFDIR {
 		src, ok := b.idx.files[e.ino]
 		if !ok {
-			return fmt.Errorf("lazyfs: %s: inode %d is nowhere to be found", path, e.ino)
+			return fmt.Errorf("lazyfs: %s: inode %d is nowhere to be found", rel, e.ino)
 		}
-		if err := os.Link(src, path); err != nil {
+		if err := os.Link(src, dst); err != nil {
 			return fmt.Errorf("lazyfs: %w", err)
 		}
 		return nil
 	}
 	if b.placed[e.ino] {
-		b.loss.NamesDropped++ // a renamed directory whose two places were both durable
+		// A renamed directory whose two places were both durable.
+		b.loss.NamesDropped++
+		b.loss.name("-", rel)
 		return nil
 	}
 	b.placed[e.ino] = true
-	if err := os.Mkdir(path, os.FileMode(e.mode&0o777)); err != nil {
+	if err := os.Mkdir(dst, os.FileMode(e.mode&0o777)); err != nil {
 		return fmt.Errorf("lazyfs: %w", err)
 	}
-	if err := os.Chmod(path, os.FileMode(e.mode&0o777)); err != nil { // past the umask
+	if err := os.Chmod(dst, os.FileMode(e.mode&0o777)); err != nil { // past the umask
 		return fmt.Errorf("lazyfs: %w", err)
 	}
-	return b.build(path, b.idx.dirs[e.ino], e.ino)
+	return b.build(dst, b.idx.dirs[e.ino], rel, e.ino)
 }

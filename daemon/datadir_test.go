@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,12 +16,7 @@ import (
 // Without makeDataDir's fsyncs the new directories, and the queue in them, vanish.
 func TestDataDirSurvivesPowerCut(t *testing.T) {
 	fs := lazyfs.MountForTest(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	closed := freePort(t) // nothing listens there: the message stays queued
 	cfg := t.TempDir()
 	writeConfig(t, cfg, map[string]string{"imta.cnf": fmt.Sprintf(`.                $U%%$H@tcp-daemon
 

@@ -49,5 +49,10 @@
 //     its old and its new place are durable, the first found in the walk wins.
 //   - Metadata other than sizes and names (modes, times, owners) is kept as it is.
 //
+// A limit: a directory removed and another made in the same cycle may get the
+// same inode number from the backing filesystem, and a cut then confuses the two
+// (files cannot: one that loses its last name stays linked in the attic). mtad
+// removes no directory.
+//
 // What a clean Unmount leaves is everything, as a clean shutdown's sync would.
 package lazyfs

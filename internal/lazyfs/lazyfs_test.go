@@ -410,3 +410,22 @@ func TestFailSyncs(t *testing.T) {
 	want(t, p, "kept")
 	want(t, filepath.Join(f.Dir(), "new"), "<missing>")
 }
+
+// TestTruncateOfUnlinkedFile: a file cut through its descriptor after its name is
+// gone (not yet durable) comes back whole.
+func TestTruncateOfUnlinkedFile(t *testing.T) {
+	f := MountForTest(t)
+	p := filepath.Join(f.Dir(), "seg")
+	durableFile(t, p, "0123456789")
+	w, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(p)
+	if err := w.Truncate(3); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	cut(t, f)
+	want(t, p, "0123456789")
+}

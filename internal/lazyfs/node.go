@@ -3,6 +3,7 @@ package lazyfs
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -215,15 +216,18 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	n.lfs.mu.Lock()
 	defer n.lfs.mu.Unlock()
 	if size, ok := in.GetSize(); ok {
-		p := n.backing()
-		e, err := lstatName(p)
-		if err != nil {
-			return fs.ToErrno(err)
-		}
+		p, ino := n.backing(), uint64(0)
 		if h, ok := f.(*handle); ok {
-			e.ino = h.ino // the handle knows its inode even if the name is gone
+			// Through the handle's descriptor: the file may have no name any more.
+			p, ino = "/proc/self/fd/"+strconv.Itoa(h.fd), h.ino
+		} else {
+			e, err := lstatName(p)
+			if err != nil {
+				return fs.ToErrno(err)
+			}
+			ino = e.ino
 		}
-		if err := n.lfs.noteTruncate(p, e.ino, int64(size)); err != nil {
+		if err := n.lfs.noteTruncate(p, ino, int64(size)); err != nil {
 			return fs.ToErrno(err)
 		}
 	}

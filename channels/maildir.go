@@ -177,7 +177,13 @@ func (md *Maildir) ensure(dir string) error {
 	if err := syncDir(dir); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	// The root itself may be new too (the first delivery after installation):
+	// its entry in its parent must be durable, or a power cut takes every Maildir
+	// with it after mail.log said delivered (the power-loss test found it).
+	return syncDir(filepath.Dir(md.root))
 }
 
 func syncDir(dir string) error {

@@ -104,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+	if err := makeDataDir(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	d.image.Store(img)

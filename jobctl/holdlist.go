@@ -191,9 +191,18 @@ func writeHoldFile(path string, set map[string]bool, sync bool) error {
 	if !sync {
 		return nil
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	// The rename is durable only once the directory is: until then a power cut
+	// brings the old list back, so qm stop must not report success before it.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write hold list: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write hold list: sync %s: %w", dir, err)
 	}
 	return nil
 }

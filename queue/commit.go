@@ -490,7 +490,7 @@ func (q *Queue) writeContents(batch []*request) (journalPos, error) {
 	}
 	q.hdrBuf = hdr
 	err := w.Flush()
-	if err == nil {
+	if err == nil && !skipFsync(faultSegment) {
 		err = cur.f.Sync()
 		q.stats.segSyncs.Add(1)
 	}

@@ -73,4 +73,13 @@
 //
 // OnCommit is called from its own goroutine in commit order, so a slow callback never
 // stalls commits and the callback may call back into the queue.
+//
+// Durability: a 250 rests on the fsync of the batch's segment, on the fsync of the
+// segments directory when the batch started a new segment, and on the fsyncs Open
+// makes of the queue directory and of its parent (the entries of queue.db,
+// segments/ and the queue directory itself, new on a first start). The
+// reliability suite's power-loss test checks them on a filesystem that forgets
+// what was not fsync'd. A binary built with the build tag fsyncfault (tests only)
+// leaves out the fsync MTAD_FSYNC_FAULT names ("segment" or "queue-dir"), so that
+// the test can show it fails without it; other builds have no such switch.
 package queue

@@ -141,10 +141,22 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	q.db = db
 	// The directory entries of queue.db and segments/ must be durable before any
-	// acknowledgement relies on them (they are new on the first start).
+	// acknowledgement relies on them (they are new on the first start), and so must
+	// the queue directory's own entry in its parent: without that fsync a power cut
+	// after the first start could take the whole queue directory, every
+	// acknowledged message with it (the power-loss test found it). Making the
+	// parent itself durable in its own parent is the caller's part (the daemon
+	// creates the data directory that way). Both are synced at every start: one
+	// fsync each, and it covers a directory someone else created without one.
 	if err := syncDir(dir); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("queue: open %s: %w", dir, err)
+	}
+	if !skipFsync(faultQueueDir) {
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("queue: open %s: sync its parent: %w", dir, err)
+		}
 	}
 	if err := q.recover(); err != nil {
 		db.Close()

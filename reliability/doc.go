@@ -19,4 +19,13 @@
 // makes later runs cheap). Crashes are real: SIGKILL of a child process, never a
 // simulated one, because the property under test is what the kernel keeps of a
 // process that had no chance to clean up.
+//
+// A SIGKILL leaves the page cache whole, so it cannot show a missing fsync. The
+// power-loss tests (powerloss_test.go) run mtad with its data directory on
+// internal/lazyfs, a FUSE filesystem that, told to cut the power, forgets every
+// write and every directory change not fsync'd; each cycle is a SIGKILL, then a
+// power cut, then a restart on what survived. They need root and /dev/fuse and
+// skip with a one-line reason elsewhere. TestPowerLossFailsWithoutFsync builds
+// mtad with the build tag fsyncfault (a test-only hook that can leave out the
+// queue segment's fsync) to show that the power-loss run then finds losses.
 package reliability

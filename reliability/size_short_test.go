@@ -14,4 +14,9 @@ const (
 	cnbuildRules   = 20000                  // rewrite rules of the large configuration
 	crashRunBefore = 300 * time.Millisecond // minimum run time before a kill
 	crashRunSpread = 600 * time.Millisecond // plus a random part up to this
+	plCycles       = 3                      // SIGKILL and power cut cycles of TestPowerLoss
+	plSenders      = 3                      // its concurrent SMTP clients
+	plRunBefore    = 300 * time.Millisecond // minimum run time before a cut
+	plRunSpread    = 700 * time.Millisecond // plus a random part up to this
+	plPace         = 60 * time.Millisecond  // each sender's pause between messages
 )

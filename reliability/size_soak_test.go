@@ -14,4 +14,9 @@ const (
 	cnbuildRules   = 100000
 	crashRunBefore = 500 * time.Millisecond
 	crashRunSpread = 3 * time.Second
+	plCycles       = 20                      // SIGKILL and power cut cycles of TestPowerLoss
+	plSenders      = 3                       // its concurrent SMTP clients
+	plRunBefore    = 500 * time.Millisecond  // minimum run time before a cut
+	plRunSpread    = 2500 * time.Millisecond // plus a random part up to this
+	plPace         = 60 * time.Millisecond   // each sender's pause between messages
 )

@@ -12,7 +12,9 @@
 //   - An absent NOTIFY means FAILURE,DELAY (RFC 3461 §4.1 leaves the default to the
 //     MTA; this is what most MTAs do).
 //   - Subjects and the explanation text are ours: the product's wording is not
-//     documented.
+//     documented. The returned original is described as "Undelivered message
+//     (header)" when a recipient of the report failed or was delayed, else as
+//     "Message (header)", as Postfix labels its success notices' part.
 //   - With RET=HDRS or no RET the original's header is returned (text/rfc822-headers),
 //     as RFC 3461 §4.3 recommends when RET is absent.
 //   - A diagnostic typed "lmtp" (as the LMTP channel reports a reply, so that

@@ -163,13 +163,13 @@ func Build(r *Report) ([]byte, error) {
 		var body []byte
 		if r.Full {
 			oh.SetContentType("message/rfc822", nil)
-			oh.Set("Content-Description", "Undelivered message")
 			body, err = io.ReadAll(r.Original)
 		} else {
 			oh.SetContentType("text/rfc822-headers", nil)
-			oh.Set("Content-Description", "Undelivered message header")
 			body, err = readHeader(r.Original)
 		}
+		// after the type: go-message writes fields in reverse order of addition
+		oh.Set("Content-Description", originalDescription(r.Recipients, r.Full))
 		if err != nil {
 			return nil, fmt.Errorf("dsn: read original: %w", err)
 		}
@@ -186,6 +186,24 @@ func Build(r *Report) ([]byte, error) {
 		return nil, fmt.Errorf("dsn: close: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// originalDescription labels the returned original (or its header). It says
+// "Undelivered" only when some recipient of the report failed or was delayed: a
+// success notice (delivered, relayed) returning an "Undelivered message header"
+// would contradict itself.
+func originalDescription(rs []Recipient, full bool) string {
+	what := "Message"
+	for _, r := range rs {
+		if r.Action == Failed || r.Action == Delayed {
+			what = "Undelivered message"
+			break
+		}
+	}
+	if !full {
+		what += " header"
+	}
+	return what
 }
 
 func fromHeader(r *Report) string {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -312,4 +313,39 @@ func FuzzBuild(f *testing.F) {
 			t.Fatalf("%d parts", n)
 		}
 	})
+}
+
+// TestOriginalDescription: the part returning the original says "Undelivered"
+// only when the report has a recipient that failed or was delayed. A success
+// notice (found by the interop suite: mtad's delivered and relayed notices, read
+// through Postfix, said "Undelivered message header") describes it neutrally.
+func TestOriginalDescription(t *testing.T) {
+	for _, tt := range []struct {
+		actions []Action
+		full    bool
+		want    string
+	}{
+		{[]Action{Delivered}, false, "Message header"},
+		{[]Action{Relayed}, true, "Message"},
+		{[]Action{Delivered, Relayed}, false, "Message header"},
+		{[]Action{Failed}, false, "Undelivered message header"},
+		{[]Action{Delayed}, true, "Undelivered message"},
+		{[]Action{Delivered, Failed}, false, "Undelivered message header"},
+	} {
+		r := fixedReport(tt.full)
+		r.Recipients = nil
+		for i, a := range tt.actions {
+			r.Recipients = append(r.Recipients, Recipient{Final: fmt.Sprintf("r%d@example.net", i), Action: a})
+		}
+		raw, err := Build(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// the original's part is the last one, the only one with a message type
+		i := bytes.LastIndex(raw, []byte("Content-Description: "))
+		got, _, _ := strings.Cut(string(raw[i+len("Content-Description: "):]), "\r\n")
+		if got != tt.want || !bytes.Contains(raw[i:], []byte("rfc822")) {
+			t.Errorf("%v full=%v: original described as %q, want %q", tt.actions, tt.full, got, tt.want)
+		}
+	}
 }

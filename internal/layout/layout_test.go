@@ -91,7 +91,8 @@ func moduleImports(t *testing.T, dir string) (imports []string, docName string) 
 }
 
 // packageDirs lists the directories of the module's library packages: those
-// design.md describes (not cmd/, internal/, bench/, examples/ or reliability/).
+// design.md describes (not cmd/, internal/, bench/, examples/, reliability/ or
+// interop/).
 func packageDirs(t *testing.T, root string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(root)
@@ -102,7 +103,7 @@ func packageDirs(t *testing.T, root string) []string {
 	for _, e := range ents {
 		switch n := e.Name(); {
 		case !e.IsDir(), strings.HasPrefix(n, "."), n == "cmd", n == "internal", n == "bench",
-			n == "examples", n == "reliability", n == "docs":
+			n == "examples", n == "reliability", n == "interop", n == "docs":
 		default:
 			gos, _ := filepath.Glob(filepath.Join(root, n, "*.go"))
 			if len(gos) > 0 {

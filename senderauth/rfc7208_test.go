@@ -39,7 +39,7 @@ type suiteTest struct {
 	Description string
 	Helo        string
 	Host        string
-	MailFrom    string   `yaml:"mailfrom"`
+	MailFrom    string    `yaml:"mailfrom"`
 	Result      yaml.Node // a result or a list of acceptable ones
 }
 

@@ -143,6 +143,9 @@ func (s *SPFSettings) CheckSPF(ctx context.Context, r Resolver, ip netip.Addr, h
 	res.Result, res.Local = string(result), lr.localUsed
 	if m, ok := mechanisms[err]; ok {
 		res.Mechanism = m
+		if m == "ip" {
+			res.Mechanism = map[bool]string{true: "ip4", false: "ip6"}[res.IP.Is4()]
+		}
 	} else if err != nil && result != spf.Pass {
 		res.Problem = err.Error()
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -33,6 +33,10 @@ type Channel struct {
 	// HoldLimit is holdlimit: a message giving the channel more recipients than
 	// this is queued .HELD; 0 none.
 	HoldLimit int
+	// SourceSRS, DestinationSRS and AddressSRS are sourcesrs, destinationsrs
+	// and addresssrs: a copy's sender is rewritten with SRS when all three
+	// hold (forwardSRS).
+	SourceSRS, DestinationSRS, AddressSRS bool
 }
 
 // Rules are the intake decisions of one compiled image. They are immutable once
@@ -41,6 +45,8 @@ type Channel struct {
 type Rules struct {
 	Resolver Resolver     // rewriting, routing, alias expansion; nil: routing unavailable
 	Access   AccessTables // the access tables; nil: none
+	Auth     Authenticator // sender authentication (SPF, DKIM, DMARC); nil: none
+	SRS      SRS           // the Sender Rewriting Scheme; nil: none
 	Channels map[string]Channel
 	Hostname string // our name in Received: and for the loop count
 

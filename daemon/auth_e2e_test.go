@@ -70,7 +70,9 @@ func TestDMARCRejectE2E(t *testing.T) {
 	if r := c.Reply(); !strings.HasPrefix(r, "550 5.7.1 ") || !strings.Contains(r, "DMARC") {
 		t.Fatalf("forged From: got %q, want 550 5.7.1", r)
 	}
-	waitLog(t, data, func(f []string) bool { return len(f) > 4 && f[4] == "J" && strings.Contains(strings.Join(f, " "), "DMARC") })
+	waitLog(t, data, func(f []string) bool {
+		return len(f) > 4 && f[4] == "J" && strings.Contains(strings.Join(f, " "), "DMARC")
+	})
 
 	c.Cmd("MAIL FROM:<ceo@mail.bank.test>", "250")
 	c.Cmd("RCPT TO:<victim@mx.test>", "250")

@@ -24,7 +24,10 @@ func (f *fakeAuth) Begin(channel string, ip netip.Addr, helo, from string) AuthC
 	f.calls = append(f.calls, "begin "+channel+" "+ip.String()+" "+helo+" "+from)
 	return f
 }
-func (f *fakeAuth) Sender(context.Context) *status.Status { f.calls = append(f.calls, "sender"); return f.sender }
+func (f *fakeAuth) Sender(context.Context) *status.Status {
+	f.calls = append(f.calls, "sender")
+	return f.sender
+}
 func (f *fakeAuth) Recipient(context.Context) *status.Status {
 	f.calls = append(f.calls, "recipient")
 	return f.recipient
@@ -149,7 +152,9 @@ func TestAuthMessage(t *testing.T) {
 // address is forged.
 type fakeSRS struct{}
 
-func (fakeSRS) Forward(from string) (string, error) { return "srs+" + strings.Replace(from, "@", "=", 1) + "@srs.test", nil }
+func (fakeSRS) Forward(from string) (string, error) {
+	return "srs+" + strings.Replace(from, "@", "=", 1) + "@srs.test", nil
+}
 func (fakeSRS) Reverse(addr string) (string, bool, error) {
 	local, ok := strings.CutSuffix(addr, "@srs.test")
 	if !ok || !strings.HasPrefix(local, "srs+") {

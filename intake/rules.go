@@ -43,8 +43,8 @@ type Channel struct {
 // handed out: a transaction keeps the Rules it began with, so a reload never mixes
 // two rule sets in one message.
 type Rules struct {
-	Resolver Resolver     // rewriting, routing, alias expansion; nil: routing unavailable
-	Access   AccessTables // the access tables; nil: none
+	Resolver Resolver      // rewriting, routing, alias expansion; nil: routing unavailable
+	Access   AccessTables  // the access tables; nil: none
 	Auth     Authenticator // sender authentication (SPF, DKIM, DMARC); nil: none
 	SRS      SRS           // the Sender Rewriting Scheme; nil: none
 	Channels map[string]Channel

@@ -88,7 +88,7 @@ func TestDKIMCanonicalisationRFC6376(t *testing.T) {
 	const header = "A: X\r\nB : Y\t\r\n\tZ  \r\n"
 	const body = " C \r\nD \t E\r\n\r\n\r\n"
 	cases := []struct {
-		canon               string
+		canon                string
 		wantHeader, wantBody string
 	}{
 		{"relaxed/relaxed", "a:X\r\nb:Y Z\r\n", " C\r\nD E\r\n"},

@@ -29,10 +29,10 @@ func TestDMARCEvaluate(t *testing.T) {
 	r := dmarcZone(t)
 	spfPass := func(d string) *SPFResult { return &SPFResult{Result: SPFPass, Domain: d} }
 	for _, c := range []struct {
-		name, domain    string
-		in              DMARCInput
-		result, policy  string
-		policyDomain    string
+		name, domain   string
+		in             DMARCInput
+		result, policy string
+		policyDomain   string
 	}{
 		{"forged", "reject.test", DMARCInput{SPF: &SPFResult{Result: SPFFail, Domain: "reject.test"}}, DMARCFail, PolicyReject, "reject.test"},
 		{"relaxed SPF alignment", "reject.test", DMARCInput{SPF: spfPass("mail.reject.test")}, DMARCPass, PolicyReject, "reject.test"},
@@ -94,12 +94,12 @@ func TestMessageDMARC(t *testing.T) {
 	}
 	msg := func(from string) []byte { return crlf("From: " + from + "\nSubject: hi\n\nbody\n") }
 	for _, c := range []struct {
-		name, from  string
-		sample      int
-		override    bool
-		verdict     string
-		refused     bool
-		held        bool
+		name, from string
+		sample     int
+		override   bool
+		verdict    string
+		refused    bool
+		held       bool
 	}{
 		{"reject", "ceo@reject.test", 0, false, VerdictReject, true, false},
 		{"override", "ceo@reject.test", 0, true, VerdictNone, false, false},

@@ -201,10 +201,7 @@ func lookupDMARC(ctx context.Context, r Resolver, domain string) (rec *dmarc.Rec
 			return nil, "", "", "several DMARC records at _dmarc." + d
 		}
 		if len(found) == 1 {
-			rec, err := dmarc.Parse(found[0])
-			if err != nil && dmarcTag(found[0], "rua") != "" {
-				rec, err = dmarc.Parse(withPolicyNone(found[0]))
-			}
+			rec, err := parseDMARC(found[0])
 			if err != nil {
 				return nil, "", "", "unusable DMARC record at _dmarc." + d + ": " + err.Error()
 			}
@@ -212,6 +209,16 @@ func lookupDMARC(ctx context.Context, r Resolver, domain string) (rec *dmarc.Rec
 		}
 	}
 	return nil, "", "", "no DMARC record"
+}
+
+// parseDMARC reads a record; one whose p= is missing or wrong reads as p=none
+// when it names an aggregate report address (RFC 7489 §6.6.3).
+func parseDMARC(text string) (*dmarc.Record, error) {
+	rec, err := dmarc.Parse(text)
+	if err != nil && dmarcTag(text, "rua") != "" {
+		rec, err = dmarc.Parse(withPolicyNone(text))
+	}
+	return rec, err
 }
 
 // dmarcTag is one tag's value in a record's text, "" when absent.

@@ -11,7 +11,7 @@ import (
 
 // zone serves records (zone-file syntax) from an in-process DNS server and
 // returns a resolver asking it, with a fresh cache.
-func zone(t *testing.T, records ...string) (*dnsx.Client, *dnstest.Server) {
+func zone(t testing.TB, records ...string) (*dnsx.Client, *dnstest.Server) {
 	t.Helper()
 	srv := dnstest.Start(t)
 	srv.Add(t, records...)

@@ -58,17 +58,17 @@ func AuthPolicy(img *compiler.Image, r senderauth.Resolver) *senderauth.Policy {
 	if p.AuthservID == "" {
 		p.AuthservID = newIntakeRules(img).Hostname
 	}
-	any := false
+	checks := false
 	for i := range img.Channels {
 		c := &img.Channels[i]
 		ch := senderauth.Channel{SPFHelo: c.SPFHelo, SPFMailFrom: c.SPFMailFrom, SPFRcptTo: c.SPFRcptTo,
 			DKIM: c.DKIMVerify, DMARC: c.DMARCVerify, TrustAuthResults: c.TrustAuthResults}
 		if ch != (senderauth.Channel{TrustAuthResults: ch.TrustAuthResults}) {
-			any = true
+			checks = true
 		}
 		p.Channels[c.Name] = ch
 	}
-	if !any {
+	if !checks {
 		return nil
 	}
 	if set := img.Mappings; set != nil {

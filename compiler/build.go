@@ -89,6 +89,7 @@ func check(cfg *cnf.Config, parseFailed bool) Report {
 		img.ChannelOptions[strings.ToLower(name)] = readChannelOptions(name, f, &b.errs, &b.warns)
 	}
 	foldChannelOptionLimits(img)
+	checkSRS(img, &b.errs)
 	b.checkServerOptions(img, cfg.ChannelOptions)
 
 	img.General = map[string]string{}

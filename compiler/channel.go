@@ -183,6 +183,14 @@ type ChannelConfig struct {
 	MasterDebug bool
 	SlaveDebug  bool
 
+	// Sender authentication of the sessions the channel is the source of
+	// (spfhelo, spfmailfrom, spfrcptto, dkimverify, dmarcverify,
+	// trustauthresults), and SRS (sourcesrs, destinationsrs, addresssrs).
+	SPFHelo, SPFMailFrom, SPFRcptTo       bool
+	DKIMVerify, DMARCVerify               bool
+	TrustAuthResults                      bool
+	SourceSRS, DestinationSRS, AddressSRS bool
+
 	Backoff [NumPriorities][]time.Duration // retry intervals; the last repeats
 	// Notices are message ages (days, or hours with RETURN_UNITS=1). A class the
 	// channel (or its defaults) gave none for inherits l's, else 3 6 9 12.

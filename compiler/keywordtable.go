@@ -232,6 +232,30 @@ var keywordSpecs = []keywordSpec{
 	{name: "errwarnpost", effect: notImplemented, why: whyPostCopies},
 	{name: "nowarnpost", effect: asBuilt, why: whyPostCopies},
 
+	// Sender authentication (package senderauth, wired by the daemon). The SPF
+	// keywords and the SRS ones are the product's; spfmailfrom and spfrcptto
+	// exclude each other (the product's documentation: put only one on a
+	// channel), so the later one wins. dkimverify, dmarcverify and
+	// trustauthresults are ours: the product leaves DKIM and DMARC to milters.
+	{name: "spfnone", set: func(c *ChannelConfig, _ Keyword) { c.SPFHelo, c.SPFMailFrom, c.SPFRcptTo = false, false, false }},
+	{name: "spfhelo", set: func(c *ChannelConfig, _ Keyword) { c.SPFHelo = true }},
+	{name: "spfmailfrom", set: func(c *ChannelConfig, _ Keyword) { c.SPFMailFrom, c.SPFRcptTo = true, false }},
+	{name: "spfrcptto", set: func(c *ChannelConfig, _ Keyword) { c.SPFRcptTo, c.SPFMailFrom = true, false }},
+	{name: "dkimverify", set: func(c *ChannelConfig, _ Keyword) { c.DKIMVerify = true }},
+	{name: "nodkimverify", set: func(c *ChannelConfig, _ Keyword) { c.DKIMVerify = false }},
+	{name: "dmarcverify", set: func(c *ChannelConfig, _ Keyword) { c.DMARCVerify = true }},
+	{name: "nodmarcverify", set: func(c *ChannelConfig, _ Keyword) { c.DMARCVerify = false }},
+	{name: "trustauthresults", set: func(c *ChannelConfig, _ Keyword) { c.TrustAuthResults = true }},
+	{name: "notrustauthresults", set: func(c *ChannelConfig, _ Keyword) { c.TrustAuthResults = false }},
+	{name: "sourcesrs", set: func(c *ChannelConfig, _ Keyword) { c.SourceSRS = true }},
+	{name: "nosourcesrs", set: func(c *ChannelConfig, _ Keyword) { c.SourceSRS = false }},
+	{name: "destinationsrs", set: func(c *ChannelConfig, _ Keyword) { c.DestinationSRS = true }},
+	{name: "nodestinationsrs", set: func(c *ChannelConfig, _ Keyword) { c.DestinationSRS = false }},
+	{name: "addresssrs", set: func(c *ChannelConfig, _ Keyword) { c.AddressSRS = true }},
+	{name: "noaddresssrs", set: func(c *ChannelConfig, _ Keyword) { c.AddressSRS = false }},
+	{name: "headerdecodesrs", effect: notImplemented, why: whyHeaderSRS},
+	{name: "noheaderdecodesrs", effect: asBuilt, why: whyHeaderSRS},
+
 	// Master and slave programs.
 	{name: "master", set: func(c *ChannelConfig, _ Keyword) { c.Role = MasterOnly }},
 	{name: "slave", set: func(c *ChannelConfig, _ Keyword) { c.Role = SlaveOnly }},
@@ -294,6 +318,7 @@ const (
 	whyDefragment        = "message/partial fragments are not reassembled"
 	whyPostCopies        = "no copies of notices to the postmaster"
 	whyOneNoticeSchedule = "every priority follows the normal notices schedule (notices, normalnotices)"
+	whyHeaderSRS         = "SRS addresses in header fields are left as they are; only envelope recipients are decoded"
 )
 
 // setSMTP is the smtp keyword and its line-ending spellings: the channel speaks

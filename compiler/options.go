@@ -220,10 +220,13 @@ type Options struct {
 	// the resolver's default (resolv.conf's timeout, else 5 s).
 	DNSTimeout        time.Duration
 	MaxHeaderBlockUse float64
-	MMDebug           int
-	DequeueDebug      int
-	ReturnDebug       int
-	Raw               map[string]string
+	// Auth is sender authentication's options (SPF_*, DKIM_*, DMARC_*, SRS_*,
+	// AUTHSERV_ID, ACCESS_SPF).
+	Auth         AuthOptions
+	MMDebug      int
+	DequeueDebug int
+	ReturnDebug  int
+	Raw          map[string]string
 }
 
 var optionTable = map[string]optKind{
@@ -249,6 +252,15 @@ var optionTable = map[string]optKind{
 	"POST_DEBUG": optInt, "OS_DEBUG": optInt, "CACHE_DEBUG": optInt,
 	"FILTER_DEBUG": optInt, "LOG_DEBUG": optInt, "AP_DEBUG": optInt,
 	"COMMENT_CHARS": optString, "DOMAIN_FAILURE": optString,
+	// sender authentication (authoptions.go)
+	"SPF_MAX_RECURSION": optInt, "SPF_MAX_DNS_QUERIES": optInt, "SPF_MAX_VOID_LOOKUPS": optInt,
+	"SPF_MAX_TIME": optSeconds, "SPF_SMTP_STATUS_FAIL": optInt, "SPF_SMTP_STATUS_FAIL_ALL": optInt,
+	"SPF_SMTP_STATUS_SOFTFAIL": optInt, "SPF_SMTP_STATUS_SOFTFAIL_ALL": optInt,
+	"SPF_SMTP_STATUS_PERMERROR": optInt, "SPF_SMTP_STATUS_TEMPERROR": optInt,
+	"SPF_HEADERS": optInt, "ACCESS_SPF": optBool, "AUTHSERV_ID": optString,
+	"DKIM_MAX_SIGNATURES": optInt, "DMARC_HONOR_PCT": optBool, "DMARC_REJECT_CODE": optString,
+	"DMARC_QUARANTINE_HOLD": optBool,
+	"SRS_DOMAIN":            optString, "SRS_SECRETS": optString, "SRS_MAXAGE": optInt, "SRS_HASH_ALGORITHM": optString,
 }
 
 // DefaultOptions are the values used when option.dat does not set them.
@@ -266,6 +278,7 @@ func DefaultOptions() Options {
 		MissingRecipientPolicy:   1,
 		MaxHeaderBlockUse:        0.5,
 		Raw:                      map[string]string{},
+		Auth:                     defaultAuthOptions(),
 	}
 }
 
@@ -307,6 +320,7 @@ func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
 	if v, ok := r.flts["MAX_HEADER_BLOCK_USE"]; ok {
 		o.MaxHeaderBlockUse = v
 	}
+	o.Auth = readAuthOptions(r, f, errs)
 	r.int("MM_DEBUG", &o.MMDebug)
 	r.int("DEQUEUE_DEBUG", &o.DequeueDebug)
 	r.int("RETURN_DEBUG", &o.ReturnDebug)

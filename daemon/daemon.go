@@ -49,6 +49,10 @@ type Options struct {
 	// ReloadDebounce is how long the watcher waits after the last change of
 	// compiled.image before reloading; 0 means 200 ms.
 	ReloadDebounce time.Duration
+	// DNSServers, when set, are the nameservers ("ip:port") of every
+	// resolver mtad builds, whatever the channels' nameservers say: tests
+	// point them at an in-process DNS server.
+	DNSServers []string
 }
 
 // Daemon is a running mtad.
@@ -108,7 +112,7 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	d.image.Store(img)
-	d.policy.Store(newPolicy(img))
+	d.policy.Store(d.withAuth(newPolicy(img), img))
 
 	d.mlog, err = maillog.Open(filepath.Join(opts.DataDir, "mail.log"), maillog.Options{LogMessageID: img.Options.LogMessageID})
 	if err != nil {
@@ -386,7 +390,7 @@ func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigi
 	}
 
 	d.swapCert(cert)
-	d.policy.Store(newPolicy(img))
+	d.policy.Store(d.withAuth(newPolicy(img), img))
 	d.image.Store(img)
 	d.smtp.SetMaxConns(smtpMaxConns(img)) // new connections; sessions over a lowered cap finish
 	cfg := d.jobConfig(img)

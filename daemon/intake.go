@@ -34,8 +34,10 @@ func newIntakeRules(img *compiler.Image) *intake.Rules {
 	}
 	for i := range img.Channels {
 		c := &img.Channels[i]
-		r.Channels[c.Name] = intake.Channel{HoldLimit: c.HoldLimit}
+		r.Channels[c.Name] = intake.Channel{HoldLimit: c.HoldLimit,
+			SourceSRS: c.SourceSRS, DestinationSRS: c.DestinationSRS, AddressSRS: c.AddressSRS}
 	}
+	r.SRS = newSRS(img)
 	return r
 }
 

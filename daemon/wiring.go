@@ -239,6 +239,9 @@ func (d *Daemon) buildProgram(name string, spec programSpec) channels.Program {
 // and a per-query timeout (option.dat DNS_TIMEOUT; zero: the resolver's default),
 // shared between channels with the same settings so that one cache serves them.
 func (d *Daemon) resolver(servers []string, timeout time.Duration) dnsx.Resolver {
+	if len(d.opts.DNSServers) > 0 {
+		servers = d.opts.DNSServers
+	}
 	key := strings.Join(servers, ",") + "|" + timeout.String()
 	d.dnsMu.Lock()
 	defer d.dnsMu.Unlock()

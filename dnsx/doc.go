@@ -1,5 +1,8 @@
 // Package dnsx is the MTA's DNS resolver: MX and address lookups behind the
 // Resolver interface, with an in-process cache that honours every record's TTL.
+// Client also answers TXT and PTR questions (LookupTXT, LookupAddr) for sender
+// authentication (SPF records, DKIM keys, DMARC policies), through the same
+// cache.
 //
 // It owns DNS queries (github.com/miekg/dns), the answer cache and the typing of
 // DNS failures (temporary or not). It must not know about channels, routing

@@ -1,6 +1,7 @@
 package dnsx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -330,7 +331,7 @@ func (c *Client) resolve(ctx context.Context, name string, qtype uint16) ([]dns.
 			next := ""
 			for _, rr := range msg.Answer {
 				h := rr.Header()
-				if !strings.EqualFold(h.Name, cur) {
+				if !sameName(h.Name, cur) {
 					continue
 				}
 				switch {
@@ -466,8 +467,63 @@ func (c *Client) exchangeOne(ctx context.Context, q *dns.Msg, srv string) (*dns.
 	if err != nil {
 		return nil, err
 	}
-	if len(r.Question) != 1 || !strings.EqualFold(r.Question[0].Name, q.Question[0].Name) || r.Question[0].Qtype != q.Question[0].Qtype {
+	if len(r.Question) != 1 || !sameName(r.Question[0].Name, q.Question[0].Name) || r.Question[0].Qtype != q.Question[0].Qtype {
 		return nil, fmt.Errorf("answer from %s does not match the question", srv)
 	}
 	return r, nil
+}
+
+// LookupTXT returns the TXT records of name, each record's strings joined
+// without separators (RFC 7208 §3.3, RFC 6376 §3.6.2.2: a record split into
+// several strings is one text). A name that exists without TXT records returns
+// (nil, nil); NXDOMAIN returns an *Error with NotFound set. Sender
+// authentication (SPF, DKIM keys, DMARC policies) asks this.
+func (c *Client) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	rrs, err := c.resolve(ctx, name, dns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range rrs {
+		if t, ok := rr.(*dns.TXT); ok {
+			out = append(out, strings.Join(t.Txt, ""))
+		}
+	}
+	return out, nil
+}
+
+// LookupAddr returns the names the PTR records of ip's reverse name give,
+// lower-cased, without the trailing dot: SPF's ptr mechanism and %{p} macro ask
+// it. No PTR record is (nil, nil); a reverse name that does not exist returns
+// an *Error with NotFound set.
+func (c *Client) LookupAddr(ctx context.Context, ip netip.Addr) ([]string, error) {
+	rev, err := dns.ReverseAddr(ip.Unmap().String())
+	if err != nil {
+		return nil, &Error{Name: ip.String(), Type: "PTR", Err: err.Error(), NotFound: true}
+	}
+	rrs, err := c.resolve(ctx, rev, dns.TypePTR)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range rrs {
+		if p, ok := rr.(*dns.PTR); ok {
+			out = append(out, canon(p.Ptr))
+		}
+	}
+	return out, nil
+}
+
+// sameName compares two domain names as DNS does: octet by octet, ASCII case
+// ignored. Names are compared in wire form, since miekg/dns writes the names it
+// reads with escapes ("a\032b" for a space) that the name we asked may not
+// have: SPF macros make names with such octets.
+func sameName(a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	var wa, wb [256]byte
+	na, errA := dns.PackDomainName(dns.Fqdn(a), wa[:], 0, nil, false)
+	nb, errB := dns.PackDomainName(dns.Fqdn(b), wb[:], 0, nil, false)
+	return errA == nil && errB == nil && bytes.EqualFold(wa[:na], wb[:nb])
 }

@@ -84,6 +84,9 @@ func (t *Transaction) Accept(ctx context.Context, m Message) (*Result, error) {
 		res.Discarded = true
 		return res, nil
 	}
+	if err := t.authenticate(ctx, &m); err != nil {
+		return res, err
+	}
 	held, forced := t.heldReason(trace)
 	res.Held, res.Forced = held, forced
 	res.Copies = t.copies(m, held, trace.messageID)
@@ -150,6 +153,7 @@ func (t *Transaction) copies(m Message, held, messageID string) []Copy {
 		if e.sender != "" {
 			from = e.sender
 		}
+		from = t.forwardSRS(from, e.rcpt.Channel)
 		reason := held
 		if e.held != "" {
 			reason = e.held

@@ -16,6 +16,18 @@
 //   - the split by list owner (members of a list with an owner get a copy whose
 //     bounces go to the owner);
 //   - our Received: field;
+//   - sender authentication of SMTP clients (auth.go; Rules.Auth, package
+//     senderauth): SPF at MAIL FROM or at the first valid recipient, whose
+//     refusals are the command's reply and whose results ACCESS_SPF shows the
+//     access tables; DKIM and DMARC when the content arrives, before any copy
+//     is queued, with our Authentication-Results: field added on top, forged
+//     ones removed, a DMARC reject refusing the message and a quarantine
+//     holding it; the DMARC verdict kept for filters (AuthVerdict);
+//   - the Sender Rewriting Scheme (Rules.SRS): the sender of a copy that
+//     leaves the site is rewritten when the source channel has sourcesrs, the
+//     destination destinationsrs and the sender's channel addresssrs; a
+//     recipient at our SRS domain is decoded to the original sender before it
+//     is routed, a forged or expired one refused as an unknown user;
 //   - the E (enqueued) and J (rejected) records of mail.log.
 //
 // It must not speak a protocol (the SMTP dialogue, its limits and replies belong to

@@ -36,8 +36,9 @@ func PortProbe(local, remote netip.AddrPort) string {
 // SMTPClient is the SMTP client of a transaction as the FROM_ACCESS and
 // *_MAIL_ACCESS probes describe it.
 type SMTPClient struct {
-	Port string // the connection's PortProbe
-	Helo string // the name the client gave in EHLO or HELO
+	Port string     // the connection's PortProbe
+	Helo string     // the name the client gave in EHLO or HELO
+	IP   netip.Addr // the client's address, for SPF
 }
 
 // mailPrefix is the part the FROM_ACCESS and *_MAIL_ACCESS probes share:

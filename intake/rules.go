@@ -33,14 +33,20 @@ type Channel struct {
 	// HoldLimit is holdlimit: a message giving the channel more recipients than
 	// this is queued .HELD; 0 none.
 	HoldLimit int
+	// SourceSRS, DestinationSRS and AddressSRS are sourcesrs, destinationsrs
+	// and addresssrs: a copy's sender is rewritten with SRS when all three
+	// hold (forwardSRS).
+	SourceSRS, DestinationSRS, AddressSRS bool
 }
 
 // Rules are the intake decisions of one compiled image. They are immutable once
 // handed out: a transaction keeps the Rules it began with, so a reload never mixes
 // two rule sets in one message.
 type Rules struct {
-	Resolver Resolver     // rewriting, routing, alias expansion; nil: routing unavailable
-	Access   AccessTables // the access tables; nil: none
+	Resolver Resolver      // rewriting, routing, alias expansion; nil: routing unavailable
+	Access   AccessTables  // the access tables; nil: none
+	Auth     Authenticator // sender authentication (SPF, DKIM, DMARC); nil: none
+	SRS      SRS           // the Sender Rewriting Scheme; nil: none
 	Channels map[string]Channel
 	Hostname string // our name in Received: and for the loop count
 

@@ -103,6 +103,10 @@ type Transaction struct {
 
 	held    string // set by an access entry's $H
 	discard bool   // set by an access entry's $V or $Z
+
+	auth           AuthChecks        // sender authentication of an SMTP transaction; nil: none
+	verdict        string            // the DMARC verdict (AuthVerdict)
+	senderChannels map[string]string // where each copy's sender routes (forwardSRS)
 }
 
 // entry is one recipient the transaction will queue.
@@ -118,8 +122,12 @@ type entry struct {
 // is then no transaction.
 func (in *Intake) Begin(rules *Rules, o Origin, from string) (*Transaction, *status.Status) {
 	t := &Transaction{in: in, rules: rules, origin: o, from: from}
+	if st := t.beginAuth(); st != nil {
+		in.LogRefused(o, from, "", "", "", 0, st)
+		return nil, st
+	}
 	if o.Kind == SMTP && o.Client != nil && rules.Access != nil {
-		probe := o.Client.FromProbe(o.Channel, from, o.AuthUser)
+		probe := t.withSPF(FromAccess, o.Client.FromProbe(o.Channel, from, o.AuthUser))
 		if a, ok := rules.Access.Access(FromAccess, probe, o.In); ok {
 			if a.Reject {
 				st := accessStatus(a, from)
@@ -247,12 +255,19 @@ func (t *Transaction) AddRecipient(r Recipient) Outcome {
 	if t.rules.Resolver == nil {
 		return t.refuse("", r.Addr, "", status.New(451, "4.3.0", "Routing not available, try again later"))
 	}
-	res := t.resolve(r.Addr)
+	addr, st := t.reverseSRS(r.Addr)
+	if st != nil {
+		return t.refuse("", r.Addr, "", st)
+	}
+	res := t.resolve(addr)
 	if res.Err != nil {
 		return t.refuse(res.Rewrite.Channel, r.Addr, "", temporaryIfOdd(res.Err))
 	}
 	if len(res.Recipients) == 0 {
 		return t.refuse(res.Rewrite.Channel, r.Addr, "", status.New(550, "5.1.1", "No such user %s", r.Addr))
+	}
+	if st := t.recipientAuth(); st != nil {
+		return t.refuse(res.Rewrite.Channel, r.Addr, "", st)
 	}
 	routes, st := t.checkRoutes(r, res)
 	if st != nil {
@@ -378,7 +393,7 @@ func (t *Transaction) checkAccess(send, mail, dst, addr, orcpt string, in mappin
 			}
 			probe = t.origin.Client.MailProbe(sendProbe)
 		}
-		a, ok := t.rules.Access.Access(table, t.rules.WithORCPT(table, probe, orcpt), in)
+		a, ok := t.rules.Access.Access(table, t.rules.WithORCPT(table, t.withSPF(table, probe), orcpt), in)
 		if !ok {
 			continue
 		}

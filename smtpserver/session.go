@@ -412,7 +412,7 @@ func (s *session) origin(pol *Policy) intake.Origin {
 	return intake.Origin{
 		Kind:           intake.SMTP,
 		Channel:        s.g.src,
-		Client:         &intake.SMTPClient{Port: s.g.portProbe, Helo: s.helo()},
+		Client:         &intake.SMTPClient{Port: s.g.portProbe, Helo: s.helo(), IP: s.g.remote.Addr()},
 		In:             inFlags(s.g.ehlo, s.g.tls, s.g.auth),
 		AuthUser:       s.g.authUser,
 		Description:    s.helo() + " ([" + ipString(s.g.remote.Addr()) + "])",

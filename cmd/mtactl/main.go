@@ -56,6 +56,7 @@ func commands() map[string]command {
 		"process":  {cmdProcess, "process: mtad's listeners and job controller jobs"},
 		"cache":    {cmdCache, "cache -flush: empty mtad's DNS cache"},
 		"purge":    {cmdPurge, "purge [-num=N | -day=D -hour=H] [PATTERN]: delete old debug transcripts in DATA/log"},
+		"spfquery": {cmdSpfquery, "spfquery [-i IP] [-s SENDER] [-h HELO] [-e RESULT] [-v] DOMAIN: check a domain's SPF policy in DNS"},
 		"sendmail": {cmdSendmail, "sendmail [-t] [-i] [-f ADDR] [-F NAME] [-v] [RCPT...]: submit a message read from stdin (also as argv[0] sendmail)"},
 	}
 }

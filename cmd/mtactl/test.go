@@ -27,6 +27,9 @@ type testOpts struct {
 }
 
 func cmdTest(a *app, args []string) int {
+	if isAuthTest(args) {
+		return cmdTestAuth(a, args) // testauth.go
+	}
 	var o testOpts
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)

@@ -4,7 +4,8 @@
 // same way (Directory, Summarize, SummarizeDomains, View), so that mtactl shows the
 // same text whether it asks mtad or reads the queue on disk itself.
 //
-// It owns DATA/control.sock and nothing else on disk. It must not schedule,
+// It owns DATA/control.sock and the format of the files in DATA/maildrop, and
+// nothing else on disk. It must not schedule,
 // deliver or change the queue itself: the handler mtad plugs in (daemon/control.go)
 // does that through the queue and the job controller. It imports queue and jobctl
 // (for their types), maillog (sizes in blocks, counted as mail.log counts them)
@@ -25,7 +26,11 @@
 // submit-message (mtactl sendmail) carries a whole message (Submission, content
 // base64 in JSON, at most MaxSubmitContent bytes); its SubmitResult tells the queue
 // id or what was refused, so that the client can choose sendmail's exit status.
-// Because the socket is mode 0600, only mtad's user (and root) can submit.
+// Because the socket is mode 0600, only mtad's user (and root) can submit that
+// way; everyone else, and everyone while mtad is down, goes through the maildrop
+// (maildrop.go): the same Submission written as a file in DATA/maildrop by
+// WriteDrop, read and checked by mtad with ReadDrop. requeue (qm requeue) streams
+// progress lines and ends with a RequeueResult; Filter.Select is its selection.
 //
 // The socket is created under a temporary name, set to mode 0600 and renamed into
 // place, so no client ever sees it with wider permissions. Listen removes a stale

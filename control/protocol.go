@@ -16,7 +16,7 @@ const SocketName = "control.sock"
 
 // Commands understood by mtad. Each comment reads "the Request fields the command
 // uses -> the type of its final Response's Result" (what Client.Call decodes
-// into); CmdSubmitMessage is in submit.go.
+// into); CmdSubmitMessage is in submit.go, CmdRequeue in requeue.go.
 const (
 	CmdPing       = "ping"        // -> Info
 	CmdDirectory  = "directory"   // Filter -> []DirEntry
@@ -52,6 +52,7 @@ type Request struct {
 	Filter  *Filter       `json:"filter,omitempty"`
 	Clear   bool          `json:"clear,omitempty"`
 	Timeout time.Duration `json:"timeout,omitempty"` // run: how long to watch at most
+	DryRun  bool          `json:"dry_run,omitempty"` // requeue -n: tell, change nothing
 	// Submission is the message of CmdSubmitMessage (mtactl sendmail).
 	Submission *Submission `json:"submission,omitempty"`
 }

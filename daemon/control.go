@@ -155,6 +155,8 @@ func (d *Daemon) handleControl(ctx context.Context, req *control.Request, w *con
 		w.Result(out, "")
 	case control.CmdRun:
 		d.runChannel(ctx, req, w)
+	case control.CmdRequeue:
+		d.requeue(ctx, req, w)
 	case control.CmdSubmit:
 		if !d.knownChannel(req.Channel, w) {
 			return

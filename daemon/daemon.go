@@ -53,6 +53,12 @@ type Options struct {
 	// resolver mtad builds, whatever the channels' nameservers say: tests
 	// point them at an in-process DNS server.
 	DNSServers []string
+	// NotifySocket is the service manager's notification socket
+	// ($NOTIFY_SOCKET; "@name" is abstract); "" sends nothing (notify.go).
+	NotifySocket string
+	// WatchdogInterval is the service manager's watchdog ($WATCHDOG_USEC): mtad
+	// pings at half of it. Zero: no watchdog.
+	WatchdogInterval time.Duration
 }
 
 // Daemon is a running mtad.
@@ -90,6 +96,10 @@ type Daemon struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the job controller has stopped
 	errs   chan error
+
+	// dropDone is closed when the maildrop pickup has stopped (maildrop.go).
+	dropDone chan struct{}
+	sd       *notifier // the service manager's socket; nil: none (notify.go)
 }
 
 // Start loads the configuration, recovers the queue and begins serving. The queue is
@@ -102,7 +112,8 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, done: make(chan struct{}), errs: make(chan error, 8)}
+	d := &Daemon{opts: opts, log: opts.Logger, done: make(chan struct{}), errs: make(chan error, 8),
+		sd: newNotifier(opts.NotifySocket)}
 
 	img, err := d.loadImage()
 	if err != nil {
@@ -186,21 +197,38 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	for _, l := range d.listeners {
 		d.serveListener(l)
 	}
+	d.startServices(runCtx)
+	d.log.Info("mtad started", "smtp", d.Addr().String(), "data", opts.DataDir,
+		"config", configName(opts.ConfigDir), "image_built", img.Header.BuildTime.Format(time.RFC3339),
+		"image_hash", fmt.Sprintf("%x", img.Header.SourceHash[:8]))
+	return d, nil
+}
+
+// startServices starts what surrounds the mail path once the queue is
+// recovered and the listeners serve: the control socket, the configuration
+// watcher (and metrics), the maildrop pickup; then it says the daemon is ready,
+// to the ready file and to the service manager. A part that cannot start is
+// logged; mail is served without it.
+func (d *Daemon) startServices(runCtx context.Context) {
 	if err := d.startControl(runCtx); err != nil {
 		d.log.Error("control socket", "err", err)
 	}
 	if err := d.startWatch(runCtx); err != nil {
 		d.log.Error("configuration watcher", "err", err)
 	}
-	if opts.ReadyFile != "" {
-		if err := writeFileAtomic(opts.ReadyFile, []byte(d.Addr().String()+"\n")); err != nil {
+	var err error
+	if d.dropDone, err = d.startMaildrop(runCtx); err != nil {
+		d.log.Error("maildrop: local submission without the control socket is off", "err", err)
+	}
+	if d.opts.ReadyFile != "" {
+		if err := writeFileAtomic(d.opts.ReadyFile, []byte(d.Addr().String()+"\n")); err != nil {
 			d.log.Error("ready file", "err", err)
 		}
 	}
-	d.log.Info("mtad started", "smtp", d.Addr().String(), "data", opts.DataDir,
-		"config", configName(opts.ConfigDir), "image_built", img.Header.BuildTime.Format(time.RFC3339),
-		"image_hash", fmt.Sprintf("%x", img.Header.SourceHash[:8]))
-	return d, nil
+	d.notify("READY=1", d.statusLine())
+	if d.sd != nil {
+		go d.notifyLoop(runCtx, d.opts.WatchdogInterval)
+	}
 }
 
 func configName(dir string) string {
@@ -346,6 +374,8 @@ func (d *Daemon) Reload() error {
 func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigin, error)) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.notifyReloading()
+	defer func() { d.notify("READY=1", d.statusLine()) }() // the old configuration or the new: serving
 	began := time.Now()
 	img, origin, err := load()
 	if err == nil {
@@ -452,12 +482,20 @@ func (d *Daemon) ReopenLog() error { return d.mlog.Reopen() }
 // Shutdown stops accepting, lets sessions and deliveries finish within ctx, flushes
 // and closes the stores.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.notify("STOPPING=1", "STATUS=stopping: finishing sessions and deliveries")
+	defer d.sd.close()
 	var errs []error
 	if err := d.smtp.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("smtp shutdown: %w", err))
 	}
 	d.cancel()
 	d.waitControl(ctx)
+	if d.dropDone != nil {
+		select {
+		case <-d.dropDone:
+		case <-ctx.Done():
+		}
+	}
 	select {
 	case <-d.done:
 	case <-ctx.Done():

@@ -15,10 +15,20 @@ import (
 // power-loss test of the reliability suite found it). The data directory's parent
 // is synced at every start, even when nothing was created: one fsync, and it
 // covers a data directory an installer created a moment before without one.
+//
+// A data directory it creates gets mode 0751 whatever the umask: others may
+// search it (not list it), so that local users reach the maildrop; everything in
+// it has a mode of its own. An existing directory keeps its mode.
 func makeDataDir(dir string) error {
 	dir = filepath.Clean(dir)
-	if err := mkdirDurable(dir, 0o750); err != nil {
+	_, statErr := os.Stat(dir)
+	if err := mkdirDurable(dir, 0o751); err != nil {
 		return err
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if err := os.Chmod(dir, 0o751); err != nil {
+			return err
+		}
 	}
 	return syncDir(filepath.Dir(dir))
 }

@@ -19,5 +19,9 @@
 // side and, only if it is sound, stores it and hands the job controller its new
 // limits; on any failure the old image stays in force. watch.go triggers Reload when
 // compiled.image is replaced (fsnotify on the directory) and serves the metrics
-// endpoint; control.go answers mtactl on DATA/control.sock.
+// endpoint; control.go answers mtactl on DATA/control.sock. maildrop.go picks up
+// what sendmail spooled in DATA/maildrop and submits it like a control-socket
+// submission, as the file's owner; requeue.go answers qm requeue by streaming the
+// selected messages to the job controller's Requeue with package reroute's
+// routing; notify.go speaks the service manager's notification protocol.
 package daemon

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"mtad.dev/mta/compiler"
+	"mtad.dev/mta/internal/smtptest"
 )
 
 // routeConfig is a configuration that sends mail for route.test to channel via (tcp_a
@@ -362,15 +363,7 @@ func TestReloadUnchangedAndTextEdits(t *testing.T) {
 	}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return smtptest.FreePort(t) }
 
 func dispatcher(ports ...int) string {
 	var s []string

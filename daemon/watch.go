@@ -91,13 +91,16 @@ type hotState struct {
 // jobLimits are the limits handed to the job controller, kept for metrics (the
 // controller's snapshot has the usage, not the limits).
 type jobLimits struct {
-	maxJobs map[string]int
-	pools   map[string]int
+	maxJobs     map[string]int
+	pools       map[string]int
+	firstNotice map[string]time.Duration
 }
 
 func limitsOf(cfg jobctl.Config) *jobLimits {
-	l := &jobLimits{maxJobs: make(map[string]int, len(cfg.Channels)), pools: cfg.Pools}
+	l := &jobLimits{maxJobs: make(map[string]int, len(cfg.Channels)), pools: cfg.Pools,
+		firstNotice: make(map[string]time.Duration, len(cfg.Channels))}
 	for name, ch := range cfg.Channels {
+		l.firstNotice[name] = ch.FirstNotice(cfg.NoticeUnit)
 		l.maxJobs[name] = ch.MaxJobs
 		if ch.MaxJobs <= 0 {
 			l.maxJobs[name] = jobctl.DefaultMaxJobs
@@ -415,7 +418,9 @@ func (d *Daemon) metricsStats() metrics.Stats {
 			if m, ok := lim.maxJobs[ci.Name]; ok {
 				cs.MaxJobs = m
 			}
+			cs.FirstNotice = lim.firstNotice[ci.Name]
 		}
+		cs.Destinations = topDestinations(ci.Hosts, metricsDestinations)
 		poolJobs[ci.Pool] += ci.Jobs
 		st.Channels = append(st.Channels, cs)
 	}
@@ -437,4 +442,29 @@ func (d *Daemon) metricsStats() metrics.Stats {
 		LastReloadOK: info.LastReloadResult != reloadFailed,
 	}
 	return st
+}
+
+// metricsDestinations is how many destinations per channel the metrics
+// export: the busiest, so that a stuck destination shows while the number of
+// series stays bounded whatever the number of destinations.
+const metricsDestinations = 10
+
+// topDestinations are the n hosts with the most queue entries, most first
+// (ties by name).
+func topDestinations(hosts []jobctl.HostInfo, n int) []metrics.DestinationStats {
+	hs := slices.Clone(hosts)
+	slices.SortFunc(hs, func(a, b jobctl.HostInfo) int {
+		if a.Queued != b.Queued {
+			return b.Queued - a.Queued
+		}
+		return strings.Compare(a.Host, b.Host)
+	})
+	var out []metrics.DestinationStats
+	for _, h := range hs {
+		if len(out) == n || h.Queued == 0 {
+			break
+		}
+		out = append(out, metrics.DestinationStats{Host: h.Host, Messages: h.Queued, Oldest: h.Oldest})
+	}
+	return out
 }

@@ -9,6 +9,14 @@
 //     pool, bitbucket, access tables, aliases with a list file. Tests use it.
 //   - bench-relay/: relays everything to 127.0.0.1:2526, for the benchmark harness.
 //
-// It owns these files and nothing else; each must build with zero errors and zero
-// warnings (examples_test.go checks it).
+// and two directories that are not configurations:
+//
+//   - systemd/: mtad.service (Type=notify, hardened) and a logrotate file; the
+//     unit is checked and run in its sandbox by cmd/mtad/systemd_test.go.
+//   - monitoring/: Prometheus alert rules with their promtool unit tests
+//     (monitoring_test.go runs them) and a Grafana dashboard whose metric names
+//     daemon/monitoring_test.go checks against a real scrape.
+//
+// It owns these files and nothing else; each configuration must build with zero
+// errors and zero warnings (examples_test.go checks it).
 package examples

@@ -28,6 +28,10 @@ type Message struct {
 	// Arrival is when the sender sent the message; zero: now. A hand-back keeps
 	// the original arrival so that notices count from it.
 	Arrival time.Time
+	// Priority and Notices are kept by a requeued message: its class, and the
+	// delay notices already sent for it (so that the sender is not warned twice).
+	Priority int
+	Notices  int
 	// LogAttrs are added to the diagnostic lines about the message (the SMTP
 	// session's id, the submitting user, the handing channel).
 	LogAttrs []any
@@ -112,7 +116,7 @@ func (t *Transaction) Accept(ctx context.Context, m Message) (*Result, error) {
 	}
 	err := errors.Join(errs...)
 	t.in.logger().Warn("enqueue failed", append([]any{"queued", res.IDs(), "err", err}, m.LogAttrs...)...)
-	if t.origin.accessed() {
+	if t.origin.logsRefusals() {
 		st := temporaryIfOdd(status.From(err))
 		for _, c := range res.Copies {
 			if c.Err == nil {
@@ -167,6 +171,8 @@ func (t *Transaction) copies(m Message, held, messageID string) []Copy {
 				From:       from,
 				Source:     t.origin.Channel,
 				Arrival:    m.Arrival,
+				Priority:   m.Priority,
+				Notices:    m.Notices,
 				RET:        m.RET,
 				EnvID:      m.EnvID,
 				Body8Bit:   m.Body8Bit,

@@ -56,4 +56,9 @@
 //     channel is refused (reprocess would loop) or held again (the hold channel).
 //   - Notices: no access tables; recipients get NOTIFY=NEVER, so a notice never
 //     causes another notice.
+//   - Requeue (qm requeue): queued mail routed again with the rules in force,
+//     from its original source channel; SEND_ACCESS applies (the configuration
+//     may now refuse what it accepted), not ORIG_SEND_ACCESS, which judged the
+//     address the client gave before alias expansion; refusals are not logged
+//     J: the caller returns them to the sender.
 package intake

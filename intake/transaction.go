@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"cmp"
 	"log/slog"
 	"strings"
 	"time"
@@ -38,6 +39,10 @@ const (
 	Local                // local submission (mtactl sendmail)
 	Handback             // a channel program handing queued mail back (reprocess, hold)
 	Notice               // a delivery status notice of the job controller
+	// Requeue is queued mail the postmaster routes again (qm requeue). Its
+	// Channel is the message's original source channel, so that the rules see
+	// the message as they would see it arriving now.
+	Requeue
 )
 
 // SelfRoute says what a hand-back does with a recipient the rules route back to
@@ -88,7 +93,21 @@ func (o *Origin) conn() string {
 }
 
 // accessed reports whether the recipient access tables apply to the origin.
-func (o *Origin) accessed() bool { return o.Kind == SMTP || o.Kind == Local }
+// SEND_ACCESS (and MAIL_ACCESS) apply to a requeued message too: the
+// configuration in force may refuse what an older one accepted.
+func (o *Origin) accessed() bool { return o.Kind == SMTP || o.Kind == Local || o.Kind == Requeue }
+
+// checksOriginal reports whether ORIG_SEND_ACCESS and ORIG_MAIL_ACCESS apply.
+// They judge the address a client gave, before alias expansion; a requeued
+// recipient is one that expansion produced from an address accepted when the
+// message arrived (a local user forwarding to another domain would read as a
+// relay), so only the tables on expanded recipients apply to it.
+func (o *Origin) checksOriginal() bool { return o.Kind == SMTP || o.Kind == Local }
+
+// logsRefusals reports whether a refusal is logged J. A requeued recipient
+// that is refused was queued (it has its E line); the caller returns it to
+// the sender, which logs R, so a J line would tell a second, false story.
+func (o *Origin) logsRefusals() bool { return o.Kind == SMTP || o.Kind == Local }
 
 // Transaction gathers the recipients of one message until Accept.
 type Transaction struct {
@@ -198,7 +217,10 @@ func accessStatus(a mappings.Access, addr string) *status.Status {
 // Recipient is one address to add: a RCPT TO, a command-line recipient of
 // sendmail, a queued recipient handed back, the recipient of a notice.
 type Recipient struct {
-	Addr   string         // as the submitter gave it
+	Addr string // as the submitter gave it
+	// Orig is the address as the client first gave it, when a requeued
+	// recipient still knows it; "" means Addr.
+	Orig   string
 	ORCPT  string         // RFC 3461 ORCPT as "type;address", "" when not given
 	Notify string         // RFC 3461 NOTIFY as given ("SUCCESS,FAILURE"); "" when not given
 	In     mappings.Flags // input flags of this recipient alone (NOTIFY's $D $F $S)
@@ -236,7 +258,7 @@ func (t *Transaction) resolve(addr string) engine.Resolution {
 // refuse logs a refused address J (where the origin's refusals are logged) and
 // returns the outcome.
 func (t *Transaction) refuse(dest, to, orcpt string, st *status.Status) Outcome {
-	if t.origin.accessed() {
+	if t.origin.logsRefusals() {
 		t.in.LogRefused(t.origin, t.from, dest, to, orcpt, 0, st)
 	}
 	return Outcome{Refused: st}
@@ -299,7 +321,7 @@ func (t *Transaction) checkRoutes(r Recipient, res engine.Resolution) ([]route, 
 		orcpt = "rfc822;" + r.Addr
 	}
 	var effects []mappings.Access
-	if t.origin.accessed() {
+	if t.origin.checksOriginal() {
 		st, eff := t.checkAccess(OrigSendAccess, OrigMailAccess, res.Rewrite.Channel, res.Rewrite.Address, orcpt, r.In)
 		if st != nil {
 			t.refuse(res.Rewrite.Channel, r.Addr, r.ORCPT, st)
@@ -318,7 +340,9 @@ func (t *Transaction) checkRoutes(r Recipient, res engine.Resolution) ([]route, 
 		if t.origin.accessed() {
 			st, eff := t.checkAccess(SendAccess, MailAccess, rc.Channel, rc.Address, orcpt, r.In)
 			if st != nil {
-				t.in.LogRefused(t.origin, t.from, rc.Channel, rc.Address, r.ORCPT, 0, st)
+				if t.origin.logsRefusals() {
+					t.in.LogRefused(t.origin, t.from, rc.Channel, rc.Address, r.ORCPT, 0, st)
+				}
 				if first == nil {
 					first = st
 				}
@@ -419,7 +443,7 @@ func (t *Transaction) add(r Recipient, rt route, call int) {
 	e := &entry{
 		rcpt: queue.Recipient{
 			Addr:    rt.rcpt.Address,
-			Orig:    r.Addr,
+			Orig:    cmp.Or(r.Orig, r.Addr),
 			ORCPT:   r.ORCPT,
 			Notify:  notify,
 			Channel: rt.rcpt.Channel,

@@ -123,6 +123,9 @@ func TestHoldReleaseDelete(t *testing.T) {
 	defer outs.Close()
 	h.start()
 	ctx := context.Background()
+	// Run's start-up walk of the queue must be over: it could otherwise index the
+	// message again after Hold took it out of the schedule.
+	h.c.WaitLoaded(ctx)
 	done := rcpt("tcp_local", "done@b.example")
 	done.State = queue.Delivered
 	id := h.enqueue(env("a@x", rcpt("tcp_local", "r@b.example"), done, rcpt("l", "local@x")))

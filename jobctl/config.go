@@ -213,6 +213,13 @@ func (ch *Channel) notices() []int {
 	return append([]int(nil), ch.Notices[:n]...)
 }
 
+// FirstNotice is the age at which a message queued to the channel now gets
+// its first notice, with unit the Config's NoticeUnit (for monitoring: an
+// oldest message older than this has warned its sender).
+func (ch *Channel) FirstNotice(unit time.Duration) time.Duration {
+	return time.Duration(ch.notices()[0]) * unit
+}
+
 // Window is a daily delivery window "HH:MM-HH:MM" in the clock's local time. End
 // before Start wraps past midnight.
 type Window struct {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mtad.dev/mta/channels"
@@ -50,6 +51,7 @@ type Controller struct {
 	stopCh   chan struct{} // closed when Run's context ends
 	poke     chan struct{} // wakes Run when a heap head may have moved earlier
 	wg       sync.WaitGroup
+	moves    atomic.Int64    // Requeue's marks not yet committed (WaitMoves)
 	dctx     context.Context // deliveries; cancelled ShutdownGrace after stop
 }
 

@@ -5,7 +5,7 @@
 // process (Subscribe), sends delay, failure and success notices (through package
 // dsn and a Submit hook), keeps the persistent hold list of stopped channels (qm stop/start),
 // carries out the postmaster's actions on one message in the right order (qm hold,
-// release, delete, return: admin.go), and answers qm's questions (Snapshot).
+// release, delete, return, requeue: admin.go), and answers qm's questions (Snapshot).
 //
 // It owns the hold-list file and nothing else on disk. It must not deliver (that
 // is channels), store messages (that is queue: it only calls Get, Content, Walk,
@@ -103,7 +103,11 @@
 // message out of the schedule (waiting, bounded, for an attempt in flight), then
 // logs H; qm delete takes it out of the schedule first, then deletes it, then logs
 // K; qm return submits the failure notice before marking the recipients Returned,
-// like a permanent failure.
+// like a permanent failure. qm requeue (Requeue) takes the message out of the
+// schedule, lets the caller queue the new copies, and only then marks the
+// recipients that moved (D, without waiting for the commit when the queue offers
+// UpdateAsync: the copies are durable already) and returns those refused for good;
+// what stays is scheduled again.
 //
 // Windows. An item whose class is outside its channel's delivery window when a job
 // reaches it is parked in the delayed heap until the window opens.

@@ -33,6 +33,19 @@ type ChannelStats struct {
 	// Totals per recipient since the daemon started.
 	Delivered, Requeued, Returned int64
 	Held                          int64 // held messages seen
+	// FirstNotice is the age at which a message queued to the channel gets its
+	// first notice (notices keyword); zero: not exported.
+	FirstNotice time.Duration
+	// Destinations are the destination hosts with the most queue entries
+	// (the daemon exports a few per channel, to bound the series).
+	Destinations []DestinationStats
+}
+
+// DestinationStats is one destination host of a channel.
+type DestinationStats struct {
+	Host     string
+	Messages int       // queue entries for the host
+	Oldest   time.Time // arrival of its oldest message
 }
 
 // PoolStats is one job controller pool.
@@ -69,6 +82,14 @@ var (
 	descQueueOldest = prometheus.NewDesc("mtad_queue_oldest_message_age_seconds",
 		"Age of the oldest message queued to the channel; 0 when the channel's queue is empty.",
 		[]string{"channel"}, nil)
+	// label channel: a channel name; label destination: a destination host.
+	descDestMessages = prometheus.NewDesc("mtad_queue_destination_messages",
+		"Queue entries for a destination host of the channel; only the destinations with the most entries are exported.",
+		[]string{"channel", "destination"}, nil)
+	// label channel: a channel name; label destination: a destination host.
+	descDestOldest = prometheus.NewDesc("mtad_queue_destination_oldest_message_age_seconds",
+		"Age of the oldest message queued for a destination host of the channel (the destinations of mtad_queue_destination_messages).",
+		[]string{"channel", "destination"}, nil)
 	descQueueQuarantined = prometheus.NewDesc("mtad_queue_quarantined_messages",
 		"Messages queue recovery set aside as damaged (qm lists them).", nil, nil)
 
@@ -96,6 +117,10 @@ var (
 	descRecipients = prometheus.NewDesc("mtad_jobctl_recipients_total",
 		"Recipients processed by the channel's jobs since start, by outcome.",
 		[]string{"channel", "outcome"}, nil)
+	// label channel: a channel name.
+	descFirstNotice = prometheus.NewDesc("mtad_jobctl_first_notice_age_seconds",
+		"Age at which a message queued to the channel gets its first notice (the notices keyword): an oldest message older than this has warned its sender.",
+		[]string{"channel"}, nil)
 	// label channel: a channel name.
 	descHeld = prometheus.NewDesc("mtad_jobctl_held_messages_total",
 		"Held messages the job controller has seen for the channel since start.",
@@ -128,6 +153,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		descQueueMessages, descQueueRecipients, descQueueOldest, descQueueQuarantined,
 		descJobs, descIdleJobs, descMaxJobs, descStopped, descPoolJobs, descPoolLimit,
 		descRecipients, descHeld, descReloads, descBuildTime, descLastReload, descLastReloadOK,
+		descDestMessages, descDestOldest, descFirstNotice,
 	} {
 		ch <- d
 	}
@@ -150,12 +176,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descQueueMessages, float64(cs.Delayed), cs.Name, "delayed")
 		gauge(descQueueMessages, float64(cs.Active), cs.Name, "active")
 		gauge(descQueueRecipients, float64(cs.Recipients), cs.Name)
-		age := 0.0
-		if !cs.Oldest.IsZero() {
-			// a clock step can put an arrival in the future: an age is never negative
-			age = max(0, s.Now.Sub(cs.Oldest).Seconds())
+		gauge(descQueueOldest, ageAt(s.Now, cs.Oldest), cs.Name)
+		for _, ds := range cs.Destinations {
+			gauge(descDestMessages, float64(ds.Messages), cs.Name, ds.Host)
+			gauge(descDestOldest, ageAt(s.Now, ds.Oldest), cs.Name, ds.Host)
 		}
-		gauge(descQueueOldest, age, cs.Name)
+		if cs.FirstNotice > 0 {
+			gauge(descFirstNotice, cs.FirstNotice.Seconds(), cs.Name)
+		}
 		gauge(descJobs, float64(cs.Jobs), cs.Name)
 		gauge(descIdleJobs, float64(cs.IdleJobs), cs.Name)
 		gauge(descMaxJobs, float64(cs.MaxJobs), cs.Name)
@@ -176,6 +204,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBuildTime, unix(s.Config.ImageBuildTime))
 	gauge(descLastReload, unix(s.Config.LastReload))
 	gauge(descLastReloadOK, b2f(s.Config.LastReload.IsZero() || s.Config.LastReloadOK))
+}
+
+// ageAt is how old something that arrived at t is at now, in seconds; 0 for
+// none. A clock step can put an arrival in the future: an age is never negative.
+func ageAt(now, t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(0, now.Sub(t).Seconds())
 }
 
 func b2f(b bool) float64 {

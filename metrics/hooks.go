@@ -37,6 +37,11 @@ type Hooks struct {
 	// mtad_dns_cache_lookups_total{result}: resolver cache lookups.
 	// label result: "hit", "miss".
 	DNSCacheLookups *prometheus.CounterVec
+	// mtad_dependency_up{kind,name}: 1 while a service mtad depends on answers,
+	// 0 once it does not; set by the client of that service (DependencyUp).
+	// label kind: "filter" (a content filter: milter, spamd, clamd),
+	// "redis" (shared throttles); label name: the service as configured.
+	Dependencies *prometheus.GaugeVec
 }
 
 // NewHooks creates the hook metrics, unregistered.
@@ -74,13 +79,17 @@ func NewHooks() *Hooks {
 			Name: "mtad_dns_cache_lookups_total",
 			Help: "DNS resolver cache lookups, by result.",
 		}, []string{"result"}),
+		Dependencies: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mtad_dependency_up",
+			Help: "1 while a service mtad depends on (a content filter, Redis) answers, 0 when it does not.",
+		}, []string{"kind", "name"}),
 	}
 }
 
 // Collectors lists the hook metrics, for registering.
 func (h *Hooks) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{h.SMTPSessionsOpen, h.SMTPMessages, h.SMTPRejections,
-		h.QueueCommitDuration, h.QueueCommitBatch, h.EngineRewriteDuration, h.DNSCacheLookups}
+		h.QueueCommitDuration, h.QueueCommitBatch, h.EngineRewriteDuration, h.DNSCacheLookups, h.Dependencies}
 }
 
 // SessionOpened counts an admitted SMTP connection; SessionClosed its end.
@@ -149,5 +158,14 @@ func (h *Hooks) DNSLookup(hit bool) {
 		h.DNSCacheLookups.WithLabelValues("hit").Inc()
 	} else {
 		h.DNSCacheLookups.WithLabelValues("miss").Inc()
+	}
+}
+
+// DependencyUp records whether the service name of kind ("filter", "redis")
+// answered its last request: the client of each such service calls it after
+// every attempt (an alert fires when it stays 0).
+func (h *Hooks) DependencyUp(kind, name string, up bool) {
+	if h != nil && h.Dependencies != nil {
+		h.Dependencies.WithLabelValues(kind, name).Set(b2f(up))
 	}
 }

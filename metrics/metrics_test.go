@@ -166,7 +166,7 @@ func TestCollectorEdgeCases(t *testing.T) {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^mtad_(queue|jobctl|config|smtp|engine|dns)_[a-z_]+$`)
+var nameRE = regexp.MustCompile(`^mtad_(queue|jobctl|config|smtp|engine|dns|dependency)_[a-z_]+$`)
 
 // TestNamesAndLint checks every metric against promlint and our naming rule.
 func TestNamesAndLint(t *testing.T) {
@@ -178,6 +178,7 @@ func TestNamesAndLint(t *testing.T) {
 	h.SMTPMessages.WithLabelValues("accepted").Inc()
 	h.SMTPRejections.WithLabelValues("relay").Inc()
 	h.DNSCacheLookups.WithLabelValues("hit").Inc()
+	h.DependencyUp("filter", "spamd", true)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -256,6 +257,7 @@ func TestHooksNilSafe(t *testing.T) {
 	h.CommitBatch(3)
 	h.Rewrite(time.Microsecond)
 	h.DNSLookup(true)
+	h.DependencyUp("redis", "r1", false)
 	(&Hooks{}).Message(550) // nil fields: nothing either
 }
 
@@ -282,6 +284,8 @@ func TestHooksMethods(t *testing.T) {
 		{"rejected", metricValue(t, h.SMTPMessages.WithLabelValues("rejected")), 1},
 		{"hit", metricValue(t, h.DNSCacheLookups.WithLabelValues("hit")), 1},
 		{"miss", metricValue(t, h.DNSCacheLookups.WithLabelValues("miss")), 2},
+		{"filter down", dependency(h, "filter", "clamd", false), 0},
+		{"filter up again", dependency(h, "filter", "clamd", true), 1},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
@@ -304,4 +308,56 @@ func metricValue(t *testing.T, c prometheus.Metric) float64 {
 	}
 	t.Fatalf("not a gauge or counter: %v", c.Desc())
 	return 0
+}
+
+// dependency sets a dependency's state and reads it back.
+func dependency(h *Hooks, kind, name string, up bool) float64 {
+	h.DependencyUp(kind, name, up)
+	var m dto.Metric
+	h.Dependencies.WithLabelValues(kind, name).Write(&m)
+	return m.GetGauge().GetValue()
+}
+
+// TestCollectorDestinationsAndNotices: the per-destination gauges and the
+// channel's first notice age appear when the daemon gives them, pass promlint,
+// and are absent otherwise.
+func TestCollectorDestinationsAndNotices(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	stats := Stats{Now: now, Channels: []ChannelStats{
+		{Name: "tcp_local", FirstNotice: 72 * time.Hour, Destinations: []DestinationStats{
+			{Host: "yahoo.example", Messages: 40, Oldest: now.Add(-2 * time.Hour)}, {Host: "b.example", Messages: 1, Oldest: now}}},
+		{Name: "l"},
+	}}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(func() Stats { return stats }))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if problems, _ := promlint.NewWithMetricFamilies(mfs).Lint(); len(problems) > 0 {
+		t.Errorf("lint: %v", problems)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue()
+		}
+	}
+	for key, want := range map[string]float64{
+		"mtad_queue_destination_messages,tcp_local,yahoo.example":                   40,
+		"mtad_queue_destination_oldest_message_age_seconds,tcp_local,yahoo.example": 7200,
+		"mtad_queue_destination_messages,tcp_local,b.example":                       1,
+		"mtad_jobctl_first_notice_age_seconds,tcp_local":                            259200,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+	if _, ok := got["mtad_jobctl_first_notice_age_seconds,l"]; ok {
+		t.Error("a channel without a notice age exports one")
+	}
 }

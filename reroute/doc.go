@@ -13,6 +13,11 @@
 //     above, so it goes where the rules send it now; what they still send to the
 //     hold channel is held again.
 //
+// qm requeue (Requeue) uses the same hand-back for recipients the postmaster moves:
+// they are resolved from the message's original source channel, SEND_ACCESS
+// judges them (intake.Requeue), and those the rules still send where they are
+// stay.
+//
 // It owns the mapping from the recipients it was given to the copies intake
 // queued, and nothing else: routing, holdlimit, the split by list owner and the E
 // records are intake's, scheduling and retries the job controller's.

@@ -88,44 +88,61 @@ func (p *Program) keep(ctx context.Context, tx *intake.Transaction, m *channels.
 // otherwise it is requeued whole (the copies that did succeed are then made
 // again: a duplicate, never a loss).
 func (p *Program) reroute(ctx context.Context, tx *intake.Transaction, m *channels.Message, msg intake.Message) []channels.Result {
-	results := make([]channels.Result, len(m.Rcpts))
-	failed := make([]bool, len(m.Rcpts))
+	rcpts := make([]intake.Recipient, len(m.Rcpts))
 	for i, r := range m.Rcpts {
-		out := tx.AddRecipient(intake.Recipient{Addr: r.Addr, ORCPT: r.ORCPT, Notify: r.Notify})
-		if out.Refused != nil {
+		rcpts[i] = intake.Recipient{Addr: r.Addr, ORCPT: r.ORCPT, Notify: r.Notify}
+	}
+	outs := handBack(ctx, tx, rcpts, msg)
+	results := make([]channels.Result, len(m.Rcpts))
+	for i, o := range outs {
+		switch {
+		case o.Refused != nil:
 			// Temporary statuses are requeued by the job controller, the rest
 			// returned to the sender with this diagnostic.
-			results[i] = channels.Result{Err: out.Refused, Reply: out.Refused.Error(), ConnFailed: out.Refused.Temporary()}
-			failed[i] = true
-		}
-	}
-	if tx.Len() == 0 {
-		return results
-	}
-	res, _ := tx.Accept(ctx, msg)
-	ids := make([][]string, len(m.Rcpts))
-	errs := make([]error, len(m.Rcpts))
-	for _, c := range res.Copies {
-		for _, i := range c.Origins {
-			switch {
-			case c.Err != nil:
-				errs[i] = c.Err
-			case len(ids[i]) == 0 || ids[i][len(ids[i])-1] != c.ID:
-				ids[i] = append(ids[i], c.ID)
-			}
-		}
-	}
-	for i := range m.Rcpts {
-		switch {
-		case failed[i]:
-		case errs[i] != nil:
-			st := status.New(451, "4.3.0", "reprocessing: enqueue failed: %v", errs[i])
+			results[i] = channels.Result{Err: o.Refused, Reply: o.Refused.Error(), ConnFailed: o.Refused.Temporary()}
+		case o.Err != nil:
+			st := status.New(451, "4.3.0", "reprocessing: enqueue failed: %v", o.Err)
 			results[i] = channels.Result{Err: st, Reply: st.Error(), ConnFailed: true}
-		default:
-			results[i] = channels.Result{Reply: "reprocessed as " + strings.Join(ids[i], " ")}
+		case len(o.IDs) > 0:
+			results[i] = channels.Result{Reply: "reprocessed as " + strings.Join(o.IDs, " ")}
 		}
 	}
 	return results
+}
+
+// handedBack is what became of one recipient handed back to intake.
+type handedBack struct {
+	Refused *status.Status  // refused by the rules (or the access tables): nothing was queued for it
+	Routed  []intake.Routed // where the rules send it
+	IDs     []string        // the durable copies holding what it was routed to
+	Err     error           // a copy holding part of it could not be queued
+}
+
+// handBack adds every recipient to tx, accepts the message and tells, per
+// recipient, which durable copies hold what it became. A recipient is handed
+// off only when every copy holding part of it is durable; Err says otherwise.
+func handBack(ctx context.Context, tx *intake.Transaction, rcpts []intake.Recipient, msg intake.Message) []handedBack {
+	outs := make([]handedBack, len(rcpts))
+	for i, r := range rcpts {
+		o := tx.AddRecipient(r)
+		outs[i].Refused, outs[i].Routed = o.Refused, o.Routed
+	}
+	if tx.Len() == 0 {
+		return outs
+	}
+	res, _ := tx.Accept(ctx, msg)
+	for _, c := range res.Copies {
+		for _, i := range c.Origins {
+			o := &outs[i]
+			switch {
+			case c.Err != nil:
+				o.Err = c.Err
+			case len(o.IDs) == 0 || o.IDs[len(o.IDs)-1] != c.ID:
+				o.IDs = append(o.IDs, c.ID)
+			}
+		}
+	}
+	return outs
 }
 
 // allResults gives every recipient the same outcome. No server takes part in a

@@ -7,7 +7,9 @@
 //	go run ./bench/fillqueue -dir /var/tmp/mtad-scale/queue -n 1000000
 //
 // Recipients go to -channel, spread over -hosts destination domains, so the job
-// controller's per-host structures are exercised as with real traffic.
+// controller's per-host structures are exercised as with real traffic. With
+// -next-attempt they look like a backlog: tried once, deferred, due later
+// (bench/requeue.sh moves such a backlog with qm requeue).
 package main
 
 import (
@@ -30,18 +32,19 @@ func main() {
 	workers := flag.Int("workers", 512, "concurrent Enqueue callers")
 	channel := flag.String("channel", "tcp_local", "destination channel of every recipient")
 	hosts := flag.Int("hosts", 1000, "distinct destination domains")
+	backoff := flag.Duration("next-attempt", 0, "queue every recipient as tried once and deferred, due again after `DUR` (a backlog; 0: as new mail)")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "fillqueue: -dir is required")
 		os.Exit(2)
 	}
-	if err := run(*dir, *n, *size, *workers, *channel, *hosts); err != nil {
+	if err := run(*dir, *n, *size, *workers, *channel, *hosts, *backoff); err != nil {
 		fmt.Fprintln(os.Stderr, "fillqueue:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, n, size, workers int, channel string, hosts int) error {
+func run(dir string, n, size, workers int, channel string, hosts int, backoff time.Duration) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	q, err := queue.Open(dir, queue.Options{QuickRecovery: true, Logger: logger})
 	if err != nil {
@@ -75,6 +78,10 @@ func run(dir string, n, size, workers int, channel string, hosts int) error {
 					Source: "tcp_local",
 					Client: "fillqueue ([127.0.0.1])",
 					Rcpts:  []queue.Recipient{{Addr: addr, Orig: addr, Channel: channel, Host: host}},
+				}
+				if backoff > 0 {
+					r := &env.Rcpts[0]
+					r.Attempts, r.NextAttempt, r.LastError = 1, start.Add(backoff), "smtp;451 4.4.1 connection refused"
 				}
 				if _, err := q.Enqueue(ctx, env, content); err != nil {
 					errc <- fmt.Errorf("enqueue %d: %w", i, err)

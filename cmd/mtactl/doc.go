@@ -9,9 +9,11 @@
 //
 // main.go is a small dispatcher: global flags, then one command looked up in
 // commands(). Each command group lives in its own file: cnbuild.go, test.go,
-// version.go, qm.go (with qm_print.go, the text forms of its reports), admin.go
-// (reload, log -reopen, counters, process, cache), purge.go, passwd.go and
-// sendmail.go. A new group adds a file and one line to commands().
+// version.go, qm.go (with qm_print.go, the text forms of its reports, and
+// qm_requeue.go), admin.go (reload, log -reopen, counters, process, cache),
+// purge.go, passwd.go and sendmail.go (with setgid.go: mtactl may be installed
+// setgid mtadrop for sendmail's maildrop, and every other command gives the group
+// up). A new group adds a file and one line to commands().
 //
 // Commands:
 //
@@ -22,7 +24,7 @@
 //	mtactl [-config DIR] test -mapping [-table=NAME] [-flags=CHARS] [-noimage] [STRING...]
 //	mtactl test -match [PATTERN TARGET]
 //	mtactl [-config DIR] [-data DIR] version
-//	mtactl [-data DIR] qm directory|summarize|counters|jobs|view|hold|release|delete|return|run|submit|stop|start ...
+//	mtactl [-data DIR] qm directory|summarize|counters|jobs|view|hold|release|delete|return|requeue|run|submit|stop|start ...
 //	mtactl [-data DIR] reload | log -reopen | counters | process | cache -flush
 //	mtactl [-data DIR] purge [-num=N | -day=D -hour=H] [PATTERN]
 //	mtactl [-data DIR] passwd [-stdin] [-delete] [-list] USER

@@ -99,6 +99,12 @@ func runIO(args []string, stdin io.Reader, tty bool, stdout, stderr io.Writer, n
 		fs.Usage()
 		return 2
 	}
+	if name != "sendmail" {
+		if err := dropGroup(); err != nil {
+			fmt.Fprintf(stderr, "mtactl: cannot give up the setgid group: %v\n", err)
+			return 1
+		}
+	}
 	return cmd.run(a, fs.Args()[1:])
 }
 

@@ -41,6 +41,7 @@ func qmCommands() map[string]qmSub {
 		"return":    {qmAction, "return ID...: bounce messages to their sender now"},
 		"run":       {qmRun, "run [-timeout=DUR] CHANNEL: attempt the channel's messages now, ignoring backoff, and show the SMTP dialogue and the outcomes"},
 		"submit":    {qmSubmit, "submit CHANNEL: attempt the channel's messages now, ignoring backoff"},
+		"requeue":   {qmRequeue, "requeue [-n] [-channel=C] [-domain=D] [-to=PAT] [-held] [ID...]: route queued recipients again with the configuration in force and move them to their new channel"},
 		"stop":      {qmStopStart, "stop CHANNEL: stop delivery on a channel (persistent)"},
 		"start":     {qmStopStart, "start CHANNEL: resume delivery on a channel"},
 	}

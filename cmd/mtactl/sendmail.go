@@ -6,17 +6,25 @@ package main
 // channel l, queues the message durably and logs E lines (daemon/submit.go).
 //
 // Decisions where the product's documentation is silent:
-//   - mtad not running: nothing is spooled. The message is refused with
-//     EX_TEMPFAIL (75) and a clear message, so that the caller (a cron job, a
-//     script) knows it was not sent and may retry; a spool that no one reads
-//     until mtad starts would turn "not sent" into "silently late".
+//   - The control socket first: mtad's user and root get the queue id at once,
+//     and a refusal as the exit status, with nothing queued. When mtad is not
+//     running, or the user may not use the socket (any other user), the message
+//     goes into the maildrop instead (control/maildrop.go), fsynced, and the
+//     exit status is 0: mtad queues it when it picks it up (at start, or as
+//     soon as the file appears), as the user who owns the file, and returns
+//     what it refuses to the sender in a failure notice. mtactl is installed
+//     setgid mtadrop for that; it keeps the group for sendmail only (main.go).
+//   - The maildrop missing (mtad never ran on the data directory) or full:
+//     EX_TEMPFAIL (75) and nothing is sent; no way in for the user at all:
+//     EX_UNAVAILABLE (69).
 //   - Success prints nothing (cron mails any output); -v prints the queue id and
 //     where each recipient was routed.
-//   - Exit statuses are sendmail's (sysexits.h): EX_USAGE 64 (bad options, no
-//     recipients), EX_DATAERR 65 (message refused as a whole, e.g. too large),
-//     EX_NOUSER 67 (a recipient refused: nothing is queued then), EX_SOFTWARE 70
-//     (mtad does not understand the request: another release), EX_TEMPFAIL 75
-//     (mtad down or a temporary failure).
+//   - Exit statuses are sendmail's (sysexits.h): 0 queued or spooled, EX_USAGE
+//     64 (bad options, no recipients), EX_DATAERR 65 (message refused as a
+//     whole, e.g. too large), EX_NOUSER 67 (a recipient refused: nothing is
+//     queued then), EX_UNAVAILABLE 69 (neither the socket nor the maildrop may
+//     be used), EX_SOFTWARE 70 (mtad does not understand the request: another
+//     release), EX_TEMPFAIL 75 (a temporary failure; nothing was sent).
 //   - Invoked as "sendmail" (a symlink), the data directory is $MTAD_DATA when set,
 //     since a symlink cannot carry -data; otherwise mtactl's default.
 
@@ -147,19 +155,45 @@ func cmdSendmail(a *app, args []string) int {
 	}
 	var res control.SubmitResult
 	_, err = a.client().Call(context.Background(), control.Request{Command: control.CmdSubmitMessage, Submission: sub}, &res)
+	if errors.Is(err, control.ErrNotRunning) || errors.Is(err, os.ErrPermission) {
+		return a.spool(o, sub, err)
+	}
 	if err != nil {
 		return a.sendmailFailed(err)
 	}
 	return a.sendmailResult(o, &res)
 }
 
+// spool writes the submission into the maildrop, for mtad to queue when it
+// picks it up; why is what kept it from the control socket.
+func (a *app) spool(o sendmailOpts, sub *control.Submission, why error) int {
+	dir := filepath.Join(a.dataDir, control.MaildropName)
+	reason, where := "this user may not use the control socket", ""
+	if !errors.Is(why, os.ErrPermission) {
+		reason, where = "mtad is not running", " (no answer on "+a.client().Path+")"
+	}
+	name, err := control.WriteDrop(dir, sub)
+	if err == nil {
+		if o.verbose {
+			fmt.Fprintf(a.stdout, "spooled as %s (%s): mtad queues it as user %s when it picks it up\n",
+				filepath.Join(dir, name), reason, sub.User)
+		}
+		return exOK
+	}
+	reason += where
+	fmt.Fprintf(a.stderr, "sendmail: %s, and the maildrop cannot take the message: %v\n", reason, err)
+	if errors.Is(err, os.ErrPermission) {
+		fmt.Fprintln(a.stderr, "sendmail: message not sent: mtactl must be installed setgid "+control.MaildropGroup+" for other users to submit")
+		return exUnavailable
+	}
+	fmt.Fprintln(a.stderr, "sendmail: message not sent; try again later")
+	return exTempFail
+}
+
 // sendmailFailed reports a failed call; mtad down is temporary so that the caller retries.
 func (a *app) sendmailFailed(err error) int {
 	var ce *control.Error
 	switch {
-	case errors.Is(err, control.ErrNotRunning):
-		fmt.Fprintf(a.stderr, "sendmail: mtad is not running (no answer on %s): message not sent; try again later\n", a.client().Path)
-		return exTempFail
 	case errors.Is(err, control.ErrNotAnswering):
 		fmt.Fprintln(a.stderr, "sendmail: mtad is running but not answering: message not sent; try again later")
 		return exTempFail
@@ -167,9 +201,6 @@ func (a *app) sendmailFailed(err error) int {
 		// An mtad of another release that has no local submission.
 		fmt.Fprintf(a.stderr, "sendmail: mtad refused the submission: %s\n", ce.Msg)
 		return exSoftware
-	case errors.Is(err, os.ErrPermission):
-		fmt.Fprintf(a.stderr, "sendmail: %v: only mtad's user may submit (the control socket is mode 0600)\n", err)
-		return exUnavailable
 	default:
 		fmt.Fprintf(a.stderr, "sendmail: message not sent: %v\n", err)
 		return exTempFail

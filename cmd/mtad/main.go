@@ -5,7 +5,8 @@
 //	mtad [-config DIR] [-data DIR] [-listen ADDR] [-ready-file PATH] [-log-level LEVEL] [-log-format text|json] [-pprof ADDR]
 //
 // Signals: SIGTERM/SIGINT shut down gracefully; SIGHUP reloads the configuration;
-// SIGUSR1 reopens mail.log (logrotate).
+// SIGUSR1 reopens mail.log (logrotate). Under systemd (NOTIFY_SOCKET set) it
+// reports its state with the notify protocol (daemon/notify.go).
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -62,9 +64,11 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
+	notifySocket, watchdog := serviceManager()
 	ctx := context.Background()
 	d, err := daemon.Start(ctx, daemon.Options{
 		ConfigDir: *configDir, DataDir: *dataDir, Listen: *listen, ReadyFile: *readyFile, Logger: logger,
+		NotifySocket: notifySocket, WatchdogInterval: watchdog,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "mtad: %v\n", err)
@@ -151,4 +155,22 @@ func startPprof(addr string, logger *slog.Logger) error {
 	}()
 	logger.Info("pprof listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// serviceManager reads what systemd (or another service manager speaking its
+// protocol) tells mtad in the environment: where to send its notifications
+// and how often to ping the watchdog. It removes them from the environment, so
+// that the programs mtad runs (pipe channels) do not talk to the manager in
+// mtad's name.
+func serviceManager() (socket string, watchdog time.Duration) {
+	socket = os.Getenv("NOTIFY_SOCKET")
+	if us, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64); err == nil && us > 0 {
+		if pid := os.Getenv("WATCHDOG_PID"); pid == "" || pid == strconv.Itoa(os.Getpid()) {
+			watchdog = time.Duration(us) * time.Microsecond
+		}
+	}
+	for _, v := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
+		os.Unsetenv(v)
+	}
+	return socket, watchdog
 }

@@ -40,6 +40,21 @@ show() {
 	echo
 }
 step() { printf '### %s\n\n' "$*"; }
+# showbulk is show for commands whose output has a line per newsletter message:
+# those lines are counted, the first three kept; so are the lines of the SMTP
+# dialogue (indented), the first twelve kept.
+showbulk() {
+	echo "\$ $*" | mask
+	"$@" 2>&1 | mask | awk '
+		/^  / { d++; if (d <= 12) print; else if (d == 13) print "  ..."; next }
+		/news@example.com|reader[0-9]+@yahoo.example/ { n++; if (n <= 3) print; else if (n == 4) print "..."; next }
+		{ print }
+		END {
+			if (d > 12) printf "(%d lines of SMTP dialogue in all)\n", d
+			if (n > 3) printf "(%d lines for the newsletter in all)\n", n
+		}' || true
+	echo
+}
 
 # The loopback "Internet": one stub standing for every remote MX.
 python3 "$repo/docs/walkthrough/smtp-stub.py" --port-file "$work/stub.port" --stuck yahoo.example --ok "$work/yahoo-ok" &
@@ -106,6 +121,17 @@ ids=$(mtactl -data "$data" qm directory -json -domain=yahoo.example | grep '"id"
 show mtactl -data "$data" qm hold $ids
 show mtactl -data "$data" qm start tcp_local
 
+step "Meanwhile, the newsletter goes out"
+echo '$ for i in $(seq 500); do sendmail -i -f news@example.com reader$i@yahoo.example < newsletter.txt; done'
+for i in $(seq 500); do
+	printf 'From: news@example.com\nSubject: newsletter-%d\n\nThis week.\n' "$i" | sendmail -i -f news@example.com "reader$i@yahoo.example"
+done
+echo
+# Let tcp_local try them all once: they are deferred like the rest.
+for _ in $(seq 300); do [ "$(grep -c ' tcp_local Q .*news@example.com' "$data/mail.log" || true)" -ge 500 ] && break; sleep 0.1; done
+show mtactl -data "$data" qm summarize
+show mtactl -data "$data" qm summarize -by=domain
+
 step "8. Isolate the destination in its own channel and pool"
 cp "$cfg/imta.cnf" "$work/imta.cnf.orig"
 cp "$cfg/job_controller.cnf" "$work/job_controller.cnf.orig"
@@ -121,6 +147,13 @@ echo
 show mtactl -config "$cfg" cnbuild
 show mtactl -data "$data" reload
 show mtactl -config "$cfg" test -rewrite bob@yahoo.example
+showbulk mtactl -data "$data" qm requeue -n -domain yahoo.example
+showbulk mtactl -data "$data" qm requeue -domain yahoo.example
+show mtactl -data "$data" qm requeue -held -domain yahoo.example
+sleep 0.3 # mail.log is flushed every 100 ms
+echo "\$ grep 'bob@yahoo.example' /var/mta/data/mail.log | tail -3"
+grep 'bob@yahoo.example' "$data/mail.log" | tail -3 | mask
+echo
 printf 'Subject: after the change\n\nnew mail\n' | sendmail -i -f reports@example.com gina@yahoo.example
 echo '$ echo new mail | sendmail -i -f reports@example.com gina@yahoo.example'
 echo
@@ -128,15 +161,13 @@ for _ in $(seq 100); do grep -q ' tcp_yahoo Q ' "$data/mail.log" && break; sleep
 show mtactl -data "$data" qm summarize
 show mtactl -data "$data" process
 
-step "9. Release the held messages"
+step "9. Held messages"
 show mtactl -data "$data" qm directory -held
-# shellcheck disable=SC2086
-show mtactl -data "$data" qm release $ids
 
 step "10. The destination accepts mail again"
 touch "$work/yahoo-ok"
 show mtactl -data "$data" qm run -timeout=10s tcp_local
-show mtactl -data "$data" qm run -timeout=10s tcp_yahoo
+showbulk mtactl -data "$data" qm run -timeout=60s tcp_yahoo
 show mtactl -data "$data" qm summarize
 
 step "11. Stop mtad"
@@ -148,5 +179,5 @@ show mtactl -data "$data" qm summarize
 echo "mtad's own log (stderr, -log-level warn):"
 mask <"$work/mtad.stderr"
 echo
-echo "mail.log:"
-mask <"$data/mail.log"
+echo "mail.log (the newsletter's lines counted, not shown):"
+mask <"$data/mail.log" | awk '/news@example.com/ { n++; next } { print } END { printf "(%d lines for the newsletter)\n", n }'

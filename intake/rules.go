@@ -41,6 +41,7 @@ type Channel struct {
 type Rules struct {
 	Resolver Resolver     // rewriting, routing, alias expansion; nil: routing unavailable
 	Access   AccessTables // the access tables; nil: none
+	Filter   Filter       // the Sieve filters of acceptance (MTA-wide, source, destination); nil: none
 	Channels map[string]Channel
 	Hostname string // our name in Received: and for the loop count
 

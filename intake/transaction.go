@@ -37,7 +37,8 @@ const (
 	SMTP     Kind = iota // an SMTP client
 	Local                // local submission (mtactl sendmail)
 	Handback             // a channel program handing queued mail back (reprocess, hold)
-	Notice               // a delivery status notice of the job controller
+	Notice               // a delivery status notice of the job controller, or a filter's vacation answer
+	Redirect             // a copy a Sieve filter redirected: no access tables, NOTIFY as given
 )
 
 // SelfRoute says what a hand-back does with a recipient the rules route back to
@@ -103,6 +104,8 @@ type Transaction struct {
 
 	held    string // set by an access entry's $H
 	discard bool   // set by an access entry's $V or $Z
+
+	variants [][]byte // contents the filters edited (FilteredRcpt); entry.variant-1 indexes it
 }
 
 // entry is one recipient the transaction will queue.
@@ -111,6 +114,8 @@ type entry struct {
 	sender  string // owner-NAME of the list it came through; "" the message's own
 	held    string // .HELD reason of this recipient alone (SelfHold)
 	origins []int  // the AddRecipient calls that produced it
+	variant int    // 0: the message's content; else the filters' edit (Transaction.variants)
+	note    string // the filters' note for the E record
 }
 
 // Begin starts a transaction for the envelope sender from ("" is <>). For an

@@ -41,8 +41,8 @@ type Copy struct {
 	// Content is what the copy is queued with: the message, or a filter's edit
 	// of it (addheader, addtag ...).
 	Content []byte
-	ID       string // the queue id; "" when the enqueue failed
-	Err      error  // why the enqueue failed
+	ID      string // the queue id; "" when the enqueue failed
+	Err     error  // why the enqueue failed
 	// Origins are the AddRecipient calls (0, 1, ...) whose recipients the copy
 	// holds: a hand-back reports each original recipient by them.
 	Origins []int

@@ -183,6 +183,14 @@ type ChannelConfig struct {
 	MasterDebug bool
 	SlaveDebug  bool
 
+	// Sieve filters (package filter), "" for none: the sourcefilter and
+	// destinationfilter (channelfilter) URLs, the filter URL-pattern of users'
+	// own filters, and the fileinto template.
+	SourceFilter      string
+	DestinationFilter string
+	UserFilter        string
+	FileInto          string
+
 	Backoff [NumPriorities][]time.Duration // retry intervals; the last repeats
 	// Notices are message ages (days, or hours with RETURN_UNITS=1). A class the
 	// channel (or its defaults) gave none for inherits l's, else 3 6 9 12.

@@ -220,10 +220,19 @@ type Options struct {
 	// the resolver's default (resolv.conf's timeout, else 5 s).
 	DNSTimeout        time.Duration
 	MaxHeaderBlockUse float64
-	MMDebug           int
-	DequeueDebug      int
-	ReturnDebug       int
-	Raw               map[string]string
+	// FilterDiscard and FilterJettison are FILTER_DISCARD and FILTER_JETTISON:
+	// 2 parks what a filter's discard (jettison) drops on the filter_discard
+	// channel, 1 (the default) deletes it at once. FILTER_JETTISON defaults to
+	// FILTER_DISCARD's value.
+	FilterDiscard  int
+	FilterJettison int
+	// SieveRedirectAddResent is SIEVE_REDIRECT_ADD_RESENT (default on): a Sieve
+	// redirect without :resent or :noresent adds Resent- fields.
+	SieveRedirectAddResent bool
+	MMDebug                int
+	DequeueDebug           int
+	ReturnDebug            int
+	Raw                    map[string]string
 }
 
 var optionTable = map[string]optKind{
@@ -249,6 +258,7 @@ var optionTable = map[string]optKind{
 	"POST_DEBUG": optInt, "OS_DEBUG": optInt, "CACHE_DEBUG": optInt,
 	"FILTER_DEBUG": optInt, "LOG_DEBUG": optInt, "AP_DEBUG": optInt,
 	"COMMENT_CHARS": optString, "DOMAIN_FAILURE": optString,
+	"FILTER_DISCARD": optInt, "FILTER_JETTISON": optInt, "SIEVE_REDIRECT_ADD_RESENT": optBool,
 }
 
 // DefaultOptions are the values used when option.dat does not set them.
@@ -265,6 +275,9 @@ func DefaultOptions() Options {
 		MaxRewritePasses:         20,
 		MissingRecipientPolicy:   1,
 		MaxHeaderBlockUse:        0.5,
+		FilterDiscard:            1,
+		FilterJettison:           1,
+		SieveRedirectAddResent:   true,
 		Raw:                      map[string]string{},
 	}
 }
@@ -307,6 +320,10 @@ func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
 	if v, ok := r.flts["MAX_HEADER_BLOCK_USE"]; ok {
 		o.MaxHeaderBlockUse = v
 	}
+	r.int("FILTER_DISCARD", &o.FilterDiscard)
+	o.FilterJettison = o.FilterDiscard
+	r.int("FILTER_JETTISON", &o.FilterJettison)
+	r.bool("SIEVE_REDIRECT_ADD_RESENT", &o.SieveRedirectAddResent)
 	r.int("MM_DEBUG", &o.MMDebug)
 	r.int("DEQUEUE_DEBUG", &o.DequeueDebug)
 	r.int("RETURN_DEBUG", &o.ReturnDebug)
@@ -330,6 +347,11 @@ func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
 	}
 	if o.MaxAliasLevels < 1 {
 		*errs = append(*errs, &cnf.Error{Pos: pos("MAX_ALIAS_LEVELS"), Msg: "bad value for option MAX_ALIAS_LEVELS: must be at least 1"})
+	}
+	for name, v := range map[string]int{"FILTER_DISCARD": o.FilterDiscard, "FILTER_JETTISON": o.FilterJettison} {
+		if v != 1 && v != 2 {
+			*errs = append(*errs, &cnf.Error{Pos: pos(name), Msg: fmt.Sprintf("bad value for option %s: %d (1 = delete, 2 = park on the filter_discard channel)", name, v)})
+		}
 	}
 	return o
 }

@@ -276,3 +276,21 @@ func TestUserFilterChangedAtRunTime(t *testing.T) {
 	waitFolder(t, data, "bob", "", "new", 1)
 	waitLogLine(t, d, data, " l D ", "bob@localhost", `filter sieve/bob.sieve failed, message kept: sieve/bob.sieve:2:41: unknown command "fileinot"`)
 }
+
+// TestSiteFilters: examples/site's filters do what its comments say: bulk
+// mail lands in the recipient's Bulk folder (bulk.filter through the fileinto
+// template), and jdoe's own filter answers a personal message once, but not
+// bulk mail.
+func TestSiteFilters(t *testing.T) {
+	d, data := startDaemon(t, filepath.Join("..", "examples", "site"))
+	c := dial(t, d.Addr().String())
+	c.Cmd("EHLO client.test", "250")
+	c.Send("ann@example.com", []string{"jdoe@example.com"}, []byte("From: ann@example.com\r\nTo: jdoe@example.com\r\nSubject: offers\r\nPrecedence: bulk\r\n\r\nx\r\n"))
+	c.Send("ann@example.com", []string{"jdoe@example.com"}, []byte("From: ann@example.com\r\nTo: jdoe@example.com\r\nSubject: lunch\r\n\r\nx\r\n"))
+	c.Cmd("QUIT", "221")
+	waitFolder(t, data, "jdoe", ".Bulk", "new", 1)
+	waitFolder(t, data, "jdoe", "", "new", 1)
+	waitLogLine(t, d, data, " l D ", "jdoe+Bulk@example.com", "vacation not sent: message is bulk or list mail")
+	waitLogLine(t, d, data, " l D ", "jdoe@example.com", "vacation answer sent to ann@example.com")
+	waitLogLine(t, d, data, "l l E", "<> rfc822;ann@example.com ann@example.com")
+}

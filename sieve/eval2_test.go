@@ -62,6 +62,7 @@ func TestVacationSuppressed(t *testing.T) {
 		{"auto-submitted", "Auto-Submitted: auto-replied\r\nTo: ken+sieve@example.com\r\n\r\n", testEnv(), "message is auto-submitted"},
 		{"precedence bulk", "Precedence: bulk\r\nTo: ken+sieve@example.com\r\n\r\n", testEnv(), "message is bulk or list mail"},
 		{"list-id", "List-Id: <x.example.com>\r\nTo: ken+sieve@example.com\r\n\r\n", testEnv(), "message is list mail"},
+		{"subaddress of a To: address", "To: ken@example.com\r\n\r\n", testEnv(), ""},
 		{"list-unsubscribe", "list-unsubscribe: <mailto:x@example.com>\r\nTo: ken+sieve@example.com\r\n\r\n", testEnv(), "message is list mail"},
 	}
 	for _, c := range cases {

@@ -171,13 +171,27 @@ func (e *eval) addressedTo(addrs []string) bool {
 		}
 		for _, have := range e.addresses(i) {
 			for _, a := range addrs {
-				if strings.EqualFold(strings.Trim(a, "<>"), have) {
+				a = strings.Trim(a, "<>")
+				if strings.EqualFold(a, have) || strings.EqualFold(withoutDetail(a, e.sep), have) {
 					return true
 				}
 			}
 		}
 	}
 	return false
+}
+
+// withoutDetail is an address without its subaddress (RFC 5233): mail to
+// "bob+lists@example.com" was sent to the "bob@example.com" its To: names.
+func withoutDetail(addr, sep string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	if i := strings.Index(addr[:at], sep); i >= 0 {
+		return addr[:i] + addr[at:]
+	}
+	return addr
 }
 
 // hasPrefixFold reports whether raw starts with prefix, ASCII case-insensitively;

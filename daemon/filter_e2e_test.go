@@ -212,12 +212,29 @@ func TestFilterRedirectLoop(t *testing.T) {
 // a notice at its last notices age.
 func TestFilterDiscardParked(t *testing.T) {
 	sink := newSink(t)
-	d, data := startDaemon(t, filterConfig(t, sink.port, "FILTER_DISCARD=2\n"))
+	data := t.TempDir()
+	// notices 1 on filter_discard: one unit, a second here.
+	d, err := Start(context.Background(), Options{ConfigDir: filterConfig(t, sink.port, "FILTER_DISCARD=2\n"), DataDir: data,
+		Listen: "127.0.0.1:0", NoticeUnit: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d.Shutdown(ctx)
+	})
 	c := dial(t, d.Addr().String())
 	c.Cmd("EHLO client.test", "250")
 	c.Send("sender@remote.example", []string{"bob@localhost"}, filterMsg("drop me"))
 	c.Cmd("QUIT", "221")
 	waitLogLine(t, d, data, " filter_discard E", "bob@localhost", "discarded by filter at imta.filter:4")
+	// Parked until its last notices age, then dropped without a notice (K).
+	waitLogLine(t, d, data, "filter_discard K ", "bob@localhost")
+	time.Sleep(300 * time.Millisecond)
+	if n := sink.Count(); n != 0 {
+		t.Errorf("%d messages left for the sender; a parked discard sends no notice", n)
+	}
 }
 
 // TestVacationSurvivesRestart: the once-per-sender memory is on disk.

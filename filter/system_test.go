@@ -61,6 +61,21 @@ func (f *fixture) settings() Settings {
 	return Settings{Hostname: "mx.example.com", Postmaster: "postmaster@example.com", AddResent: true, Discard: 1, Jettison: 1}
 }
 
+// submissions are what was submitted, one line each: "from -> to: Field:",
+// the name of the first header field of the content.
+func (f *fixture) submissions() []string {
+	var out []string
+	for _, s := range f.subs {
+		from := s.From
+		if from == "" {
+			from = "<>"
+		}
+		first, _, _ := strings.Cut(string(s.Content), " ")
+		out = append(out, from+" -> "+strings.Join(s.To, ",")+": "+first)
+	}
+	return out
+}
+
 // records are mail.log's lines without date and time.
 func (f *fixture) records(t *testing.T) []string {
 	t.Helper()
@@ -227,16 +242,7 @@ func TestSystemFilters(t *testing.T) {
 					t.Errorf("record %q, want it to contain %q", recs[i], c.records[i])
 				}
 			}
-			var subs []string
-			for _, s := range f.subs {
-				from := s.From
-				if from == "" {
-					from = "<>"
-				}
-				first, _, _ := strings.Cut(string(s.Content), " ")
-				subs = append(subs, from+" -> "+strings.Join(s.To, ",")+": "+first)
-			}
-			if !slices.Equal(subs, c.subs) {
+			if subs := f.submissions(); !slices.Equal(subs, c.subs) {
 				t.Errorf("submissions %q, want %q", subs, c.subs)
 			}
 		})

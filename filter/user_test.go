@@ -56,7 +56,7 @@ func TestUserFilters(t *testing.T) {
 			want: "err=550 5.7.1 I don't eat lunch note=rejected by filter at sieve/bob.sieve:1"},
 		{name: "addheader", script: `require "editheader"; addheader "X-Seen-By" "sieve";`, want: `""[] edited`},
 		{name: "redirect", script: `redirect "bob@elsewhere.example";`, want: "note=redirected to bob@elsewhere.example",
-			subs: []string{"ann@example.org -> bob@elsewhere.example: Delivered-To: bob@example.com"}},
+			subs: []string{"ann@example.org -> bob@elsewhere.example: Delivered-To:"}},
 		{name: "redirect loop", script: `redirect "bob@elsewhere.example";`,
 			content: "Delivered-To: bob@example.com\r\n" + personalMessage,
 			want:    `""[] note=redirect to bob@elsewhere.example at sieve/bob.sieve:1 refused: mail loop (delivered to bob@example.com before); kept`},
@@ -99,19 +99,7 @@ func TestUserFilters(t *testing.T) {
 			if got != c.want {
 				t.Errorf("plan\n%s\nwant\n%s", got, c.want)
 			}
-			var subs []string
-			for _, s := range f.subs {
-				sender := s.From
-				if sender == "" {
-					sender = "<>"
-				}
-				first, _, _ := strings.Cut(string(s.Content), "\r\n")
-				if strings.HasPrefix(first, "Date:") {
-					first = "Date:"
-				}
-				subs = append(subs, sender+" -> "+strings.Join(s.To, ",")+": "+first)
-			}
-			if strings.Join(subs, "\n") != strings.Join(c.subs, "\n") {
+			if subs := f.submissions(); strings.Join(subs, "\n") != strings.Join(c.subs, "\n") {
 				t.Errorf("submissions %q, want %q", subs, c.subs)
 			}
 		})

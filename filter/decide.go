@@ -101,8 +101,12 @@ func (r *run) decide(i int, channel string, stages []*stage, content []byte) int
 	for _, folder := range f.folders {
 		addr, err := ExpandFileInto(tmpl, rc.Addr, folder, r.s.SubaddressSep)
 		switch {
-		case tmpl == "" || err != nil || strings.EqualFold(folder, "INBOX"):
+		case strings.EqualFold(folder, "INBOX"):
+			add("", note)
+		case tmpl == "":
 			add("", joinNotes(note, "fileinto "+quote(folder)+" is a keep here (channel "+channel+" has no fileinto template)"))
+		case err != nil:
+			add("", joinNotes(note, "fileinto "+quote(folder)+" is a keep here: "+err.Error()))
 		default:
 			add(addr, joinNotes(note, "fileinto "+quote(folder)))
 		}

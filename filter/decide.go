@@ -24,11 +24,11 @@ type fate struct {
 	jettison     sieve.Action
 	reject       *sieve.Reject
 	redirects    []string
-	actions      []string // every action, "file:line: action", for LOG_FILTER
+	actions      []string // every action as mail.log says it (actionText)
 	failures     []string // the scripts that failed, and why
 }
 
-func mergeFate(stages []*stage) *fate {
+func mergeFate(stages []*stage, withPositions bool) *fate {
 	f := &fate{implicitKeep: true}
 	for _, st := range stages {
 		if st.res == nil {
@@ -37,7 +37,7 @@ func mergeFate(stages []*stage) *fate {
 		}
 		f.implicitKeep = f.implicitKeep && st.res.ImplicitKeep
 		for _, a := range st.res.Actions {
-			f.actions = append(f.actions, actionNote(a))
+			f.actions = append(f.actions, actionText(a, withPositions))
 			switch a := a.(type) {
 			case *sieve.Keep:
 				f.keep = true
@@ -69,15 +69,19 @@ func firstOf(have, a sieve.Action) sieve.Action {
 // decide turns a recipient's fate into its deliveries, writing the records of
 // what is not queued.
 func (r *run) decide(i int, channel string, stages []*stage, content []byte) intake.FilteredRcpt {
-	f := mergeFate(stages)
+	f := mergeFate(stages, r.s.LogFilter)
 	rc := r.req.Rcpts[i]
-	note := joinNotes(f.failures...)
+	// Every action is in the record of a recipient that is queued; the record
+	// of one that is not says why in its own words, with the actions only
+	// under LOG_FILTER.
+	note := joinNotes(joinNotes(f.failures...), strings.Join(f.actions, "; "))
+	dropNote := joinNotes(f.failures...)
 	if r.s.LogFilter {
-		note = joinNotes(note, strings.Join(f.actions, "; "))
+		dropNote = note
 	}
 	switch {
 	case f.jettison != nil:
-		return r.drop(i, content, true, f.jettison, note)
+		return r.drop(i, content, true, f.jettison, dropNote)
 	case f.reject != nil:
 		r.rejects = append(r.rejects, i)
 		if r.rejectOf == nil {
@@ -104,23 +108,23 @@ func (r *run) decide(i int, channel string, stages []*stage, content []byte) int
 		case strings.EqualFold(folder, "INBOX"):
 			add("", note)
 		case tmpl == "":
-			add("", joinNotes(note, "fileinto "+quote(folder)+" is a keep here (channel "+channel+" has no fileinto template)"))
+			add("", joinNotes(note, "a keep on channel "+channel+", which has no fileinto template"))
 		case err != nil:
-			add("", joinNotes(note, "fileinto "+quote(folder)+" is a keep here: "+err.Error()))
+			add("", joinNotes(note, "a keep: "+err.Error()))
 		default:
-			add(addr, joinNotes(note, "fileinto "+quote(folder)))
+			add(addr, note)
 		}
 	}
 	switch {
 	case len(out.Deliveries) > 0:
 		return out
 	case f.discard != nil && r.userKeeps(i, channel, content):
-		add("", joinNotes(note, "discarded by filter at "+f.discard.Position().Short()+", kept by the user's own filter"))
+		add("", joinNotes("discarded by filter at "+f.discard.Position().Short()+", kept by the user's own filter", dropNote))
 		return out
 	case f.discard != nil:
-		return r.drop(i, content, false, f.discard, note)
+		return r.drop(i, content, false, f.discard, dropNote)
 	}
-	r.record(maillog.CodeDelivered, i, joinNotes("redirected by filter to "+strings.Join(f.redirects, ", "), note))
+	r.record(maillog.CodeDelivered, i, joinNotes("redirected by filter to "+strings.Join(f.redirects, ", "), dropNote))
 	return out
 }
 

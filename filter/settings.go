@@ -22,8 +22,9 @@ type Settings struct {
 	// AddResent is SIEVE_REDIRECT_ADD_RESENT: a redirect without :resent or
 	// :noresent adds Resent- fields (the product's default, on).
 	AddResent bool
-	// LogFilter is LOG_FILTER: every action of every filter, with its script
-	// position, goes into the diagnostic of the recipient's mail.log record.
+	// LogFilter is LOG_FILTER: every action in a mail.log record also says
+	// the script position that took it. The actions themselves are always
+	// there: a filter never acts silently.
 	LogFilter bool
 	// Discard and Jettison are FILTER_DISCARD and FILTER_JETTISON: 2 parks
 	// what a discard (jettison) drops on DiscardChannel (filter_discard) until
@@ -91,8 +92,14 @@ func (d *Deps) submit(ctx context.Context, s *Submission) error {
 	return d.Submit(ctx, s)
 }
 
-// actionNote is one action as LOG_FILTER writes it: "file:line: action".
-func actionNote(a sieve.Action) string { return a.Position().Short() + ": " + a.String() }
+// actionText is one action as mail.log says it: the action, and with
+// LOG_FILTER the script position that took it ("imta.filter:3: addtag ...").
+func actionText(a sieve.Action, withPosition bool) string {
+	if withPosition {
+		return a.Position().Short() + ": " + a.String()
+	}
+	return a.String()
+}
 
 // joinNotes joins the non-empty notes with "; ".
 func joinNotes(notes ...string) string {

@@ -152,12 +152,12 @@ func TestSystemFilters(t *testing.T) {
 	}{
 		{name: "no filter", rcpts: []queue.Recipient{bob}},
 		{name: "addtag", mta: `if header :contains "Subject" "buy" { addtag "[SPAM]"; }`, rcpts: []queue.Recipient{bob, dave},
-			want: []string{"bob@example.com -> l:bob@example.com+", "dave@remote.example -> tcp_local:dave@remote.example+"}},
+			want: []string{`bob@example.com -> l:bob@example.com+ [addtag "[SPAM]"]`, `dave@remote.example -> tcp_local:dave@remote.example+ [addtag "[SPAM]"]`}},
 		{name: "destination fileinto through the template", rcpts: []queue.Recipient{bob, dave},
 			channels: map[string]ChannelFilters{"l": {Destination: "file:IMTA_TABLE:l.filter", FileInto: "$U+$S@$D"},
 				"tcp_local": {Destination: "file:tcp.filter"}},
 			want: []string{`bob@example.com -> l:bob+Bulk@example.com [fileinto "Bulk"]`,
-				`dave@remote.example -> tcp_local:dave@remote.example [fileinto "Elsewhere" is a keep here (channel tcp_local has no fileinto template)]`}},
+				`dave@remote.example -> tcp_local:dave@remote.example [fileinto "Elsewhere"; a keep on channel tcp_local, which has no fileinto template]`}},
 		{name: "discard", mta: "discard;", rcpts: []queue.Recipient{bob, dave},
 			want:    []string{"bob@example.com ->", "dave@remote.example ->"},
 			records: []string{"tcp_local D 1 a@example.org rfc822;bob@example.com bob@example.com - discarded by filter at imta.filter:1", "discarded by filter"}},
@@ -182,7 +182,7 @@ func TestSystemFilters(t *testing.T) {
 			records:  []string{"tcp_local tcp_local J 1 a@example.org rfc822;dave@remote.example dave@remote.example"},
 			subs:     []string{"<> -> a@example.org: Content-Type:"}},
 		{name: "redirect :copy", mta: `require "copy"; redirect :copy "archive@example.net";`, rcpts: []queue.Recipient{bob},
-			want: []string{"bob@example.com -> l:bob@example.com"},
+			want: []string{`bob@example.com -> l:bob@example.com [redirect :copy "archive@example.net"]`},
 			subs: []string{"a@example.org -> archive@example.net: Resent-Date:"}},
 		{name: "redirect", mta: `redirect :noresent :resetmailfrom "archive@example.net";`, rcpts: []queue.Recipient{bob},
 			want:    []string{"bob@example.com ->"},
@@ -257,7 +257,7 @@ func TestChannelFilterEdits(t *testing.T) {
 		Channels: map[string]ChannelFilters{"l": {Destination: "file:l.filter"}}}
 	req := &intake.FilterRequest{Origin: &intake.Origin{Kind: intake.SMTP, Channel: "tcp_local"}, From: "a@example.org",
 		Rcpts: []queue.Recipient{bob}, Content: []byte(bulkMessage)}
-	if got := summary(s.Filter(context.Background(), req), req); got[0] != "bob@example.com -> l:bob@example.com" {
+	if got := summary(s.Filter(context.Background(), req), req); got[0] != "bob@example.com -> l:bob@example.com [keep]" {
 		t.Fatal(got)
 	}
 	if err := os.WriteFile(filepath.Join(f.dir, "l.filter"), []byte("discard;\n# now longer\n"), 0o644); err != nil {
@@ -265,5 +265,29 @@ func TestChannelFilterEdits(t *testing.T) {
 	}
 	if got := summary(s.Filter(context.Background(), req), req); got[0] != "bob@example.com ->" {
 		t.Errorf("after the edit: %v", got)
+	}
+}
+
+// TestLogFilterPositions: with LOG_FILTER every action in a record says the
+// script position that took it, a dropped recipient's record included.
+func TestLogFilterPositions(t *testing.T) {
+	f := newFixture(t, nil)
+	s := &System{Deps: f.deps(), Settings: f.settings()}
+	s.LogFilter = true
+	sc, err := Compile("imta.filter", []byte("addtag \"[X]\";\nif address :is \"to\" \"dave@remote.example\" { discard; }\n"), LevelSystem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.MTA = sc
+	req := &intake.FilterRequest{Origin: &intake.Origin{Kind: intake.SMTP, Channel: "tcp_local"}, From: "a@example.org",
+		Rcpts: []queue.Recipient{bob}, Content: []byte(bulkMessage)}
+	if got := summary(s.Filter(context.Background(), req), req); got[0] != `bob@example.com -> l:bob@example.com+ [imta.filter:1: addtag "[X]"]` {
+		t.Errorf("queued: %s", got[0])
+	}
+	req.Rcpts = []queue.Recipient{dave}
+	req.Content = []byte(strings.Replace(bulkMessage, "To: bob@example.com", "To: dave@remote.example", 1))
+	s.Filter(context.Background(), req)
+	if recs := f.records(t); len(recs) != 1 || !strings.HasSuffix(recs[0], `discarded by filter at imta.filter:2; imta.filter:1: addtag "[X]"; imta.filter:2: discard`) {
+		t.Errorf("records %q", recs)
 	}
 }

@@ -141,8 +141,14 @@ func (u *Users) apply(ctx context.Context, req *channels.FilterRequest, res *sie
 		case *sieve.Vacation:
 			note = u.vacation(ctx, req, a)
 		}
-		if u.LogFilter {
-			note = joinNotes(actionNote(a), note)
+		switch a.(type) {
+		case *sieve.Redirect, *sieve.Vacation, *sieve.Discard, *sieve.Jettison:
+			// their note says what was done
+			if u.LogFilter {
+				note = joinNotes(actionText(a, true), note)
+			}
+		default:
+			note = actionText(a, u.LogFilter)
 		}
 		p.notes = append(p.notes, note)
 	}

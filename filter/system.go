@@ -208,7 +208,10 @@ func (r *run) result() *intake.FilterResult {
 			out.Rcpts[i] = r.decide(i, g.channel, stages, content)
 		}
 	}
-	if len(r.rejects) > 0 && len(r.rejects) == len(r.req.Rcpts) {
+	// Before the sender was told 250 (SMTP, local submission) a message every
+	// recipient of which is rejected is refused; a hand-back comes after the
+	// 250, so its rejections are a notice to the sender, as partial ones are.
+	if len(r.rejects) > 0 && len(r.rejects) == len(r.req.Rcpts) && r.req.Origin.Kind != intake.Handback {
 		out.Refused = r.refuseAll()
 		return out
 	}

@@ -194,6 +194,11 @@ func TestSystemFilters(t *testing.T) {
 		{name: "hand-back: destination filters only", mta: "discard;", kind: intake.Handback, rcpts: []queue.Recipient{bob},
 			channels: map[string]ChannelFilters{"l": {Destination: "file:l.filter", FileInto: "$U+$S@$D"}},
 			want:     []string{`bob@example.com -> l:bob+Bulk@example.com [fileinto "Bulk"]`}},
+		{name: "hand-back: a rejection is a notice", kind: intake.Handback, rcpts: []queue.Recipient{bob},
+			channels: map[string]ChannelFilters{"l": {Destination: "file:reject.filter"}},
+			want:     []string{"bob@example.com ->"},
+			records:  []string{" J 1 a@example.org rfc822;bob@example.com bob@example.com - 550 5.7.1 no thanks"},
+			subs:     []string{"<> -> a@example.org: Content-Type:"}},
 		{name: "notices are not filtered", mta: "discard;", kind: intake.Notice, rcpts: []queue.Recipient{bob}},
 	}
 	for _, c := range cases {

@@ -20,6 +20,14 @@
 // tmp/, fsynced, renamed into new/ with S= the file's size, and new/ fsynced: a
 // message appears in new/ complete or not at all.
 //
+// Folders and users' filters (maildirfolders.go): a folder is the Maildir++
+// directory root/<mailbox>/.<folder>/ that Dovecot and Courier read, created
+// on demand; a copy with IMAP flags goes to cur/ with the info suffix ":2,FS".
+// With a MailboxFilter (a user's own Sieve filter, package filter) the filter
+// decides the filings and the content to store, or refuses the recipient; with
+// FolderFromDetail a subaddress names the folder (the channel's fileinto
+// template turns a system filter's fileinto into a subaddress).
+//
 // # SMTP and LMTP client
 //
 // The client is in layers, each readable without the ones above it:

@@ -17,13 +17,16 @@ import (
 )
 
 // Maildir delivers to local mailboxes in Maildir format under one root:
-// root/<mailbox>/{tmp,new,cur}. It is safe for concurrent use.
+// root/<mailbox>/{tmp,new,cur}, and the mailbox's folders in the Maildir++
+// layout, root/<mailbox>/.<folder>/ (maildirfolders.go). It is safe for
+// concurrent use.
 type Maildir struct {
 	root     string
 	hostname string // already escaped for use in a file name
 	pid      int
 	counter  atomic.Uint64 // Q<n> in the unique name: unique within this process
 	now      func() time.Time
+	opts     MaildirOptions
 }
 
 // NewMaildir returns a Maildir delivering under root; hostname goes into the
@@ -89,24 +92,30 @@ func (md *Maildir) Deliver(ctx context.Context, m *Message) []Result {
 			out[i] = Result{Err: st, Reply: "maildir;cancelled", ConnFailed: failedAtConnection(st, "")}
 			continue
 		}
-		name, st := md.deliverOne(m, r)
+		if md.opts.Filter != nil || md.opts.FolderFromDetail {
+			out[i] = md.deliverFiled(ctx, m, r)
+			continue
+		}
+		name, st := md.deliverOne(m, r, filing{})
 		if st != nil {
 			out[i] = Result{Err: st, Reply: "maildir;" + st.Error(), ConnFailed: failedAtConnection(st, "")}
 			continue
 		}
-		out[i] = Result{Reply: "maildir;new/" + name, Handoff: DeliveredHere}
+		out[i] = Result{Reply: "maildir;" + name, Handoff: DeliveredHere}
 	}
 	return out
 }
 
-func (md *Maildir) deliverOne(m *Message, r Rcpt) (string, *status.Status) {
+// deliverOne stores one copy for one recipient where to says (the mailbox's
+// INBOX for the zero filing) and returns its name relative to the mailbox.
+func (md *Maildir) deliverOne(m *Message, r Rcpt, to filing) (string, *status.Status) {
 	mbox, st := MailboxOf(r.Addr)
 	if st != nil {
 		return "", st
 	}
-	dir := filepath.Join(md.root, mbox)
-	if err := md.ensure(dir); err != nil {
-		return "", fsStatus("creating maildir "+mbox, err)
+	dir := filepath.Join(md.root, mbox, to.dir)
+	if err := md.ensureFolder(filepath.Join(md.root, mbox), to.dir); err != nil {
+		return "", fsStatus("creating maildir "+filepath.Join(mbox, to.dir), err)
 	}
 
 	// The file holds the LF form of the message (copyLF): what Maildir readers
@@ -149,17 +158,18 @@ func (md *Maildir) deliverOne(m *Message, r Rcpt) (string, *status.Status) {
 	if err := f.Close(); err != nil {
 		return "", fsStatus("closing "+mbox, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, "new", name)); err != nil {
-		return "", fsStatus("renaming into "+mbox+"/new", err)
+	final := to.final(name)
+	if err := os.Rename(tmp, filepath.Join(dir, final)); err != nil {
+		return "", fsStatus("renaming into "+filepath.Join(mbox, to.dir, to.sub()), err)
 	}
 	ok = true
 	// The rename is durable only once the directory is synced; until then the
 	// queue must keep the message, so a failure here is temporary (a duplicate is
 	// better than a loss).
-	if err := syncDir(filepath.Join(dir, "new")); err != nil {
-		return "", fsStatus("syncing "+mbox+"/new", err)
+	if err := syncDir(filepath.Join(dir, to.sub())); err != nil {
+		return "", fsStatus("syncing "+filepath.Join(mbox, to.dir, to.sub()), err)
 	}
-	return name, nil
+	return filepath.ToSlash(filepath.Join(to.dir, final)), nil
 }
 
 // ensure creates dir/{tmp,new,cur} on first delivery.

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +43,9 @@ type builder struct {
 	// tableErrors: the channel table itself is broken (duplicate or missing host
 	// names), so the rule engine is not run on it.
 	tableErrors bool
+	// files is the configuration directory, where imta.filter and the channel
+	// filters are read; nil when there is none.
+	files fs.FS
 }
 
 func (b *builder) errorf(pos cnf.Pos, format string, args ...any) {
@@ -51,13 +56,21 @@ func (b *builder) warnf(pos cnf.Pos, format string, args ...any) {
 	b.warns = append(b.warns, &cnf.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 }
 
-// Check is Build returning everything it found.
-func Check(cfg *cnf.Config) Report { return check(cfg, false) }
+// Check is Build returning everything it found. The filter files the
+// configuration names are read from its directory (cfg.Dir).
+func Check(cfg *cnf.Config) Report {
+	var files fs.FS
+	if cfg != nil && cfg.Dir != "" {
+		files = os.DirFS(cfg.Dir)
+	}
+	return check(cfg, false, files)
+}
 
 // check runs every check; parseFailed says the AST is partial (cnf reported errors),
 // so checks that would mistake a dropped line for a missing one are skipped.
-func check(cfg *cnf.Config, parseFailed bool) Report {
-	b := &builder{cfg: cfg}
+// files is the configuration directory, for the filter files (nil: none).
+func check(cfg *cnf.Config, parseFailed bool, files fs.FS) Report {
+	b := &builder{cfg: cfg, files: files}
 	if cfg == nil || cfg.IMTA == nil {
 		if !parseFailed { // else cnf has said why imta.cnf is missing
 			b.errorf(cnf.Pos{File: "imta.cnf"}, "no imta.cnf: the configuration needs rewrite rules and a channel table")
@@ -137,6 +150,7 @@ func check(cfg *cnf.Config, parseFailed bool) Report {
 	if !parseFailed {
 		b.checkRoutingHosts(cfg.IMTA, img.Channels)
 	}
+	b.filters(img) // filters.go
 
 	// The engine validates templates; it needs a sound channel table, so it runs
 	// only when the table itself had no errors (else it would repeat them).

@@ -190,6 +190,13 @@ type ChannelConfig struct {
 	DKIMVerify, DMARCVerify               bool
 	TrustAuthResults                      bool
 	SourceSRS, DestinationSRS, AddressSRS bool
+	// Sieve filters (package filter), "" for none: the sourcefilter and
+	// destinationfilter (channelfilter) URLs, the filter URL-pattern of users'
+	// own filters, and the fileinto template.
+	SourceFilter      string
+	DestinationFilter string
+	UserFilter        string
+	FileInto          string
 
 	Backoff [NumPriorities][]time.Duration // retry intervals; the last repeats
 	// Notices are message ages (days, or hours with RETURN_UNITS=1). A class the

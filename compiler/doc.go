@@ -6,7 +6,10 @@
 //
 // It owns the channel keyword table, the meaning of every option, the
 // cross-file checks (duplicate host names, pools, routing hosts without a channel),
-// the settings each subsystem runs with, and the image file format. It must not
+// the settings each subsystem runs with, and the image file format. It also
+// compiles every Sieve filter the configuration names (filters.go): imta.filter,
+// which the image carries, and the channels' filter files, each error at the
+// script's own file and line. It must not
 // parse text (cnf does), rewrite addresses (engine does) or run anything: an Image
 // is data.
 //

@@ -68,7 +68,12 @@ type Image struct {
 	Options        Options
 	ChannelOptions map[string]ChannelOptions // keyed by channel name (lower case)
 	General        map[string]string         // general.txt, keys lower-cased
-	Warnings       cnf.ErrorList
+	// MTAFilter is imta.filter, the MTA-wide Sieve filter, as cnbuild read and
+	// checked it; nil when the configuration has none. The product's
+	// documentation says it is copied into the compiled configuration: an edit
+	// takes effect at the next cnbuild.
+	MTAFilter *FilterSource
+	Warnings  cnf.ErrorList
 }
 
 // The file is
@@ -98,6 +103,7 @@ type rest struct {
 	Options        Options
 	ChannelOptions map[string]ChannelOptions
 	General        map[string]string
+	MTAFilter      *FilterSource
 	Warnings       cnf.ErrorList
 }
 
@@ -183,7 +189,7 @@ func Encode(img *Image) ([]byte, error) {
 	var rb bytes.Buffer
 	r := rest{Channels: img.Channels, Jobs: img.Jobs, Dispatcher: img.Dispatcher,
 		Options: img.Options, ChannelOptions: img.ChannelOptions, General: img.General,
-		Warnings: img.Warnings}
+		MTAFilter: img.MTAFilter, Warnings: img.Warnings}
 	if err := gob.NewEncoder(&rb).Encode(r); err != nil {
 		return nil, fmt.Errorf("encode image payload: %w", err)
 	}
@@ -512,6 +518,7 @@ func decode(data string) (img *Image, err error) {
 	}
 	img.Channels, img.Jobs, img.Dispatcher, img.Options = r.Channels, r.Jobs, r.Dispatcher, r.Options
 	img.ChannelOptions, img.General, img.Warnings = r.ChannelOptions, r.General, r.Warnings
+	img.MTAFilter = r.MTAFilter
 	if img.Rules != nil {
 		img.Rules.Attach(img.Mappings, img.Aliases)
 	}
@@ -533,18 +540,19 @@ func BuildDir(dir string) (*Image, error) {
 // CheckDir parses and checks a directory; parse errors come back in the Report.
 func CheckDir(dir string) (Report, error) {
 	cfg, err := cnf.ParseDir(dir)
-	return checkParsed(cfg, err)
+	return checkParsed(cfg, err, os.DirFS(dir))
 }
 
 // CheckFS is CheckDir on a file system (the embedded default configuration).
+// The filter files the configuration names are read from it too.
 func CheckFS(fsys fs.FS) (Report, error) {
 	cfg, err := cnf.ParseFS(fsys)
-	return checkParsed(cfg, err)
+	return checkParsed(cfg, err, fsys)
 }
 
-func checkParsed(cfg *cnf.Config, err error) (Report, error) {
+func checkParsed(cfg *cnf.Config, err error, files fs.FS) (Report, error) {
 	if err == nil {
-		return Check(cfg), nil
+		return check(cfg, false, files), nil
 	}
 	var list cnf.ErrorList
 	if !errors.As(err, &list) {
@@ -561,7 +569,7 @@ func checkParsed(cfg *cnf.Config, err error) (Report, error) {
 	}
 	// Parse errors do not stop the cross-file checks: an operator wants every
 	// problem of a run at once. The image is withheld all the same.
-	r := check(cfg, true)
+	r := check(cfg, true, files)
 	r.Errors = append(r.Errors, list...)
 	sortErrors(r.Errors)
 	r.Errors = dedupe(r.Errors)

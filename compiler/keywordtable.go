@@ -3,6 +3,8 @@ package compiler
 import (
 	"fmt"
 	"net/netip"
+
+	"mtad.dev/mta/filter"
 )
 
 // keywordSpecs is every channel keyword the product's documentation names, each
@@ -206,12 +208,20 @@ var keywordSpecs = []keywordSpec{
 	{name: "nomailfromdnsverify", effect: asBuilt, why: whyMailFromDNS},
 	{name: "loopcheck", effect: notImplemented, why: whyLoopCheck},
 	{name: "noloopcheck", effect: asBuilt, why: whyLoopCheck},
-	{name: "sourcefilter", args: argWord, effect: notImplemented, why: whySieve},
-	{name: "destinationfilter", args: argWord, effect: notImplemented, why: whySieve},
-	{name: "channelfilter", args: argWord, effect: notImplemented, why: whySieve},
-	{name: "filter", args: argWord, effect: notImplemented, why: whySieve},
-	{name: "nofilter", effect: asBuilt, why: whySieve},
-	{name: "fileinto", args: argWord, effect: notImplemented, why: whySieve},
+
+	// Sieve filters (package filter; filters.go checks the scripts). The
+	// product's documentation calls channelfilter the obsolete name of
+	// destinationfilter. filter is the URL-pattern of users' own filters,
+	// fileinto the address a system filter's fileinto becomes.
+	{name: "sourcefilter", args: argWord, set: func(c *ChannelConfig, k Keyword) { c.SourceFilter = k.arg() }},
+	{name: "nosourcefilter", set: func(c *ChannelConfig, _ Keyword) { c.SourceFilter = "" }},
+	{name: "destinationfilter", args: argWord, set: func(c *ChannelConfig, k Keyword) { c.DestinationFilter = k.arg() }},
+	{name: "channelfilter", args: argWord, set: func(c *ChannelConfig, k Keyword) { c.DestinationFilter = k.arg() }},
+	{name: "nodestinationfilter", set: func(c *ChannelConfig, _ Keyword) { c.DestinationFilter = "" }},
+	{name: "filter", args: argWord, check: checkSubstitutions, set: func(c *ChannelConfig, k Keyword) { c.UserFilter = k.arg() }},
+	{name: "nofilter", set: func(c *ChannelConfig, _ Keyword) { c.UserFilter = "" }},
+	{name: "fileinto", args: argWord, check: checkSubstitutions, set: func(c *ChannelConfig, k Keyword) { c.FileInto = k.arg() }},
+
 	{name: "holdexquota", effect: irrelevant, why: whyQuota},
 	{name: "noexquota", effect: irrelevant, why: whyQuota},
 	{name: "logging", effect: asBuilt, why: whyLogging},
@@ -312,7 +322,6 @@ const (
 	whyAlternate         = "over-limit mail is not diverted"
 	whyMailFromDNS       = "MAIL FROM domains are not checked in the DNS"
 	whyLoopCheck         = "no XLOOP; loops are caught by counting Received: fields"
-	whySieve             = "no Sieve filters"
 	whyQuota             = "quotas belong to the message store; the local channel has none"
 	whyLogging           = "every channel writes mail.log"
 	whyDefragment        = "message/partial fragments are not reassembled"
@@ -324,6 +333,15 @@ const (
 // setSMTP is the smtp keyword and its line-ending spellings: the channel speaks
 // SMTP (and so not LMTP).
 func setSMTP(c *ChannelConfig, _ Keyword) { c.SMTP, c.LMTP = true, false }
+
+// checkSubstitutions: a filter URL-pattern or fileinto template may use only
+// the substitutions mtad can make (filter.CheckPattern).
+func checkSubstitutions(arg string) string {
+	if err := filter.CheckPattern(arg); err != nil {
+		return err.Error()
+	}
+	return ""
+}
 
 // checkPoolName: the product's documentation allows pool names of at most 12
 // characters.

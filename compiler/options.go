@@ -222,11 +222,20 @@ type Options struct {
 	MaxHeaderBlockUse float64
 	// Auth is sender authentication's options (SPF_*, DKIM_*, DMARC_*, SRS_*,
 	// AUTHSERV_ID, ACCESS_SPF).
-	Auth         AuthOptions
-	MMDebug      int
-	DequeueDebug int
-	ReturnDebug  int
-	Raw          map[string]string
+	Auth AuthOptions
+	// FilterDiscard and FilterJettison are FILTER_DISCARD and FILTER_JETTISON:
+	// 2 parks what a filter's discard (jettison) drops on the filter_discard
+	// channel, 1 (the default) deletes it at once. FILTER_JETTISON defaults to
+	// FILTER_DISCARD's value.
+	FilterDiscard  int
+	FilterJettison int
+	// SieveRedirectAddResent is SIEVE_REDIRECT_ADD_RESENT (default on): a Sieve
+	// redirect without :resent or :noresent adds Resent- fields.
+	SieveRedirectAddResent bool
+	MMDebug                int
+	DequeueDebug           int
+	ReturnDebug            int
+	Raw                    map[string]string
 }
 
 var optionTable = map[string]optKind{
@@ -261,6 +270,7 @@ var optionTable = map[string]optKind{
 	"DKIM_MAX_SIGNATURES": optInt, "DMARC_HONOR_PCT": optBool, "DMARC_REJECT_CODE": optString,
 	"DMARC_QUARANTINE_HOLD": optBool,
 	"SRS_DOMAIN":            optString, "SRS_SECRETS": optString, "SRS_MAXAGE": optInt, "SRS_HASH_ALGORITHM": optString,
+	"FILTER_DISCARD": optInt, "FILTER_JETTISON": optInt, "SIEVE_REDIRECT_ADD_RESENT": optBool,
 }
 
 // DefaultOptions are the values used when option.dat does not set them.
@@ -277,6 +287,9 @@ func DefaultOptions() Options {
 		MaxRewritePasses:         20,
 		MissingRecipientPolicy:   1,
 		MaxHeaderBlockUse:        0.5,
+		FilterDiscard:            1,
+		FilterJettison:           1,
+		SieveRedirectAddResent:   true,
 		Raw:                      map[string]string{},
 		Auth:                     defaultAuthOptions(),
 	}
@@ -321,6 +334,10 @@ func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
 		o.MaxHeaderBlockUse = v
 	}
 	o.Auth = readAuthOptions(r, f, errs)
+	r.int("FILTER_DISCARD", &o.FilterDiscard)
+	o.FilterJettison = o.FilterDiscard
+	r.int("FILTER_JETTISON", &o.FilterJettison)
+	r.bool("SIEVE_REDIRECT_ADD_RESENT", &o.SieveRedirectAddResent)
 	r.int("MM_DEBUG", &o.MMDebug)
 	r.int("DEQUEUE_DEBUG", &o.DequeueDebug)
 	r.int("RETURN_DEBUG", &o.ReturnDebug)
@@ -344,6 +361,11 @@ func readOptions(f *cnf.OptionFile, errs, warns *cnf.ErrorList) Options {
 	}
 	if o.MaxAliasLevels < 1 {
 		*errs = append(*errs, &cnf.Error{Pos: pos("MAX_ALIAS_LEVELS"), Msg: "bad value for option MAX_ALIAS_LEVELS: must be at least 1"})
+	}
+	for name, v := range map[string]int{"FILTER_DISCARD": o.FilterDiscard, "FILTER_JETTISON": o.FilterJettison} {
+		if v != 1 && v != 2 {
+			*errs = append(*errs, &cnf.Error{Pos: pos(name), Msg: fmt.Sprintf("bad value for option %s: %d (1 = delete, 2 = park on the filter_discard channel)", name, v)})
+		}
 	}
 	return o
 }

@@ -37,7 +37,6 @@ type optNoEffect struct {
 var optionNoEffects = []optNoEffect{
 	// option.dat: mail.log fields and formats (maillog writes the plain format).
 	{File: optionDat, Key: "LOG_FILENAME", Field: "Options.LogFilename", Quiet: []string{"0"}, Reason: "mail.log entries do not name the queue file"},
-	{File: optionDat, Key: "LOG_FILTER", Field: "Options.LogFilter", Quiet: []string{"0"}, Reason: "there are no Sieve filters to log"},
 	{File: optionDat, Key: "LOG_FORMAT", Field: "Options.LogFormat", Quiet: []string{"1"}, Reason: "mail.log is always the plain format (1)"},
 	{File: optionDat, Key: "LOG_QUEUE_TIME", Field: "Options.LogQueueTime", Quiet: []string{"0"}, Reason: "mail.log entries carry no queue time"},
 	{File: optionDat, Key: "LOG_REASON", Field: "Options.LogReason", Quiet: []string{"0"}, Reason: "R and K entries carry the diagnostic, no separate reason field"},
@@ -60,7 +59,7 @@ var optionNoEffects = []optNoEffect{
 	{File: optionDat, Key: "POST_DEBUG", Quiet: []string{"0"}, Reason: "there is no periodic post job"},
 	{File: optionDat, Key: "OS_DEBUG", Quiet: []string{"0"}, Reason: "no debug output of this kind"},
 	{File: optionDat, Key: "CACHE_DEBUG", Quiet: []string{"0"}, Reason: "no debug output of this kind"},
-	{File: optionDat, Key: "FILTER_DEBUG", Quiet: []string{"0"}, Reason: "there are no Sieve filters"},
+	{File: optionDat, Key: "FILTER_DEBUG", Quiet: []string{"0"}, Reason: "a filter is debugged with mtactl test -rewrite -filter -debug and mtactl test -exp -mm"},
 	{File: optionDat, Key: "LOG_DEBUG", Quiet: []string{"0"}, Reason: "no debug output of this kind"},
 	{File: optionDat, Key: "AP_DEBUG", Quiet: []string{"0"}, Reason: "no debug output of this kind"},
 	// option.dat: features.

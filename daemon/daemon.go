@@ -20,6 +20,7 @@ import (
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/dnsx"
 	"mtad.dev/mta/examples"
+	"mtad.dev/mta/filter"
 	"mtad.dev/mta/intake"
 	"mtad.dev/mta/jobctl"
 	"mtad.dev/mta/maillog"
@@ -92,6 +93,9 @@ type Daemon struct {
 	dnsMu    sync.Mutex // guards dns
 	dns      map[string]dnsx.Resolver
 
+	filters   *filter.Cache         // compiled Sieve scripts, kept across reloads
+	vacations *filter.VacationStore // users' vacation answers (DATA/vacation)
+
 	ctl    controlState // the control socket's state (control.go)
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the job controller has stopped
@@ -129,6 +133,9 @@ func Start(ctx context.Context, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.filters = filter.NewCache(d.log.With("component", "filter"), 0)
+	d.vacations = filter.NewVacationStore(filepath.Join(opts.DataDir, "vacation"))
+	d.policy.Store(d.policyFor(img)) // now with the filters, which log to mail.log
 	// The job controller exists before the queue opens so that OnCommit always has
 	// somewhere to go; it reads nothing from the queue until Run.
 	var jcPtr atomic.Pointer[jobctl.Controller]
@@ -420,7 +427,7 @@ func (d *Daemon) reload(trigger string, load func() (*compiler.Image, imageOrigi
 	}
 
 	d.swapCert(cert)
-	d.policy.Store(d.withAuth(newPolicy(img), img))
+	d.policy.Store(d.policyFor(img))
 	d.image.Store(img)
 	d.smtp.SetMaxConns(smtpMaxConns(img)) // new connections; sessions over a lowered cap finish
 	cfg := d.jobConfig(img)

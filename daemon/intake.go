@@ -58,15 +58,21 @@ func heldSndopr(img *compiler.Image) bool {
 // rewritten and routed like any envelope recipient, with the local channel as
 // source, and gets NOTIFY=NEVER.
 func (d *Daemon) submitNotice(ctx context.Context, from string, to []string, content []byte) error {
-	tx, _ := d.intake.Begin(d.intakeRules(), intake.Origin{Kind: intake.Notice, Channel: localSource,
+	return d.submitVia(ctx, intake.Notice, from, to, "", content)
+}
+
+// submitVia queues a message the MTA makes itself (a notice, a filter's
+// answer or redirected copy) through intake, with the local channel as source.
+func (d *Daemon) submitVia(ctx context.Context, kind intake.Kind, from string, to []string, notify string, content []byte) error {
+	tx, _ := d.intake.Begin(d.intakeRules(), intake.Origin{Kind: kind, Channel: localSource,
 		Description: "localhost (internal)"}, from)
 	for _, addr := range to {
-		if out := tx.AddRecipient(intake.Recipient{Addr: addr}); out.Refused != nil {
-			return fmt.Errorf("notice recipient %s: %w", addr, out.Refused)
+		if out := tx.AddRecipient(intake.Recipient{Addr: addr, Notify: notify}); out.Refused != nil {
+			return fmt.Errorf("recipient %s: %w", addr, out.Refused)
 		}
 	}
 	if tx.Len() == 0 {
-		return status.New(550, "5.1.1", "notice has no deliverable recipient")
+		return status.New(550, "5.1.1", "no deliverable recipient")
 	}
 	_, err := tx.Accept(ctx, intake.Message{Content: content})
 	return err

@@ -17,6 +17,7 @@ import (
 	"mtad.dev/mta/channels"
 	"mtad.dev/mta/compiler"
 	"mtad.dev/mta/dnsx"
+	"mtad.dev/mta/filter"
 	"mtad.dev/mta/jobctl"
 	"mtad.dev/mta/reroute"
 	"mtad.dev/mta/smtpserver"
@@ -176,6 +177,11 @@ type programSpec struct {
 	hold     bool   // reprocess: the hold channel, which keeps mail .HELD
 	smtp     channels.SMTPSettings
 	pipe     channels.PipeSettings
+	// maildir (filter.go): users' filters (the filter URL-pattern), with the
+	// settings they run with, and folders by subaddress (a fileinto template).
+	userFilter       string
+	filters          filter.Settings
+	folderFromDetail bool
 }
 
 // programFor chooses the delivery program of a channel by the product's conventions:
@@ -185,7 +191,7 @@ type programSpec struct {
 // here (ok false): their mail stays queued and `qm` shows it.
 func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (spec programSpec, ok bool) {
 	if c.Local() {
-		return programSpec{kind: maildirProgram, hostname: img.Hostname()}, true
+		return maildirSpec(img, c), true
 	}
 	if ps, ok := img.Pipe(c); ok {
 		return programSpec{kind: pipeProgram, pipe: ps}, true
@@ -208,7 +214,7 @@ func (d *Daemon) programFor(img *compiler.Image, c *compiler.ChannelConfig) (spe
 func (d *Daemon) buildProgram(name string, spec programSpec) channels.Program {
 	switch spec.kind {
 	case maildirProgram:
-		return channels.NewMaildir(filepath.Join(d.opts.DataDir, "mailboxes"), spec.hostname)
+		return d.newMaildir(spec)
 	case pipeProgram:
 		return channels.NewPipe(spec.pipe.Options())
 	case bitbucketProgram:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,11 +42,15 @@ type Message struct {
 // owners) and .HELD reason.
 type Copy struct {
 	Envelope *queue.Envelope
-	ID       string // the queue id; "" when the enqueue failed
-	Err      error  // why the enqueue failed
+	// Content is what the copy is queued with: the message, or a filter's edit
+	// of it (addheader, addtag ...).
+	Content []byte
+	ID      string // the queue id; "" when the enqueue failed
+	Err     error  // why the enqueue failed
 	// Origins are the AddRecipient calls (0, 1, ...) whose recipients the copy
 	// holds: a hand-back reports each original recipient by them.
 	Origins []int
+	notes   []string // per recipient: the filters' note for its E record; nil: none
 }
 
 // Result is what Accept did.
@@ -91,10 +96,24 @@ func (t *Transaction) Accept(ctx context.Context, m Message) (*Result, error) {
 	if err := t.authenticate(ctx, &m); err != nil {
 		return res, err
 	}
+	fr := t.runFilter(ctx, m)
+	if fr != nil && fr.Refused != nil {
+		return res, fr.Refused
+	}
+	after := func() {
+		if fr != nil && fr.After != nil {
+			fr.After(ctx)
+		}
+	}
+	if len(t.rcpts) == 0 { // every recipient discarded or redirected by a filter
+		res.Discarded = true
+		after()
+		return res, nil
+	}
 	held, forced := t.heldReason(trace)
 	res.Held, res.Forced = held, forced
 	res.Copies = t.copies(m, held, trace.messageID)
-	t.enqueue(ctx, res.Copies, m.Content)
+	t.enqueue(ctx, res.Copies)
 
 	var errs []error
 	for _, c := range res.Copies {
@@ -102,7 +121,7 @@ func (t *Transaction) Accept(ctx context.Context, m Message) (*Result, error) {
 			errs = append(errs, c.Err)
 			continue
 		}
-		t.logEnqueued(c, len(m.Content))
+		t.logEnqueued(c, len(c.Content))
 		if forced && c.Envelope.HeldReason == held {
 			lvl := slog.LevelInfo
 			if t.rules.HeldSndopr {
@@ -112,6 +131,7 @@ func (t *Transaction) Accept(ctx context.Context, m Message) (*Result, error) {
 		}
 	}
 	if len(errs) == 0 {
+		after()
 		return res, nil
 	}
 	err := errors.Join(errs...)
@@ -123,7 +143,7 @@ func (t *Transaction) Accept(ctx context.Context, m Message) (*Result, error) {
 				continue // logged E: it will be delivered
 			}
 			for _, rc := range c.Envelope.Rcpts {
-				t.in.LogRefused(t.origin, c.Envelope.From, rc.Channel, rc.Addr, rc.ORCPT, int64(len(m.Content)-m.ReceivedLen), st)
+				t.in.LogRefused(t.origin, c.Envelope.From, rc.Channel, rc.Addr, rc.ORCPT, int64(len(c.Content)-m.ReceivedLen), st)
 			}
 		}
 	}
@@ -146,9 +166,10 @@ func (t *Transaction) heldReason(trace traceCounts) (reason string, forced bool)
 	return "", false
 }
 
-// copies makes one envelope per envelope sender and .HELD reason, in the order
-// of their first recipient. Recipients that came through a list with an owner get
-// the owner as sender, so that their bounces go to the owner, not to the poster.
+// copies makes one envelope per envelope sender, .HELD reason and content, in
+// the order of their first recipient. Recipients that came through a list with
+// an owner get the owner as sender, so that their bounces go to the owner, not to
+// the poster; recipients a filter edited the message for get their own copy.
 func (t *Transaction) copies(m Message, held, messageID string) []Copy {
 	var out []Copy
 	byKey := map[string]int{}
@@ -162,12 +183,12 @@ func (t *Transaction) copies(m Message, held, messageID string) []Copy {
 		if e.held != "" {
 			reason = e.held
 		}
-		key := from + "\x00" + reason
+		key := from + "\x00" + reason + "\x00" + strconv.Itoa(e.variant)
 		i, ok := byKey[key]
 		if !ok {
 			i = len(out)
 			byKey[key] = i
-			out = append(out, Copy{Envelope: &queue.Envelope{
+			out = append(out, Copy{Content: t.contentOf(e.variant, m), Envelope: &queue.Envelope{
 				From:       from,
 				Source:     t.origin.Channel,
 				Arrival:    m.Arrival,
@@ -186,6 +207,9 @@ func (t *Transaction) copies(m Message, held, messageID string) []Copy {
 		c := &out[i]
 		c.Envelope.Rcpts = append(c.Envelope.Rcpts, e.rcpt)
 		c.Origins = append(c.Origins, e.origins...)
+		if t.rules.Filter != nil {
+			c.notes = append(c.notes, e.note)
+		}
 	}
 	return out
 }
@@ -194,9 +218,9 @@ func (t *Transaction) copies(m Message, held, messageID string) []Copy {
 // message from an SMTP client are enqueued concurrently so that they share one
 // group commit: the reply then waits for one fsync, not one per list owner. The
 // others are enqueued in order, so queue ids follow the order of the copies.
-func (t *Transaction) enqueue(ctx context.Context, copies []Copy, content []byte) {
+func (t *Transaction) enqueue(ctx context.Context, copies []Copy) {
 	one := func(c *Copy) {
-		c.ID, c.Err = t.in.Queue.Enqueue(ctx, c.Envelope, content)
+		c.ID, c.Err = t.in.Queue.Enqueue(ctx, c.Envelope, c.Content)
 		if c.Err != nil {
 			c.ID = ""
 			if len(copies) > 1 {
@@ -227,10 +251,14 @@ func (t *Transaction) logEnqueued(c Copy, size int) {
 		code = maillog.CodeEnqueued
 	}
 	env := c.Envelope
-	for _, rc := range env.Rcpts {
+	for i, rc := range env.Rcpts {
+		var diag string
+		if i < len(c.notes) {
+			diag = c.notes[i]
+		}
 		t.in.MailLog.Log(maillog.Record{
 			Source: t.origin.Channel, Dest: rc.Channel, Code: code, Size: int64(size), From: env.From,
-			ORCPT: rc.ORCPT, To: rc.Addr, ID: c.ID, MessageID: env.MessageID, Conn: t.origin.conn(),
+			ORCPT: rc.ORCPT, To: rc.Addr, ID: c.ID, MessageID: env.MessageID, Conn: t.origin.conn(), Diag: diag,
 		})
 	}
 }

@@ -13,6 +13,11 @@
 //   - de-duplication of recipients;
 //   - the loop check (too many Received: fields, or too many naming this host),
 //     holdlimit, and the HELD_SNDOPR warning for mail they hold;
+//   - the Sieve filters of acceptance (Rules.Filter: the MTA-wide filter, the
+//     source and destination channels' filters), once every recipient is known
+//     and before anything is queued (filter.go): each recipient is replaced by
+//     what the filters deliver it as, a message every recipient of which a
+//     filter rejected is refused as a whole;
 //   - the split by list owner (members of a list with an owner get a copy whose
 //     bounces go to the owner);
 //   - our Received: field;
@@ -41,9 +46,10 @@
 // submitting, and through which channel); Begin runs FROM_ACCESS for SMTP clients.
 // AddRecipient resolves one address and runs the recipient tables; a refusal comes
 // back as a status for the caller to answer with, and is already logged J. Accept
-// takes the content (our Received: field first; see Received), decides whether the
-// message is held, splits it by sender, enqueues every copy concurrently so that
-// they share one group commit, and logs E for what became durable. A 250 (or exit
+// takes the content (our Received: field first; see Received), runs the filter
+// step, decides whether the message is held, splits it by sender and content,
+// enqueues every copy concurrently so that they share one group commit, and logs
+// E for what became durable. A 250 (or exit
 // status 0) is given only after Accept returned without error.
 //
 // What each kind of origin gets (Kind):
@@ -54,8 +60,11 @@
 //   - Channel hand-back (reprocess, hold): no access tables, as the mail was
 //     checked when it arrived; a recipient the rules route back to the same
 //     channel is refused (reprocess would loop) or held again (the hold channel).
-//   - Notices: no access tables; recipients get NOTIFY=NEVER, so a notice never
-//     causes another notice.
+//   - Notices (and a filter's vacation answers): no access tables; recipients
+//     get NOTIFY=NEVER, so a notice never causes another notice.
+//   - Redirects (a copy a Sieve filter redirected): no access tables, NOTIFY as
+//     the filter gave it. The filters of acceptance have already run on the
+//     message the copy came from.
 //   - Requeue (qm requeue): queued mail routed again with the rules in force,
 //     from its original source channel; SEND_ACCESS applies (the configuration
 //     may now refuse what it accepted), not ORIG_SEND_ACCESS, which judged the

@@ -47,6 +47,7 @@ type Rules struct {
 	Access   AccessTables  // the access tables; nil: none
 	Auth     Authenticator // sender authentication (SPF, DKIM, DMARC); nil: none
 	SRS      SRS           // the Sender Rewriting Scheme; nil: none
+	Filter   Filter        // the Sieve filters of acceptance (MTA-wide, source, destination); nil: none
 	Channels map[string]Channel
 	Hostname string // our name in Received: and for the loop count
 

@@ -38,7 +38,8 @@ const (
 	SMTP     Kind = iota // an SMTP client
 	Local                // local submission (mtactl sendmail)
 	Handback             // a channel program handing queued mail back (reprocess, hold)
-	Notice               // a delivery status notice of the job controller
+	Notice               // a delivery status notice of the job controller, or a filter's vacation answer
+	Redirect             // a copy a Sieve filter redirected: no access tables, NOTIFY as given
 	// Requeue is queued mail the postmaster routes again (qm requeue). Its
 	// Channel is the message's original source channel, so that the rules see
 	// the message as they would see it arriving now.
@@ -126,6 +127,7 @@ type Transaction struct {
 	auth           AuthChecks        // sender authentication of an SMTP transaction; nil: none
 	verdict        string            // the DMARC verdict (AuthVerdict)
 	senderChannels map[string]string // where each copy's sender routes (forwardSRS)
+	variants       [][]byte          // contents the filters edited (FilteredRcpt); entry.variant-1 indexes it
 }
 
 // entry is one recipient the transaction will queue.
@@ -134,6 +136,8 @@ type entry struct {
 	sender  string // owner-NAME of the list it came through; "" the message's own
 	held    string // .HELD reason of this recipient alone (SelfHold)
 	origins []int  // the AddRecipient calls that produced it
+	variant int    // 0: the message's content; else the filters' edit (Transaction.variants)
+	note    string // the filters' note for the E record
 }
 
 // Begin starts a transaction for the envelope sender from ("" is <>). For an

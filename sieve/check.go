@@ -13,6 +13,12 @@ type Options struct {
 	// one the package supports (Extensions()). The MTA may, for example, refuse
 	// "vacation" in an MTA-wide filter.
 	Extensions []string
+	// Implicit lists capabilities a script has without requiring them. The
+	// product's own documentation writes system scriptlets such as
+	// `data:,addtag "[SPAM]";` without a require, so the MTA grants its own
+	// extensions implicitly to the scripts its administrator writes; a user's
+	// script gets none and must require what it uses (RFC 5228 §3.2).
+	Implicit []string
 }
 
 // extensionNames are the capabilities this package implements. "addheader",
@@ -54,6 +60,11 @@ func Check(f *File, opts Options) (*Script, error) {
 	}
 	for _, n := range names {
 		c.allowed[strings.ToLower(n)] = true
+	}
+	for _, n := range opts.Implicit {
+		if low := strings.ToLower(n); c.allowed[low] {
+			c.caps[low] = true
+		}
 	}
 	code := c.top(f.Commands)
 	if len(c.errs) > 0 {

@@ -31,6 +31,11 @@
 // bound the script's size, nesting, number of commands and strings at compile
 // time, and redirects and total work at run time.
 //
+// Options.Extensions limits what a script may require, and Options.Implicit
+// grants capabilities without a require: the MTA gives its administrator's
+// scripts the product's own extensions that way, as the product's documented
+// scriptlets (data:,addtag "[SPAM]";) have no require.
+//
 // The product's own extensions keep the product's names: jettison (a discard
 // that overrides any keep), addheader "Name: value" (told apart from RFC
 // 5293's two-argument addheader by its single argument), addtag, spamadjust

@@ -62,6 +62,8 @@ func TestVacationSuppressed(t *testing.T) {
 		{"auto-submitted", "Auto-Submitted: auto-replied\r\nTo: ken+sieve@example.com\r\n\r\n", testEnv(), "message is auto-submitted"},
 		{"precedence bulk", "Precedence: bulk\r\nTo: ken+sieve@example.com\r\n\r\n", testEnv(), "message is bulk or list mail"},
 		{"list-id", "List-Id: <x.example.com>\r\nTo: ken+sieve@example.com\r\n\r\n", testEnv(), "message is list mail"},
+		{"subaddress of a To: address", "To: ken@example.com\r\n\r\n", testEnv(), ""},
+		{"list-unsubscribe", "list-unsubscribe: <mailto:x@example.com>\r\nTo: ken+sieve@example.com\r\n\r\n", testEnv(), "message is list mail"},
 	}
 	for _, c := range cases {
 		r, err := Must(t, script).Evaluate(context.Background(), []byte(c.msg), c.env)
@@ -266,4 +268,27 @@ func TestAddressOnlyOnAddressFields(t *testing.T) {
 		{"subject is not an address field", `if address :contains "subject" "acme" { discard; }`, "", nil, "implicit keep"},
 		{"reply-to is", `if address :is "reply-to" "x@example.com" { discard; }`, "Reply-To: X <x@example.com>\r\n\r\n", nil, "discard"},
 	})
+}
+
+// TestImplicitCapabilities: Options.Implicit grants the product's own
+// extensions without a require (the documented `data:,addtag "[SPAM]";`), and
+// nothing a script is not allowed.
+func TestImplicitCapabilities(t *testing.T) {
+	src := []byte(`addtag "[SPAM]"; jettison;`)
+	if _, err := Compile("s", src, Options{}); err == nil {
+		t.Fatal("without Implicit, addtag needs a require")
+	}
+	s, err := Compile("s", src, Options{Implicit: []string{"addtag", "jettison"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Evaluate(context.Background(), []byte("Subject: x\r\n\r\n"), testEnv())
+	if err != nil || !r.Jettisoned() || len(r.Tags()) != 1 {
+		t.Fatalf("got %v %v", r, err)
+	}
+	_, err = Compile("s", []byte(`vacation "x";`), Options{Implicit: []string{"vacation"},
+		Extensions: []string{"addtag"}})
+	if err == nil {
+		t.Error("Implicit granted an extension Extensions does not allow")
+	}
 }

@@ -144,7 +144,9 @@ func (e *eval) vacationSuppressed(v *Vacation) string {
 		return "message is bulk or list mail"
 	}
 	for i := range e.fields {
-		if e.fields[i].f.Is("list-id") || e.fields[i].f.Is("list-post") {
+		// RFC 5230 §4.5 names List-Id; any List-* field of RFC 2369 and RFC
+		// 2919 (List-Unsubscribe, List-Post ...) marks list mail as surely.
+		if hasPrefixFold(e.fields[i].f.Raw, "list-") {
 			return "message is list mail"
 		}
 	}
@@ -169,11 +171,43 @@ func (e *eval) addressedTo(addrs []string) bool {
 		}
 		for _, have := range e.addresses(i) {
 			for _, a := range addrs {
-				if strings.EqualFold(strings.Trim(a, "<>"), have) {
+				a = strings.Trim(a, "<>")
+				if strings.EqualFold(a, have) || strings.EqualFold(withoutDetail(a, e.sep), have) {
 					return true
 				}
 			}
 		}
 	}
 	return false
+}
+
+// withoutDetail is an address without its subaddress (RFC 5233): mail to
+// "bob+lists@example.com" was sent to the "bob@example.com" its To: names.
+func withoutDetail(addr, sep string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	if i := strings.Index(addr[:at], sep); i >= 0 {
+		return addr[:i] + addr[at:]
+	}
+	return addr
+}
+
+// hasPrefixFold reports whether raw starts with prefix, ASCII case-insensitively;
+// prefix is lower case.
+func hasPrefixFold(raw []byte, prefix string) bool {
+	if len(raw) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := raw[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -24,6 +24,11 @@ type testOpts struct {
 	from, source, dest      string
 	compare, corpus         string
 	table, flags            string
+	// -rewrite -filter (test_filter.go); -nofilter is the default.
+	filter, nofilter bool
+	// -exp -mm (test_filter.go).
+	exp, mm, block             bool
+	input, message, output, to string
 }
 
 func cmdTest(a *app, args []string) int {
@@ -46,20 +51,31 @@ func cmdTest(a *app, args []string) int {
 	fs.StringVar(&o.corpus, "corpus", "", "-rewrite -compare: addresses to compare, one per line")
 	fs.StringVar(&o.table, "table", "", "-mapping: table `NAME` (prompted when missing)")
 	fs.StringVar(&o.flags, "flags", "", "-mapping: input flag letters, e.g. EBI")
+	fs.BoolVar(&o.filter, "filter", false, "-rewrite: show the Sieve filters that apply and where each is found")
+	fs.BoolVar(&o.nofilter, "nofilter", false, "-rewrite: do not show the filters (the default)")
+	fs.BoolVar(&o.exp, "exp", false, "evaluate a Sieve script on a message (with -mm)")
+	fs.BoolVar(&o.mm, "mm", false, "-exp: Sieve (the product's mail-filter mode)")
+	fs.BoolVar(&o.block, "block", false, "-exp: the input is one script (else each line is one)")
+	fs.StringVar(&o.input, "input", "", "-exp: the Sieve `FILE`")
+	fs.StringVar(&o.message, "message", "", "-exp: the message `FILE` (RFC 5322)")
+	fs.StringVar(&o.output, "output", "", "-exp: write to `FILE` instead of standard output")
+	fs.StringVar(&o.to, "to", "", "-exp: envelope recipient (default the message's first To: address)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	n := 0
-	for _, b := range []bool{o.rewrite, o.mapping, o.match} {
+	for _, b := range []bool{o.rewrite, o.mapping, o.match, o.exp} {
 		if b {
 			n++
 		}
 	}
 	if n != 1 {
-		fmt.Fprintln(a.stderr, "mtactl test: give exactly one of -rewrite, -mapping, -match")
+		fmt.Fprintln(a.stderr, "mtactl test: give exactly one of -rewrite, -mapping, -match, -exp")
 		return 2
 	}
 	switch {
+	case o.exp:
+		return a.testExp(&o)
 	case o.rewrite && o.compare != "":
 		return a.testCompare(&o)
 	case o.rewrite:
@@ -175,6 +191,9 @@ func (a *app) testRewrite(o *testOpts, args []string) int {
 			return
 		}
 		printRewrite(a.stdout, img, o, rep)
+		if o.filter && !o.nofilter {
+			printFilters(a.stdout, img, a, o, rep)
+		}
 	})
 	return status
 }
@@ -336,6 +355,9 @@ func printRewrite(w io.Writer, img *compiler.Image, o *testOpts, rep *rewriteRep
 	c := rep.channel
 	field(w, "channel", rep.Channel)
 	field(w, "channel description", "")
+	if o.filter && !o.nofilter {
+		filterFields(w, img, o, c)
+	}
 	const perLine = 6
 	for i := 0; i*perLine < len(rep.Flags) || i == 0; i++ {
 		end := min((i+1)*perLine, len(rep.Flags))

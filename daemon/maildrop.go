@@ -114,6 +114,14 @@ func (d *Daemon) prepareMaildrop() error {
 	if err := os.Mkdir(d.refusedDir(), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("maildrop: %w", err)
 	}
+	// Both names are new on a first start, and a name is durable only once the
+	// directory holding it was fsynced: without this a power cut took the
+	// maildrop with what mtactl sendmail had spooled (and fsynced) in it before
+	// exiting 0 (the reliability suite's power-loss test found it). One fsync
+	// at every start, as the queue does for its own entry.
+	if err := syncDir(d.opts.DataDir); err != nil {
+		return fmt.Errorf("maildrop: %w", err)
+	}
 	return nil
 }
 

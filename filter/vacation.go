@@ -50,6 +50,9 @@ func (v *VacationStore) Answer(mailbox, handle, sender string, days int, now tim
 		return false, err
 	}
 	rec := fmt.Sprintf("%d\n%s\n%s\n", now.Unix(), handle, sender)
+	if err := v.makeMailboxDir(dir); err != nil {
+		return true, fmt.Errorf("vacation: recording the answer to %s: %w", sender, err)
+	}
 	if err := writeDurably(dir, path, []byte(rec)); err != nil {
 		return true, fmt.Errorf("vacation: recording the answer to %s: %w", sender, err)
 	}
@@ -70,17 +73,31 @@ func readAnswered(path string) (time.Time, bool) {
 	return time.Unix(secs, 0), true
 }
 
-// writeDurably replaces path with data: written beside it, fsynced, renamed,
-// and the directory fsynced (and its parent, when the directory is new).
-func writeDurably(dir, path string, data []byte) error {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return err
-		}
+// makeMailboxDir makes a mailbox's directory under the store's, the first time
+// that mailbox answers, and the store's own directory (DATA/vacation) at the
+// first answer of all. A new name is durable only once the directory holding it
+// was fsynced, so both the store's directory (it holds the mailbox's entry) and
+// its parent (it holds DATA/vacation's) are fsynced before anything is recorded:
+// without the second, a power cut took DATA/vacation with every record in it and
+// the sender got a second answer (the reliability suite's power-loss test found
+// it). Two fsyncs once per mailbox; the data directory's own entry is the
+// daemon's, which makes it durable at start.
+func (v *VacationStore) makeMailboxDir(dir string) error {
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := syncDir(v.dir); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(v.dir))
+}
+
+// writeDurably replaces path with data: written beside it in dir, fsynced,
+// renamed, and dir fsynced.
+func writeDurably(dir, path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -122,19 +123,23 @@ func (c *copies) of(tok string) [][32]byte {
 
 // plRun is one power-loss run: mtad on a lazy filesystem, cut again and again.
 type plRun struct {
-	t                  *testing.T
-	mtadBin, mtactlBin string
-	fs                 *lazyfs.FS
-	cfg, data          string
-	laterPort          int
-	sink, later        *copies
+	t                   *testing.T
+	mtadBin, mtactlBin  string
+	fs                  *lazyfs.FS
+	cfg, data           string
+	sinkPort, laterPort int
+	sink, later         *copies
 
 	mu       sync.Mutex
 	acked    map[string]plMessage
 	refused  int
 	dRecords map[string]bool // Maildir D records of mail.log ("mailbox/new/name"), as seen before each cut
-	loss     lazyfs.Loss     // summed over the cuts
-	kills    []time.Time     // by cycle
+	// autoReplies counts the copies of each automatic answer (Auto-Submitted:
+	// auto-replied) the sink received, by Message-ID: a second answer has its
+	// own, a second delivery of the same answer does not.
+	autoReplies map[string]int
+	loss        lazyfs.Loss // summed over the cuts
+	kills       []time.Time // by cycle
 }
 
 // plResult is what a run found.
@@ -152,15 +157,43 @@ func newPowerLossRun(t *testing.T, mtadBin string) *plRun {
 	_, mtactlBin := buildBinaries(t)
 	r := &plRun{t: t, mtadBin: mtadBin, mtactlBin: mtactlBin, fs: lazyfs.MountForTest(t),
 		cfg: t.TempDir(), laterPort: closedPort(t), sink: newCopies(), later: newCopies(),
-		acked: map[string]plMessage{}, dRecords: map[string]bool{}}
+		acked: map[string]plMessage{}, dRecords: map[string]bool{}, autoReplies: map[string]int{}}
 	r.data = filepath.Join(r.fs.Dir(), "data") // mtad creates it: its entry must be made durable too
-	sk := smtptest.StartSink(t, smtptest.SinkConfig{Record: func(m smtptest.Message) { r.sink.add(m.Data) }})
-	writeFiles(t, r.cfg, powerLossFiles(sk.Port, r.laterPort))
-	if out, err := mtactl(t, mtactlBin, "-config", r.cfg, "cnbuild"); err != nil {
-		t.Fatalf("cnbuild: %v\n%s", err, out)
-	}
+	sk := smtptest.StartSink(t, smtptest.SinkConfig{Record: func(m smtptest.Message) {
+		r.sink.add(m.Data)
+		r.noteAutoReply(m.Data)
+	}})
+	r.sinkPort = sk.Port
+	r.configure(powerLossFiles(sk.Port, r.laterPort))
 	return r
 }
+
+// configure writes a configuration and compiles it (mtactl cnbuild). The
+// configuration directory is not on the lazy filesystem: it is the
+// administrator's, and cnbuild's own crash test covers the image.
+func (r *plRun) configure(files map[string]string) {
+	r.t.Helper()
+	writeFiles(r.t, r.cfg, files)
+	if out, err := mtactl(r.t, r.mtactlBin, "-config", r.cfg, "cnbuild"); err != nil {
+		r.t.Fatalf("cnbuild: %v\n%s", err, out)
+	}
+}
+
+// noteAutoReply counts a copy of an automatic answer that reached the sink.
+func (r *plRun) noteAutoReply(content []byte) {
+	if !bytes.Contains(content, []byte("\nAuto-Submitted: auto-replied")) {
+		return
+	}
+	id := ""
+	if m := messageIDRE.FindSubmatch(content); m != nil {
+		id = string(m[1])
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.autoReplies[id]++
+}
+
+var messageIDRE = regexp.MustCompile(`(?mi)^Message-ID:\s*(\S+)\r?$`)
 
 // powerCycle SIGKILLs mtad, cuts the power and starts mtad again on what survived.
 func (r *plRun) powerCycle(p *proc, cycle int) *proc {

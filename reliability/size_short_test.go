@@ -19,4 +19,7 @@ const (
 	plRunBefore    = 300 * time.Millisecond // minimum run time before a cut
 	plRunSpread    = 700 * time.Millisecond // plus a random part up to this
 	plPace         = 60 * time.Millisecond  // each sender's pause between messages
+	rqSmall        = 10                     // TestPowerLossRequeue: messages requeued whole before a cut
+	rqLarge        = 300                    // and those whose requeue a cut interrupts
+	rqCuts         = 1                      // cuts during their requeue
 )

@@ -19,4 +19,7 @@ const (
 	plRunBefore    = 500 * time.Millisecond  // minimum run time before a cut
 	plRunSpread    = 2500 * time.Millisecond // plus a random part up to this
 	plPace         = 60 * time.Millisecond   // each sender's pause between messages
+	rqSmall        = 100                     // TestPowerLossRequeue: messages requeued whole before a cut
+	rqLarge        = 3000                    // and those whose requeue a cut interrupts
+	rqCuts         = 3                       // cuts during their requeue
 )

@@ -411,7 +411,7 @@ func (c *Controller) returnExpired(t *noticeTask, env *queue.Envelope) {
 	for _, it := range t.items {
 		c.dropItem(it)
 	}
-	send := c.takeReportLocked(t.m, now.UnixNano(), nil)
+	send := c.takeReportLocked(t.m, now.UnixNano())
 	c.mu.Unlock()
 	if send != nil {
 		c.sendReport(t.m, send)

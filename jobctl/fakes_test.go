@@ -26,6 +26,10 @@ type memQueue struct {
 	updates  int
 	failNext error
 	seq      int
+	// beforeUpdate, when set, is called at the start of every Update, outside
+	// the lock: a test pauses a job there, between its check of the message's
+	// report and the end of its record.
+	beforeUpdate func(id string, ups []queue.Update)
 }
 
 func newMemQueue() *memQueue {
@@ -97,6 +101,9 @@ func (q *memQueue) Content(id string) (queue.Content, error) {
 }
 
 func (q *memQueue) Update(id string, ups []queue.Update) error {
+	if q.beforeUpdate != nil {
+		q.beforeUpdate(id, ups)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.failNext != nil {

@@ -46,6 +46,10 @@ type item struct {
 	hidx  int32   // index in the delayed heap, -1 when absent
 	aidx  int32   // index in its channel's arrival heap (chanCounts), -1 when absent
 	state uint8
+	// recording: the attempt has ended and its job is recording the results
+	// (record, until reschedule). The item is still active, but a report of its
+	// message no longer waits for it (awaitedLocked).
+	recording bool
 }
 
 // hostQ is one destination host of one channel.

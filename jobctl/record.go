@@ -175,11 +175,15 @@ func (c *Controller) record(ch *chanState, it *item, env *queue.Envelope, idx []
 	}
 	// 1. The recipients to report join the message's report. When this attempt
 	// was the last work it waited for, its notices are submitted now, and what
-	// they report is marked in the same Update as the attempt's results.
+	// they report is marked in the same Update as the attempt's results. From
+	// here on the report does not wait for this attempt (recording), in the
+	// same locked step as this check: a job whose attempt ends while this one
+	// is being recorded then sees it over and sends the report itself.
 	c.mu.Lock()
 	c.holdReportLocked(it.m, p.failed, now)
 	c.holdReportLocked(it.m, p.succeeded, now)
-	report := c.takeReportLocked(it.m, now.UnixNano(), it)
+	it.recording = true
+	report := c.takeReportLocked(it.m, now.UnixNano())
 	c.mu.Unlock()
 	var reported attemptPlan
 	var retry []noticeRcpt
@@ -225,6 +229,7 @@ func (c *Controller) reschedule(ch *chanState, it *item, p *attemptPlan, attempt
 			ch.ctr.Returned++
 		}
 	}
+	it.recording = false
 	h := it.h
 	h.active--
 	if p.lastErr != "" {

@@ -20,6 +20,14 @@ package jobctl
 // whose wait something else ended (wakeReportLocked), whose deadline passed
 // (the report heap), or that qm actions hurry (hurryReportLocked).
 //
+// An attempt stops being awaited as soon as its job has added its outcome to
+// the report and looked whether the report is due (item.recording), not when
+// its item leaves the active state a little later. When several attempts of a
+// message end together, each job then sees the others' outcomes as known and
+// the last to look sends the report; otherwise each could see another still
+// active, leave the report to it, and nobody would send it before
+// reportHoldMax.
+//
 // The ordering contract of notices stays: a recipient is marked in the queue
 // (Returned, or Delivered when a success notice reports it) only after the
 // notice that reports it was submitted, that is durably queued. Until then it is
@@ -110,8 +118,7 @@ func (c *Controller) armReportLocked(r *msgReport) {
 
 // reportDueLocked reports whether m's held report may go now: its deadline
 // passed, or none of the message's work is under way or about to start.
-// ending, when not nil, is an item whose attempt is ending: it is not awaited.
-func (c *Controller) reportDueLocked(m *msg, now int64, ending *item) bool {
+func (c *Controller) reportDueLocked(m *msg, now int64) bool {
 	r := m.rep
 	if r == nil || len(r.held) == 0 || r.sending != nil || now < r.after {
 		return false
@@ -120,7 +127,7 @@ func (c *Controller) reportDueLocked(m *msg, now int64, ending *item) bool {
 		return true
 	}
 	for _, it := range m.items {
-		if it != ending && c.awaitedLocked(it) {
+		if c.awaitedLocked(it) {
 			return false
 		}
 	}
@@ -128,14 +135,16 @@ func (c *Controller) reportDueLocked(m *msg, now int64, ending *item) bool {
 }
 
 // awaitedLocked reports whether an item's attempt is under way or about to
-// start, so that a report of its message waits for its outcome. Ready work of a
-// stopped channel, a channel without a program or a pool, a backed-off host, or
-// a controller shutting down is not about to start: it counts as waiting for a
-// later retry.
+// start, so that a report of its message waits for its outcome. An attempt
+// whose job is recording its results is over: its job has already held what
+// it found out for the report and checked it, and will not check it again.
+// Ready work of a stopped channel, a channel without a program or a pool, a
+// backed-off host, or a controller shutting down is not about to start: it
+// counts as waiting for a later retry.
 func (c *Controller) awaitedLocked(it *item) bool {
 	switch it.state {
 	case stActive:
-		return true
+		return !it.recording
 	case stReady:
 		ch := it.h.ch
 		return !c.stopping && !ch.stopped && ch.prog != nil && ch.poolOK && !it.h.blocked()
@@ -143,10 +152,10 @@ func (c *Controller) awaitedLocked(it *item) bool {
 	return false
 }
 
-// takeReportLocked takes m's held report for sending when it is due (ending as
-// for reportDueLocked); nil when it is not.
-func (c *Controller) takeReportLocked(m *msg, now int64, ending *item) []noticeRcpt {
-	if !c.reportDueLocked(m, now, ending) {
+// takeReportLocked takes m's held report for sending when it is due; nil when
+// it is not.
+func (c *Controller) takeReportLocked(m *msg, now int64) []noticeRcpt {
+	if !c.reportDueLocked(m, now) {
 		return nil
 	}
 	r := m.rep
@@ -163,7 +172,7 @@ func (c *Controller) takeReportLocked(m *msg, now int64, ending *item) []noticeR
 // unreadable envelope, an asynchronous commit that ended): if the report waited
 // only for that, the Run loop sends it now.
 func (c *Controller) wakeReportLocked(m *msg) {
-	if now := c.now().UnixNano(); c.reportDueLocked(m, now, nil) {
+	if now := c.now().UnixNano(); c.reportDueLocked(m, now) {
 		m.rep.by = now
 		c.armReportLocked(m.rep)
 	}
@@ -183,7 +192,7 @@ func (c *Controller) dueReportsLocked(now int64) []*noticeTask {
 	var due []*noticeTask
 	for c.reportH.len() > 0 && c.reportH.min().by <= now {
 		r := c.reportH.remove(0)
-		if rs := c.takeReportLocked(r.m, now, nil); rs != nil {
+		if rs := c.takeReportLocked(r.m, now); rs != nil {
 			due = append(due, &noticeTask{m: r.m, report: rs})
 		}
 	}
@@ -215,7 +224,7 @@ func (c *Controller) reportSentLocked(m *msg, retry []noticeRcpt) []noticeRcpt {
 		r.held = append(r.held, retry...)
 		r.by = max(r.by, r.after)
 	}
-	if rs := c.takeReportLocked(m, now.UnixNano(), nil); rs != nil {
+	if rs := c.takeReportLocked(m, now.UnixNano()); rs != nil {
 		return rs
 	}
 	c.armReportLocked(r)
@@ -323,7 +332,7 @@ func (c *Controller) flushReports() {
 	now := c.now().UnixNano()
 	var due []*noticeTask
 	for _, r := range append([]*msgReport(nil), c.reportH.s...) {
-		if rs := c.takeReportLocked(r.m, max(now, r.by), nil); rs != nil {
+		if rs := c.takeReportLocked(r.m, max(now, r.by)); rs != nil {
 			due = append(due, &noticeTask{m: r.m, report: rs})
 		}
 	}

@@ -295,3 +295,64 @@ func TestHeldRecipientIsActiveUntilReported(t *testing.T) {
 		t.Error("tcp_b's work is done, but its R outcome was not published")
 	}
 }
+
+// Two attempts of one message end together: c's job has checked the report
+// (b still being tried) and is recording its results when b's job checks it.
+// b's check must not count c as still being tried: c's outcome is known and c's
+// job will not look at the report again, so b's job is the last one awaited and
+// the report goes now, not reportHoldMax later. c's recording is paused in its
+// Update (its delivered recipient) to hold this interleaving; the fake clock
+// never moves, so a report left to its deadline never comes.
+func TestReportSentWhenAttemptsEndTogether(t *testing.T) {
+	bProg := &program{block: make(chan struct{}), result: failAt}
+	cProg := &program{result: func(m *channels.Message, r channels.Rcpt) channels.Result {
+		if r.Addr == "x@c.example" {
+			return channels.Result{Remote: "mx.c.example", Reply: "smtp;250 2.0.0 ok"}
+		}
+		return failAt(m, r)
+	}}
+	q := newMemQueue()
+	cRecording, cGoOn := make(chan struct{}), make(chan struct{})
+	letCGoOn := sync.OnceFunc(func() { close(cGoOn) })
+	var paused atomic.Bool
+	q.beforeUpdate = func(string, []queue.Update) {
+		if paused.CompareAndSwap(false, true) { // the first Update is c's
+			close(cRecording)
+			<-cGoOn
+		}
+	}
+	h := newHarness(t, Config{Queue: q, Programs: map[string]channels.Program{"tcp_b": bProg, "tcp_c": cProg}})
+	e := env("alice@a.example", rcpt("tcp_b", "u@b.example"), rcpt("tcp_c", "v@c.example"), rcpt("tcp_c", "x@c.example"))
+	e.ID = "m1"
+	states := submittedStates(h, e.ID)
+	h.start()
+	t.Cleanup(letCGoOn) // runs before the harness stops, should the test fail before
+	h.enqueue(e)
+	select {
+	case <-cRecording:
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out waiting for c's attempt to be recorded")
+	}
+	close(bProg.block)
+	waitFor(t, "b's attempt recorded", func() bool {
+		for _, j := range h.c.Snapshot().Jobs {
+			if j.Channel == "tcp_b" {
+				return false
+			}
+		}
+		return len(bProg.callList()) == 1
+	})
+	letCGoOn()
+	waitFor(t, "the failure report", func() bool { return len(h.noticeList()) == 1 && h.q.len() == 0 })
+	pn := parseNotice(t, h.noticeList()[0].content)
+	got := map[string]string{}
+	for _, r := range pn.rcpts {
+		got[r.Get("Final-Recipient")] = r.Get("Action")
+	}
+	if len(got) != 2 || got["rfc822; u@b.example"] != "failed" || got["rfc822; v@c.example"] != "failed" {
+		t.Errorf("report lists %v, want u and v failed", got)
+	}
+	if st := (*states)[0]; len(st) != 3 || st[0] != queue.Pending || st[1] != queue.Pending {
+		t.Errorf("recipient states when the notice was submitted: %v; the reported ones must still be pending", st)
+	}
+}
